@@ -1,0 +1,65 @@
+"""The ``asr`` command: a thin dispatcher over subcommand modules in :mod:`asr.commands`.
+
+Each subcommand lives in its own module ``asr/commands/<name>.py`` exposing
+
+    HELP: str                                   # one line for ``asr --help``
+    def add_arguments(parser) -> None           # fill an argparse parser
+    def run(args) -> int                        # do the work, return an exit status
+
+Modules are imported only when their subcommand runs (``asr --help`` stays fast and never imports torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from asr import __version__
+
+# Subcommand name -> (module, one-line help). Add a line here when adding a module in asr/commands/.
+COMMANDS: dict[str, tuple[str, str]] = {
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr",
+        description="Transcurrent: streaming speech recognition with causal linear attention.",
+    )
+    parser.add_argument("--version", action="version", version=f"transcurrent {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # First pass: global options and the subcommand name only.
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    module_name, help_text = COMMANDS[args.command]
+    module = importlib.import_module(module_name)
+    sub_parser = argparse.ArgumentParser(prog=f"asr {args.command}", description=help_text)
+    module.add_arguments(sub_parser)
+    sub_args = sub_parser.parse_args(rest)
+    try:
+        return int(module.run(sub_args) or 0)
+    except KeyboardInterrupt:
+        logging.getLogger("asr").warning("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Causal linear attention (Katharopoulos et al. 2020, Eq. 12), with optional decay, in several forms.
+
+Layout: q, k: [B, T, H, Dk] (already feature-mapped, non-negative), v: [B, T, H, Dv]; out: [B, T, H, Dv].
+State: LinearAttentionState(S: [B, H, Dk, Dv], z: [B, H, Dk]), always float32 (float64 for float64 inputs).
+
+Backends (each its own module, same signature):
+    reference  masked quadratic form, the ground truth (float64-capable)
+    chunked    chunkwise-parallel PyTorch, the CPU default; memory linear in T
+    recurrent  step by step with the carried state: the streaming form
+    triton     fused forward and backward kernels for CUDA (CPU only under TRITON_INTERPRET=1)
+``backend="auto"`` picks triton on CUDA and chunked on CPU. Asking for an unavailable backend raises;
+a fallback (auto on CUDA without triton) warns.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from kernels.linear_attention.state import LinearAttentionState
+
+__all__ = ["BACKENDS", "LinearAttentionState", "causal_linear_attention", "available_backends"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("reference", "chunked", "recurrent", "triton")
+
+
+def _load_backend(name: str) -> Callable:
+    module = importlib.import_module(f"kernels.linear_attention.{name}")
+    return getattr(module, f"causal_linear_attention_{name}")
+
+
+def triton_available(device: torch.device) -> tuple[bool, str]:
+    """Whether the triton backend can run on ``device``, and why not."""
+    try:
+        import triton  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        return False, f"triton is not installed ({exc})"
+    if device.type == "cuda":
+        return True, ""
+    if device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
+        return True, ""
+    return False, f"triton needs a CUDA device (or TRITON_INTERPRET=1 on CPU); got device {device}"
+
+
+def available_backends(device: torch.device | str = "cpu") -> list[str]:
+    device = torch.device(device)
+    names = ["reference", "chunked", "recurrent"]
+    if triton_available(device)[0]:
+        names.append("triton")
+    return names
+
+
+def _resolve_backend(backend: str, device: torch.device) -> str:
+    if backend not in (*BACKENDS, "auto"):
+        raise ValueError(f"unknown backend {backend!r}; expected one of {('auto', *BACKENDS)}")
+    if backend == "auto":
+        if device.type != "cuda":
+            return "chunked"
+        ok, why = triton_available(device)
+        if ok:
+            return "triton"
+        warnings.warn(f"backend='auto' falls back to 'chunked' on {device}: {why}", RuntimeWarning, stacklevel=3)
+        return "chunked"
+    if backend == "triton":
+        ok, why = triton_available(device)
+        if not ok:
+            raise ValueError(f"backend 'triton' is unavailable: {why}")
+    return backend
+
+
+def _validate(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, initial_state: LinearAttentionState | None, eps: float
+) -> None:
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4:
+            raise ValueError(f"{name} must be [B, T, H, D], got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"{name} must be floating point, got dtype {x.dtype}")
+    if q.shape != k.shape:
+        raise ValueError(f"q and k must have the same shape, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+    if v.shape[:3] != q.shape[:3]:
+        raise ValueError(f"v must be [B, T, H, Dv] matching q's [B, T, H]; got q {tuple(q.shape)}, v {tuple(v.shape)}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k, v must share a device, got {q.device}, {k.device}, {v.device}")
+    B, T, H, Dk = q.shape
+    Dv = v.shape[-1]
+    if T == 0:
+        raise ValueError(f"sequence length T must be >= 1, got q of shape {tuple(q.shape)}")
+    if min(B, H, Dk, Dv) == 0:
+        raise ValueError(f"empty dimension in q {tuple(q.shape)} / v {tuple(v.shape)}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    if initial_state is not None:
+        if not isinstance(initial_state, tuple) or len(initial_state) != 2:
+            raise ValueError("initial_state must be a LinearAttentionState(S, z)")
+        S, z = initial_state
+        if tuple(S.shape) != (B, H, Dk, Dv) or tuple(z.shape) != (B, H, Dk):
+            raise ValueError(
+                f"initial_state shapes S {tuple(S.shape)}, z {tuple(z.shape)} do not match "
+                f"expected S {(B, H, Dk, Dv)}, z {(B, H, Dk)}"
+            )
+        if S.device != q.device or z.device != q.device:
+            raise ValueError(f"initial_state is on {S.device}/{z.device} but q is on {q.device}")
+        if S.dtype not in (torch.float32, torch.float64) or z.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"initial_state must be float32 (or float64), got S {S.dtype}, z {z.dtype}")
+
+
+def _log_decay(decay: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor | None:
+    """Normalise ``decay`` to per-step log gates [B, T, H] (float32, or float64 for float64 inputs)."""
+    if decay is None:
+        return None
+    B, T, H, _ = q.shape
+    if not isinstance(decay, torch.Tensor):
+        raise ValueError(f"decay must be a tensor of shape [H] or [B, T, H], got {type(decay).__name__}")
+    if decay.device != q.device:
+        raise ValueError(f"decay is on {decay.device} but q is on {q.device}")
+    dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    if tuple(decay.shape) == (H,):
+        d = decay.detach()
+        if not bool(torch.all((d > 0) & (d <= 1))):
+            raise ValueError(f"per-head decay must lie in (0, 1], got {d.tolist()}")
+        return torch.log(decay.to(dtype)).view(1, 1, H).expand(B, T, H)
+    if tuple(decay.shape) == (B, T, H):
+        d = decay.detach()
+        if not bool(torch.all(torch.isfinite(d) & (d <= 0))):
+            bad = d[~(torch.isfinite(d) & (d <= 0))]
+            raise ValueError(
+                f"per-step decay gates are log g_t and must be finite and <= 0 (g in (0, 1]); "
+                f"got {bad.numel()} bad values, e.g. {bad.flatten()[:4].tolist()}"
+            )
+        return decay.to(dtype)
+    raise ValueError(f"decay must have shape [H]=({H},) or [B, T, H]=({B}, {T}, {H}), got {tuple(decay.shape)}")
+
+
+def causal_linear_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    initial_state: LinearAttentionState | None = None,
+    decay: torch.Tensor | None = None,
+    backend: str = "auto",
+    chunk_size: int = 64,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """Causal linear attention with an optional carried state and decay.
+
+    Args:
+        q, k: [B, T, H, Dk] feature-mapped (non-negative) queries and keys.
+        v: [B, T, H, Dv] values.
+        initial_state: state returned by a previous call; continues that call exactly.
+        decay: None (the paper's pure sum), a per-head constant g in (0, 1] of shape [H], or per-step
+            log-space gates log g_t <= 0 of shape [B, T, H].
+        backend: "auto", "reference", "chunked", "recurrent" or "triton".
+        chunk_size: chunk length for the chunked and triton backends.
+        eps: added to the normaliser phi(q) . z.
+
+    Returns:
+        out [B, T, H, Dv] in q's dtype, and the final LinearAttentionState (float32).
+    """
+    _validate(q, k, v, initial_state, eps)
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    log_decay = _log_decay(decay, q)
+    name = _resolve_backend(backend, q.device)
+    fn = _load_backend(name)
+    return fn(q, k, v, log_decay=log_decay, initial_state=initial_state, eps=eps, chunk_size=chunk_size)
