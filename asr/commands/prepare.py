@@ -1,0 +1,155 @@
+"""``asr prepare CORPUS SRC --out DIR``: corpora in their own layouts -> JSONL manifests + a summary.
+
+    asr prepare librispeech /data/LibriSpeech --out data/libri            # one manifest per subset found
+    asr prepare librispeech /data/LibriSpeech/dev-clean --out data/libri  # or just one subset
+    asr prepare kaldi /kaldi/egs/wsj/s5/data/test_dev93 --out data/wsj --name dev93 --text-format wsj
+    asr prepare wsj /data/WSJ0 /data/WSJ1 --out data/wsj                  # si284, dev93, eval92
+    asr prepare realspeech --out data/real                               # the Debian real-speech dev set
+
+Writes ``DIR/<name>.jsonl`` per manifest, and merges into ``DIR/summary.json`` (with ``summary.txt``, a
+readable table) what was read, what was skipped and why, and what was kept but flagged (characters outside
+the alphabet after normalisation, by default ``A-Z`` and ``'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from asr.data.manifest import (
+    DEFAULT_ALPHABET,
+    SUMMARY_JSON,
+    SUMMARY_TXT,
+    PrepareReport,
+    Utterance,
+    check_utterances,
+    format_summary,
+    update_summary,
+    write_manifest,
+)
+
+logger = logging.getLogger(__name__)
+
+HELP = "corpora (librispeech, kaldi, wsj, realspeech) -> JSONL manifests + a summary of what was skipped"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+
+    p = sub.add_parser("librispeech", help="a LibriSpeech subset folder, or a root holding several subsets")
+    p.add_argument("src", type=Path, help="subset folder (train-clean-100/...) or the LibriSpeech root")
+    _common(p)
+
+    p = sub.add_parser("kaldi", help="a Kaldi data dir (wav.scp, text, optional segments/utt2spk/utt2dur)")
+    p.add_argument("src", type=Path, help="the data dir")
+    p.add_argument("--name", help="manifest name (default: the data dir's name)")
+    p.add_argument(
+        "--text-format",
+        choices=("plain", "wsj"),
+        default="plain",
+        help="'wsj': rewrite Kaldi WSJ transcripts (<NOISE>, ,COMMA, *WORD*) to the spoken words",
+    )
+    p.add_argument(
+        "--audio-root",
+        type=Path,
+        help="folder relative wav.scp paths start from (default: current directory)",
+    )
+    _common(p)
+
+    p = sub.add_parser(
+        "wsj", help="the LDC WSJ0/WSJ1 tree(s): si284, dev93, eval92 as Kaldi/ESPnet define them"
+    )
+    p.add_argument("src", type=Path, nargs="+", help="folder(s) holding wsj0/ and wsj1/ (or the LDC disks)")
+    p.add_argument("--sets", default="si284,dev93,eval92", help="comma-separated: si284, si84, dev93, eval92")
+    _common(p)
+
+    p = sub.add_parser(
+        "realspeech", help="real recorded speech from Debian pocketsphinx-testdata + alsa-utils"
+    )
+    p.add_argument(
+        "src", type=Path, nargs="?", default=Path("/"), help="root the Debian files are under (default: /)"
+    )
+    _common(p)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="output folder for <name>.jsonl and summary.json")
+    p.add_argument(
+        "--alphabet",
+        default=DEFAULT_ALPHABET,
+        help="characters allowed after normalize_text, besides the space (default: A-Z and ')",
+    )
+    p.add_argument("--no-alphabet-check", action="store_true", help="do not check transcripts' characters")
+    p.add_argument(
+        "--drop-out-of-alphabet",
+        action="store_true",
+        help="skip utterances with characters outside the alphabet (default: keep them, flagged)",
+    )
+    p.add_argument("--jobs", type=int, default=4, help="threads measuring audio durations (default 4)")
+
+
+def _read(args: argparse.Namespace) -> list[tuple[str, list[Utterance], PrepareReport]]:
+    """``[(manifest name, utterances, report)]`` for the chosen corpus."""
+    out: list[tuple[str, list[Utterance], PrepareReport]] = []
+    if args.corpus == "librispeech":
+        from asr.data.librispeech import find_librispeech_subsets, read_librispeech_subset
+
+        for subset in find_librispeech_subsets(args.src):
+            report = PrepareReport(name=subset.name, corpus="librispeech", source=str(subset.resolve()))
+            out.append((subset.name, read_librispeech_subset(subset, report, jobs=args.jobs), report))
+    elif args.corpus == "kaldi":
+        from asr.data.kaldi import read_kaldi_dir
+
+        name = args.name or args.src.resolve().name
+        report = PrepareReport(name=name, corpus="kaldi", source=str(args.src.resolve()))
+        utts = read_kaldi_dir(
+            args.src, report, audio_root=args.audio_root, text_format=args.text_format, jobs=args.jobs
+        )
+        out.append((name, utts, report))
+    elif args.corpus == "wsj":
+        from asr.data.wsj import read_wsj
+
+        sets = tuple(s.strip() for s in args.sets.split(",") if s.strip())
+        for name, (utts, report) in read_wsj(args.src, sets=sets, jobs=args.jobs).items():
+            out.append((name, utts, report))
+    elif args.corpus == "realspeech":
+        from asr.data.realspeech import ALSA_DIR, POCKETSPHINX_DIR, read_realspeech
+
+        root = args.src
+        ps, alsa = root / POCKETSPHINX_DIR.relative_to("/"), root / ALSA_DIR.relative_to("/")
+        report = PrepareReport(name="realspeech", corpus="realspeech", source=f"{ps}, {alsa}")
+        out.append(
+            ("realspeech", read_realspeech(args.out, report, pocketsphinx_dir=ps, alsa_dir=alsa), report)
+        )
+    else:  # argparse restricts the choices
+        raise ValueError(f"unknown corpus {args.corpus!r}")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    alphabet = None if args.no_alphabet_check else args.alphabet
+    entries = {}
+    empty = []
+    for name, utts, report in _read(args):
+        utts = check_utterances(
+            utts, report, alphabet=alphabet, drop_out_of_alphabet=args.drop_out_of_alphabet
+        )
+        utts = sorted(utts, key=lambda u: u.id)
+        if utts:
+            path = write_manifest(args.out / f"{name}.jsonl", utts)
+            logger.info(
+                "wrote %s: %d utterances, %.2f h", path, len(utts), sum(u.duration for u in utts) / 3600
+            )
+        else:
+            empty.append(name)
+            logger.error("%s: no usable utterances (see %s)", name, args.out / SUMMARY_TXT)
+        entries[name] = report.to_json(utts)
+        if not utts:
+            entries[name]["manifest"] = None
+    update_summary(args.out, entries)
+    print(format_summary(entries, examples=3), end="")
+    print(f"summary: {args.out / SUMMARY_JSON} ({args.out / SUMMARY_TXT})")
+    return 1 if empty else 0
