@@ -104,7 +104,9 @@ def format_table(rows: dict[str, ErrorCounts], *, n_utts: int, label: str = "WER
     return "\n".join(lines)
 
 
-def write_per_utterance(path: Path, scores: Sequence[UtteranceScore], extra: dict[str, dict] | None = None) -> None:
+def write_per_utterance(
+    path: Path, scores: Sequence[UtteranceScore], extra: dict[str, dict] | None = None
+) -> None:
     """One JSON line per utterance: id, ref, hyp, counts, error rate and the alignment text."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")

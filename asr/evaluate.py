@@ -1,0 +1,219 @@
+"""Batch evaluation: WER and CER (or PER for phone models) over a test set, full-utterance or streaming.
+
+References and hypotheses go through the same normalisation (:func:`asr.text.normalize.normalize_text`; for phone
+models the reference is the CMUdict phone string of the normalised words). Counting is jiwer's. ``mode="full"``
+runs the causal (or bidirectional) forward over whole utterances in length-sorted batches; ``mode="stream"``
+feeds each file's samples through the streaming recognizer in ``chunk_ms`` chunks, the same path live
+transcription uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from asr.data.manifest import Utterance
+from asr.pipeline import AsrModel
+from asr.scoring import ErrorCounts, UtteranceScore, format_table, score_corpus, write_per_utterance
+from asr.text.normalize import normalize_text
+
+logger = logging.getLogger(__name__)
+
+MODES = ("full", "stream")
+
+
+@dataclass
+class EvalResult:
+    unit: str  # "word" (WER) or "phone" (PER)
+    counts: ErrorCounts  # word (or phone) level
+    char_counts: ErrorCounts | None  # character level (None for phone models)
+    per_utterance: list[UtteranceScore]
+    audio_seconds: float
+    compute_seconds: float
+    failed: dict[str, str] = field(default_factory=dict)  # utterance id -> why it could not be decoded
+    timestamps: dict[str, dict] = field(default_factory=dict)  # id -> token times and confidences
+
+    @property
+    def wer(self) -> float:
+        return self.counts.rate
+
+    @property
+    def cer(self) -> float:
+        return self.char_counts.rate if self.char_counts is not None else float("nan")
+
+    @property
+    def rtf(self) -> float:
+        return self.compute_seconds / max(self.audio_seconds, 1e-9)
+
+
+def reference_text(bundle: AsrModel, text: str) -> str:
+    """The scoring reference: normalised words, or their phones for a phone model."""
+    norm = normalize_text(text)
+    if bundle.tokenizer.kind == "phone":
+        return bundle.tokenizer.decode(bundle.tokenizer.encode(norm, on_oov="skip"))
+    return norm
+
+
+def _hyp_text(bundle: AsrModel, tokens: Sequence[int]) -> str:
+    text = bundle.tokenizer.decode(tokens)
+    return text if bundle.tokenizer.kind == "phone" else normalize_text(text)
+
+
+def _timestamps(bundle: AsrModel, hyp) -> dict:
+    spf = bundle.seconds_per_frame
+    return {
+        "tokens": bundle.tokenizer.decode_tokens(hyp.tokens),
+        "times": [round(f * spf, 3) for f in hyp.frames],
+        "confidences": [round(c, 4) for c in hyp.confidences],
+    }
+
+
+def evaluate_batch(
+    bundle: AsrModel,
+    utterances: Sequence[Utterance],
+    *,
+    mode: str = "full",
+    beam: int = 1,
+    chunk_ms: float = 160.0,
+    max_batch_frames: int = 30000,
+    progress: bool = True,
+) -> EvalResult:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not utterances:
+        raise ValueError("no utterances to evaluate")
+    sr = bundle.features.sample_rate
+    hyps: dict[str, str] = {}
+    stamps: dict[str, dict] = {}
+    failed: dict[str, str] = {}
+    compute = 0.0
+    bar = tqdm(total=len(utterances), desc=f"eval ({mode})", unit="utt", disable=not progress)
+    if mode == "full":
+        order = sorted(range(len(utterances)), key=lambda i: utterances[i].duration, reverse=True)
+        i = 0
+        while i < len(order):
+            batch_feats, batch_ids = [], []
+            longest = 0
+            while i < len(order):
+                utt = utterances[order[i]]
+                try:
+                    samples = utt.load_audio(target_sr=sr)
+                except ValueError as exc:
+                    failed[utt.id] = str(exc)
+                    i += 1
+                    bar.update(1)
+                    continue
+                t0 = time.perf_counter()
+                feats = bundle.featurize(samples)
+                compute += time.perf_counter() - t0
+                n = max(longest, feats.shape[0]) * (len(batch_feats) + 1)
+                if batch_feats and n > max_batch_frames:
+                    break
+                batch_feats.append(feats)
+                batch_ids.append(utt.id)
+                longest = max(longest, feats.shape[0])
+                i += 1
+            if not batch_feats:
+                continue
+            t0 = time.perf_counter()
+            lengths = torch.tensor([f.shape[0] for f in batch_feats])
+            padded = torch.nn.utils.rnn.pad_sequence(batch_feats, batch_first=True)
+            log_probs, out_lengths = bundle.log_probs(padded, lengths)
+            for b, utt_id in enumerate(batch_ids):
+                hyp = bundle.decode(log_probs[b, : int(out_lengths[b])], beam=beam)
+                hyps[utt_id] = _hyp_text(bundle, hyp.tokens)
+                stamps[utt_id] = _timestamps(bundle, hyp)
+            compute += time.perf_counter() - t0
+            bar.update(len(batch_ids))
+    else:
+        from asr.streaming import EndpointConfig, Recognizer
+
+        # One segment per utterance (no endpointing): the test sets are already segmented.
+        recognizer = Recognizer(bundle, beam=beam, endpoint=EndpointConfig(enabled=False))
+        chunk = max(1, int(round(chunk_ms * sr / 1000)))
+        for utt in utterances:
+            try:
+                samples = utt.load_audio(target_sr=sr)
+            except ValueError as exc:
+                failed[utt.id] = str(exc)
+                bar.update(1)
+                continue
+            t0 = time.perf_counter()
+            stream = recognizer.create_stream()
+            for start in range(0, samples.shape[0], chunk):
+                stream.accept_waveform(samples[start : start + chunk], sr)
+                recognizer.decode([stream])
+            stream.input_finished()
+            recognizer.decode([stream])
+            compute += time.perf_counter() - t0
+            result = stream.result
+            hyps[utt.id] = result.text if bundle.tokenizer.kind == "phone" else normalize_text(result.text)
+            stamps[utt.id] = {
+                "tokens": [t for seg in result.finals for t in seg.tokens],
+                "times": [t for seg in result.finals for t in seg.token_times],
+                "confidences": [round(c, 4) for seg in result.finals for c in seg.confidences],
+            }
+            recognizer.close_stream(stream)
+            bar.update(1)
+    bar.close()
+    if failed:
+        logger.warning(
+            "%d utterances could not be decoded (counted as all-deleted): %s",
+            len(failed),
+            dict(list(failed.items())[:5]),
+        )
+    ids = [u.id for u in utterances]
+    refs = [reference_text(bundle, u.text) for u in utterances]
+    out = [hyps.get(u.id, "") for u in utterances]
+    unit = "phone" if bundle.tokenizer.kind == "phone" else "word"
+    counts, per_utt = score_corpus(ids, refs, out, unit=unit)
+    char_counts = None if unit == "phone" else score_corpus(ids, refs, out, unit="char")[0]
+    return EvalResult(
+        unit=unit,
+        counts=counts,
+        char_counts=char_counts,
+        per_utterance=per_utt,
+        audio_seconds=sum(u.duration for u in utterances),
+        compute_seconds=compute,
+        failed=failed,
+        timestamps=stamps,
+    )
+
+
+def report(result: EvalResult, *, n_utts: int) -> str:
+    label = "PER" if result.unit == "phone" else "WER"
+    rows = {label: result.counts}
+    if result.char_counts is not None:
+        rows["CER"] = result.char_counts
+    table = format_table(rows, n_utts=n_utts, label=label)
+    timing = f"real-time factor {result.rtf:.4f} ({result.compute_seconds:.1f} s for {result.audio_seconds:.1f} s)"
+    return f"{table}\n{timing}"
+
+
+def write_report(out_dir: Path, result: EvalResult, *, meta: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_per_utterance(out_dir / "utterances.jsonl", result.per_utterance, extra=result.timestamps)
+    summary = {
+        **meta,
+        "unit": result.unit,
+        "wer" if result.unit == "word" else "per": result.wer,
+        "cer": None if result.char_counts is None else result.cer,
+        "counts": asdict(result.counts) | {"ref_len": result.counts.ref_len, "errors": result.counts.errors},
+        "char_counts": None if result.char_counts is None else asdict(result.char_counts),
+        "utterances": len(result.per_utterance),
+        "failed": result.failed,
+        "audio_seconds": round(result.audio_seconds, 3),
+        "compute_seconds": round(result.compute_seconds, 3),
+        "real_time_factor": result.rtf,
+    }
+    tmp = out_dir / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(out_dir / "summary.json")
+    (out_dir / "report.txt").write_text(report(result, n_utts=len(result.per_utterance)) + "\n")

@@ -1,0 +1,351 @@
+"""The streaming recognizer: one model on one device, any number of streams, one batched step for all.
+
+    recognizer = Recognizer(bundle)                 # CUDA when present, else CPU
+    stream = recognizer.create_stream()
+    stream.accept_waveform(samples, sample_rate)    # any chunk size, any rate (resampled), int16 or float
+    recognizer.decode([stream, ...])                # encoder steps for every stream with enough new audio
+    stream.result                                   # partial text, finals with times, tokens, confidences
+
+Each stream's state is a :class:`StreamState` (front-end leftovers, normalised frames not yet consumed, the
+encoder state with its per-layer attention (S, z) in fp32 and convolution caches, the decoder state and
+endpoint bookkeeping). Work per chunk is constant: nothing earlier is ever re-attended. For any chunking the
+encoder sees exactly the frames of the full-utterance front end, so the logits equal the causal forward's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from asr.audio import validate_waveform
+from asr.decoding import BeamState, GreedyState, Hypothesis, beam_step, greedy_step
+from asr.features import FbankState, StreamingFbank
+from asr.model.encoder import EncoderState, stack_states, unstack_state
+from asr.pipeline import AsrModel
+from asr.streaming.endpoint import EndpointConfig, detect_endpoint
+
+logger = logging.getLogger(__name__)
+
+#: Largest chunk accepted in one call (seconds): bigger arrays are almost always a caller bug.
+MAX_CHUNK_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A final result: one endpointed stretch of speech."""
+
+    text: str
+    start: float  # seconds from the start of the stream
+    end: float
+    tokens: tuple[str, ...]
+    token_times: tuple[float, ...]  # seconds, first frame of each token
+    confidences: tuple[float, ...]
+    endpoint: str  # the rule that ended it, or "input_finished"
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    partial: str  # the current segment's text so far (may still change)
+    finals: tuple[Segment, ...]  # finished segments, in order
+    partial_tokens: tuple[str, ...] = ()
+    partial_times: tuple[float, ...] = ()
+    partial_confidences: tuple[float, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """Everything recognised so far: finals then the partial, space-joined."""
+        return " ".join(t for t in [*(s.text for s in self.finals), self.partial] if t)
+
+
+class StreamState(NamedTuple):
+    """Everything one stream carries between steps (explicit, typed; replaced, never mutated)."""
+
+    fbank: FbankState  # front-end leftover samples (CPU)
+    feats: torch.Tensor  # [P, n_mels] normalised frames not yet consumed by the encoder
+    encoder: EncoderState  # batch size 1: subsampling cache, per-layer attention (S, z) and conv caches
+    decoder: GreedyState | BeamState  # CTC decoder state of the current segment (absolute frame counter)
+    segment_start: int  # model frame where the current segment began
+    trailing_blanks: int  # model frames since the last frame whose best label was not the blank
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    chunk_frames: int = 16  # feature frames per encoder step (a multiple of the 4x subsampling): 16 = 160 ms
+    beam: int = 1  # 1: greedy CTC; > 1: prefix beam search of this width
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    keep_log_probs: bool = False  # keep every step's log-probs on the stream (tests, diagnostics; grows!)
+
+    def __post_init__(self) -> None:
+        if self.chunk_frames < 4 or self.chunk_frames % 4:
+            raise ValueError(f"chunk_frames must be a positive multiple of 4, got {self.chunk_frames}")
+        if self.beam < 1:
+            raise ValueError(f"beam must be >= 1, got {self.beam}")
+
+
+class Stream:
+    """One audio stream. Create with :meth:`Recognizer.create_stream`; feed with :meth:`accept_waveform`."""
+
+    def __init__(self, recognizer: Recognizer, stream_id: int, state: StreamState) -> None:
+        self._recognizer = recognizer
+        self.id = stream_id
+        self.state = state
+        self.finals: list[Segment] = []
+        self._queued: list[torch.Tensor] = []  # 16 kHz samples accepted but not yet featurised
+        self._resampler = None
+        self._input_rate: int | None = None
+        self.finished = False
+        self.closed = False
+        self.samples_received = 0  # at the model's rate
+        self.log_probs: list[torch.Tensor] = []  # [n, V] per step, only with RecognizerConfig.keep_log_probs
+
+    # -- input ------------------------------------------------------------------------------------------
+    def accept_waveform(self, samples, sample_rate: int, *, channels_first: bool = False) -> None:
+        """Queue a chunk. Validates first: on any error nothing changes and the text so far is kept."""
+        if self.closed:
+            raise ValueError(f"stream {self.id} is closed")
+        if self.finished:
+            raise ValueError(f"stream {self.id}: input_finished() was called; create a new stream")
+        x = validate_waveform(
+            samples, sample_rate, channels_first=channels_first, name=f"stream {self.id} chunk"
+        )
+        if self._input_rate is not None and sample_rate != self._input_rate:
+            raise ValueError(
+                f"stream {self.id}: sample rate changed from {self._input_rate} Hz to {sample_rate} Hz mid-stream"
+            )
+        if x.numel() > MAX_CHUNK_SECONDS * int(sample_rate):
+            raise ValueError(
+                f"stream {self.id}: chunk of {x.numel()} samples ({x.numel() / sample_rate:.0f} s) exceeds "
+                f"{MAX_CHUNK_SECONDS:.0f} s; feed long audio in pieces"
+            )
+        target = self._recognizer.sample_rate
+        if sample_rate != target:
+            if self._resampler is None:
+                import soxr
+
+                self._resampler = soxr.ResampleStream(
+                    int(sample_rate), target, 1, dtype="float32", quality="HQ"
+                )
+            x = torch.from_numpy(self._resampler.resample_chunk(x.numpy(), last=False).copy())
+        self._input_rate = int(sample_rate)
+        if x.numel():
+            self._queued.append(x)
+            self.samples_received += x.numel()
+
+    def input_finished(self) -> None:
+        """No more audio: the next decode() flushes what is left and finalises the last segment."""
+        if self._resampler is not None and not self.finished:
+            tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            if tail.size:
+                self._queued.append(torch.from_numpy(tail.copy()))
+        self.finished = True
+
+    # -- output -----------------------------------------------------------------------------------------
+    @property
+    def result(self) -> StreamResult:
+        hyp = _best(self.state.decoder)
+        rec = self._recognizer
+        return StreamResult(
+            partial=rec.bundle.tokenizer.decode(hyp.tokens),
+            finals=tuple(self.finals),
+            partial_tokens=tuple(rec.bundle.tokenizer.decode_tokens(hyp.tokens)),
+            partial_times=tuple(round(f * rec.seconds_per_frame, 3) for f in hyp.frames),
+            partial_confidences=hyp.confidences,
+        )
+
+    @property
+    def is_done(self) -> bool:
+        """Input finished and everything decoded."""
+        return self.finished and not self._queued and self.state.feats.shape[0] < 4
+
+
+def _best(decoder: GreedyState | BeamState) -> Hypothesis:
+    return decoder.hyp if isinstance(decoder, GreedyState) else decoder.best()
+
+
+class Recognizer:
+    """Owns one model on one device and steps any number of streams in batches."""
+
+    def __init__(
+        self,
+        bundle: AsrModel,
+        *,
+        device: str | torch.device | None = None,
+        config: RecognizerConfig | None = None,
+        beam: int | None = None,
+        endpoint: EndpointConfig | None = None,
+    ) -> None:
+        config = config or RecognizerConfig()
+        if beam is not None:
+            config = dataclasses.replace(config, beam=beam)
+        if endpoint is not None:
+            config = dataclasses.replace(config, endpoint=endpoint)
+        self.config = config
+        if device is None or device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if not bundle.model.config.causal:
+            raise ValueError(
+                "this model is bidirectional (causal=False): it cannot stream; use full-utterance mode"
+            )
+        self.bundle = bundle.to(self.device)
+        self.bundle.model.eval()
+        self.fbank = StreamingFbank(bundle.features)
+        self.sample_rate = bundle.features.sample_rate
+        self.seconds_per_frame = bundle.seconds_per_frame
+        self._ids = itertools.count()
+        self.streams: dict[int, Stream] = {}
+        # Softmax attention without a window keeps a KV cache that grows per stream: such states differ in
+        # length between streams and are stepped one stream at a time.
+        cfg = bundle.model.config
+        self._batchable = cfg.attention == "linear" or cfg.attention_window is not None
+
+    # -- streams ----------------------------------------------------------------------------------------
+    def initial_state(self) -> StreamState:
+        decoder = GreedyState() if self.config.beam == 1 else BeamState()
+        return StreamState(
+            fbank=self.fbank.init_state(),
+            feats=torch.zeros(0, self.bundle.features.n_mels),
+            encoder=self.bundle.model.init_state(1, self.device),
+            decoder=decoder,
+            segment_start=0,
+            trailing_blanks=0,
+        )
+
+    def create_stream(self) -> Stream:
+        stream = Stream(self, next(self._ids), self.initial_state())
+        self.streams[stream.id] = stream
+        return stream
+
+    def close_stream(self, stream: Stream) -> None:
+        stream.closed = True
+        self.streams.pop(stream.id, None)
+
+    # -- the batched step -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def decode(self, streams: list[Stream] | None = None) -> list[Stream]:
+        """Featurise queued audio and run encoder steps for every stream with enough frames.
+
+        Returns the streams whose results changed. Streams that finished their input are flushed.
+        """
+        streams = list(self.streams.values()) if streams is None else streams
+        for s in streams:
+            if s.closed:
+                raise ValueError(f"stream {s.id} is closed")
+        self._featurise([s for s in streams if s._queued])
+        changed: dict[int, Stream] = {}
+        while True:
+            groups: dict[int, list[Stream]] = defaultdict(list)
+            for s in streams:
+                n = s.state.feats.shape[0]
+                if n >= self.config.chunk_frames:
+                    groups[self.config.chunk_frames].append(s)
+                elif s.finished and n >= 4:
+                    groups[n - n % 4].append(s)
+            if not groups:
+                break
+            for n, group in groups.items():
+                if self._batchable:
+                    self._step(group, n)
+                else:
+                    for s in group:
+                        self._step([s], n)
+                for s in group:
+                    changed[s.id] = s
+        for s in streams:
+            if s.finished and s.state.feats.shape[0] < 4 and not s._queued:
+                if self._finalize(s, "input_finished"):
+                    changed[s.id] = s
+        return list(changed.values())
+
+    def _featurise(self, streams: list[Stream]) -> None:
+        if not streams:
+            return
+        chunks = []
+        for s in streams:
+            chunks.append(torch.cat(s._queued) if len(s._queued) > 1 else s._queued[0])
+        feats, fstates = self.fbank.step_batch(chunks, [s.state.fbank for s in streams])
+        for s, f, fs in zip(streams, feats, fstates):
+            f = self.bundle.cmvn.apply(f)
+            s._queued = []
+            s.state = s.state._replace(
+                fbank=fs, feats=torch.cat([s.state.feats, f]) if f.numel() else s.state.feats
+            )
+
+    def _step(self, group: list[Stream], n: int) -> None:
+        x = torch.stack([s.state.feats[:n] for s in group]).to(self.device)  # [B, n, n_mels]
+        state = stack_states([s.state.encoder for s in group]) if len(group) > 1 else group[0].state.encoder
+        log_probs, new_state = self.bundle.model.step(x, state)  # [B, n / 4, V]
+        per_stream = unstack_state(new_state) if len(group) > 1 else [new_state]
+        lp_cpu = log_probs.float().cpu()
+        blank = self.bundle.tokenizer.blank_id
+        for b, s in enumerate(group):
+            if isinstance(s.state.decoder, GreedyState):
+                decoder = greedy_step(lp_cpu[b], s.state.decoder, blank=blank)
+            else:
+                decoder = beam_step(lp_cpu[b], s.state.decoder, beam=self.config.beam, blank=blank)
+            nonblank = (lp_cpu[b].argmax(-1) != blank).nonzero()
+            trailing = (
+                s.state.trailing_blanks + lp_cpu.shape[1]
+                if nonblank.numel() == 0
+                else (lp_cpu.shape[1] - 1 - int(nonblank[-1]))
+            )
+            s.state = s.state._replace(
+                feats=s.state.feats[n:], encoder=per_stream[b], decoder=decoder, trailing_blanks=trailing
+            )
+            if self.config.keep_log_probs:
+                s.log_probs.append(lp_cpu[b])
+            self._check_endpoint(s)
+
+    def _check_endpoint(self, s: Stream) -> None:
+        hyp = _best(s.state.decoder)
+        frame = s.state.decoder.frame
+        spf = self.seconds_per_frame
+        silence = min(s.state.trailing_blanks, frame - s.state.segment_start)
+        rule = detect_endpoint(
+            self.config.endpoint,
+            segment_seconds=(frame - s.state.segment_start) * spf,
+            trailing_silence=silence * spf,
+            has_speech=bool(hyp.tokens),
+        )
+        if rule is not None:
+            self._finalize(s, rule)
+
+    def _finalize(self, s: Stream, rule: str) -> bool:
+        """Close the current segment (a final result if it has speech) and start a new one."""
+        hyp = _best(s.state.decoder)
+        frame = s.state.decoder.frame
+        spf = self.seconds_per_frame
+        produced = False
+        if hyp.tokens:
+            tok = self.bundle.tokenizer
+            s.finals.append(
+                Segment(
+                    text=tok.decode(hyp.tokens),
+                    start=round(s.state.segment_start * spf, 3),
+                    end=round(frame * spf, 3),
+                    tokens=tuple(tok.decode_tokens(hyp.tokens)),
+                    token_times=tuple(round(f * spf, 3) for f in hyp.frames),
+                    confidences=hyp.confidences,
+                    endpoint=rule,
+                )
+            )
+            produced = True
+        elif rule == "input_finished" and s.state.segment_start == frame:
+            return False
+        fresh = (
+            GreedyState(frame=frame) if isinstance(s.state.decoder, GreedyState) else BeamState(frame=frame)
+        )
+        encoder = s.state.encoder
+        if self.config.endpoint.reset_attention_state and rule != "input_finished":
+            encoder = self.bundle.model.init_state(1, self.device)
+        s.state = s.state._replace(decoder=fresh, encoder=encoder, segment_start=frame)
+        return produced

@@ -1,0 +1,172 @@
+"""The streaming recognizer against the full-utterance forward, from raw samples."""
+
+import numpy as np
+import pytest
+import torch
+
+from asr.streaming import EndpointConfig, Recognizer, RecognizerConfig
+from tests.asr.streaming.conftest import make_bundle
+
+NO_ENDPOINT = EndpointConfig(enabled=False)
+
+
+def _full_log_probs(bundle, samples):
+    feats = bundle.featurize(samples)
+    lp, n = bundle.log_probs(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
+    return lp[0, : int(n[0])]
+
+
+def _stream(bundle, samples, sizes, rate=16000, **cfg):
+    rec = Recognizer(
+        bundle, device="cpu", config=RecognizerConfig(keep_log_probs=True, endpoint=NO_ENDPOINT, **cfg)
+    )
+    s = rec.create_stream()
+    start, i = 0, 0
+    while start < samples.numel():
+        n = sizes[i % len(sizes)]
+        s.accept_waveform(samples[start : start + n], rate)
+        rec.decode([s])
+        start += n
+        i += 1
+    s.input_finished()
+    rec.decode([s])
+    return s
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[160], [593], [32000], [1, 7, 1000, 4000, 333, 160, 24000]],
+    ids=["10ms", "37ms", "2s", "irregular"],
+)
+def test_streaming_logits_equal_full_forward(bundle, audio, sizes):
+    full = _full_log_probs(bundle, audio)
+    s = _stream(bundle, audio, sizes)
+    streamed = torch.cat(s.log_probs)
+    assert streamed.shape == full.shape
+    assert (streamed - full).abs().max() <= 1e-4
+    from asr.decoding import greedy_search
+
+    assert s.result.text == bundle.tokenizer.decode(greedy_search(full).tokens)
+
+
+@pytest.mark.parametrize("overrides", [dict(decay="per_head", output_norm="rms"), dict(decay="gated")])
+def test_streaming_exact_for_decay_variants(audio, overrides):
+    bundle = make_bundle(**overrides)
+    full = _full_log_probs(bundle, audio)
+    s = _stream(bundle, audio, [1234, 160, 5000])
+    assert (torch.cat(s.log_probs) - full).abs().max() <= 1e-4
+
+
+def test_softmax_baseline_streams_exactly(audio):
+    bundle = make_bundle(attention="softmax")
+    full = _full_log_probs(bundle, audio)
+    s = _stream(bundle, audio, [2000, 777])
+    assert (torch.cat(s.log_probs) - full).abs().max() <= 1e-4
+
+
+def test_batched_step_equals_single_streams(bundle, audio):
+    g = torch.Generator().manual_seed(1)
+    clips = [
+        audio[: 16000 * 2],
+        0.5 * audio.flip(0),
+        audio[8000:] + 0.01 * torch.randn(audio.shape[0] - 8000, generator=g),
+    ]
+    singles = [torch.cat(_stream(bundle, c, [480]).log_probs) for c in clips]
+    rec = Recognizer(bundle, device="cpu", config=RecognizerConfig(keep_log_probs=True, endpoint=NO_ENDPOINT))
+    streams = [rec.create_stream() for _ in clips]
+    pos = [0] * len(clips)
+    sizes = [480, 1600, 700]  # each stream its own chunking; decode() batches those with a full chunk
+    while any(p < c.numel() for p, c in zip(pos, clips)):
+        for i, (s, c) in enumerate(zip(streams, clips)):
+            if pos[i] < c.numel():
+                s.accept_waveform(c[pos[i] : pos[i] + sizes[i]], 16000)
+                pos[i] += sizes[i]
+        rec.decode(streams)
+    for s in streams:
+        s.input_finished()
+    rec.decode(streams)
+    for s, ref in zip(streams, singles):
+        assert (torch.cat(s.log_probs) - ref).abs().max() <= 1e-5
+
+
+def test_streams_join_and_leave(bundle, audio):
+    rec = Recognizer(bundle, device="cpu", config=RecognizerConfig(endpoint=NO_ENDPOINT))
+    a = rec.create_stream()
+    a.accept_waveform(audio[:16000], 16000)
+    rec.decode()
+    b = rec.create_stream()
+    b.accept_waveform(audio, 16000)
+    rec.decode()
+    rec.close_stream(a)
+    assert list(rec.streams) == [b.id]
+    with pytest.raises(ValueError, match="closed"):
+        a.accept_waveform(audio[:10], 16000)
+    b.input_finished()
+    rec.decode()
+    assert b.is_done
+
+
+def test_bad_input_keeps_text_so_far(bundle, audio):
+    rec = Recognizer(bundle, device="cpu", config=RecognizerConfig(endpoint=NO_ENDPOINT))
+    s = rec.create_stream()
+    s.accept_waveform(audio[:24000], 16000)
+    rec.decode([s])
+    before = (s.result, s.state)
+    bad = audio[:1600].clone()
+    bad[5] = float("nan")
+    with pytest.raises(ValueError, match="NaN|finite"):
+        s.accept_waveform(bad, 16000)
+    with pytest.raises(ValueError, match="sample_rate is required"):
+        s.accept_waveform(audio[:1600], None)
+    with pytest.raises(ValueError, match="no samples"):
+        s.accept_waveform(audio[:0], 16000)
+    with pytest.raises(ValueError, match="changed"):
+        s.accept_waveform(audio[:1600], 48000)
+    with pytest.raises(ValueError, match="exceeds"):
+        s.accept_waveform(np.zeros(16000 * 601, dtype=np.float32), 16000)
+    assert (s.result, s.state) == before
+    # int16 and stereo input are accepted
+    s.accept_waveform((audio[24000:25600].numpy() * 32767).astype(np.int16), 16000)
+    s.accept_waveform(np.stack([audio[25600:27200].numpy()] * 2, axis=1), 16000)
+    rec.decode([s])
+
+
+def test_other_sample_rates_are_resampled(bundle, audio):
+    import soxr
+
+    at48 = torch.from_numpy(soxr.resample(audio.numpy(), 16000, 48000).astype(np.float32))
+    s = _stream(bundle, at48.clamp(-1, 1), [4800, 1323], rate=48000)
+    # resampled chunk by chunk vs the 16 kHz original: the same frames, logits close (different resamplers)
+    full = _full_log_probs(bundle, audio)
+    streamed = torch.cat(s.log_probs)
+    assert streamed.shape == full.shape
+    assert (streamed - full).abs().max() < 0.05
+
+
+def test_endpoint_rules_produce_finals(bundle, audio):
+    # Force the CTC head: blank everywhere -> rule 1 (no final); a letter everywhere -> rule 3 (max length).
+    head = bundle.model.head
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-10.0)
+        head.bias[bundle.tokenizer.blank_id] = 10.0
+    ep = EndpointConfig(silence_without_speech=1.0, silence_after_speech=0.5, max_utterance=1.0)
+    rec = Recognizer(bundle, device="cpu", config=RecognizerConfig(endpoint=ep))
+    s = rec.create_stream()
+    s.accept_waveform(audio, 16000)
+    rec.decode([s])
+    assert s.result.finals == () and s.state.segment_start > 0
+    with torch.no_grad():
+        head.bias.fill_(-10.0)
+        head.bias[5] = 10.0
+    s2 = rec.create_stream()
+    s2.accept_waveform(audio, 16000)
+    rec.decode([s2])
+    assert len(s2.result.finals) >= 2
+    assert all(f.endpoint == "max_utterance" for f in s2.result.finals)
+    assert s2.result.finals[1].start == pytest.approx(s2.result.finals[0].end)
+
+
+def test_bidirectional_model_refuses_to_stream():
+    with pytest.raises(ValueError, match="cannot stream"):
+        Recognizer(make_bundle(causal=False), device="cpu")
