@@ -203,10 +203,6 @@ class Recognizer:
         self.seconds_per_frame = bundle.seconds_per_frame
         self._ids = itertools.count()
         self.streams: dict[int, Stream] = {}
-        # Softmax attention without a window keeps a KV cache that grows per stream: such states differ in
-        # length between streams and are stepped one stream at a time.
-        cfg = bundle.model.config
-        self._batchable = cfg.attention == "linear" or cfg.attention_window is not None
 
     # -- streams ----------------------------------------------------------------------------------------
     def initial_state(self) -> StreamState:
@@ -253,11 +249,7 @@ class Recognizer:
             if not groups:
                 break
             for n, group in groups.items():
-                if self._batchable:
-                    self._step(group, n)
-                else:
-                    for s in group:
-                        self._step([s], n)
+                self._step(group, n)  # softmax KV caches of different lengths stack too (left-padded)
                 for s in group:
                     changed[s.id] = s
         for s in streams:

@@ -1,0 +1,102 @@
+"""Causal 4x convolutional subsampling: two 3x3 conv2d layers with stride 2 in time and frequency.
+
+Causal and block-aligned in time: each stride-2 conv is padded by one frame on the left only, so output frame
+t sees input frames 2t - 1, 2t, 2t + 1. After both layers encoder frame t covers input frames [4t, 4t + 3]
+(plus left context) and nothing later: T input frames give T // 4 encoder frames, and right padding never
+changes a valid output. Frequency is not padded: F -> (F - 3) // 2 + 1 -> (F1 - 3) // 2 + 1 bins.
+
+Streaming: ``step`` takes a chunk whose length is a multiple of 4 (the caller keeps the remainder frames) and
+carries one frame of left context per conv layer (SubsamplingState), zeros at the start like the padding.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CausalConvSubsampling", "SubsamplingState"]
+
+_FACTOR = 4
+
+
+class SubsamplingState(NamedTuple):
+    """Left context of the two stride-2 convolutions."""
+
+    frames: torch.Tensor  # [B, 1, 1, F]   last input feature frame
+    hidden: torch.Tensor  # [B, C, 1, F1]  last (activated) output frame of the first conv
+
+
+def _freq_out(bins: int) -> int:
+    return (bins - 3) // 2 + 1
+
+
+class CausalConvSubsampling(nn.Module):
+    """[B, T, F] features -> [B, T // 4, d_model]."""
+
+    def __init__(self, *, input_dim: int, channels: int, d_model: int) -> None:
+        super().__init__()
+        if input_dim < 7:
+            raise ValueError(f"input_dim must be >= 7 for two 3x3 stride-2 convs, got {input_dim}")
+        self.input_dim = input_dim
+        self.channels = channels
+        self.freq1 = _freq_out(input_dim)
+        self.freq2 = _freq_out(self.freq1)
+        self.conv1 = nn.Conv2d(1, channels, kernel_size=3, stride=2)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=2)
+        self.proj = nn.Linear(channels * self.freq2, d_model)
+
+    @property
+    def factor(self) -> int:
+        return _FACTOR
+
+    def _check_features(self, x: torch.Tensor, what: str) -> None:
+        if x.dim() != 3 or x.shape[-1] != self.input_dim:
+            raise ValueError(f"{what} must be [B, T, {self.input_dim}], got shape {tuple(x.shape)}")
+
+    def _project(self, h: torch.Tensor) -> torch.Tensor:
+        # h: [B, C, T', F2] -> [B, T', C * F2] -> [B, T', d_model]
+        b, c, t, f = h.shape
+        return self.proj(h.permute(0, 2, 1, 3).reshape(b, t, c * f))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: [B, T, F] (T >= 4), lengths: [B] -> ([B, T // 4, d_model], lengths // 4)."""
+        self._check_features(x, "features")
+        if x.shape[1] < _FACTOR:
+            raise ValueError(f"need at least {_FACTOR} feature frames, got T={x.shape[1]}")
+        h = x.unsqueeze(1)  # [B, 1, T, F]
+        h = F.silu(self.conv1(F.pad(h, (0, 0, 1, 0))))  # [B, C, T // 2, F1]
+        h = F.silu(self.conv2(F.pad(h, (0, 0, 1, 0))))  # [B, C, T // 4, F2]
+        return self._project(h), torch.div(lengths, _FACTOR, rounding_mode="floor")
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> SubsamplingState:
+        dtype = self.conv1.weight.dtype
+        return SubsamplingState(
+            frames=torch.zeros(batch_size, 1, 1, self.input_dim, device=device, dtype=dtype),
+            hidden=torch.zeros(batch_size, self.channels, 1, self.freq1, device=device, dtype=dtype),
+        )
+
+    def step(self, x: torch.Tensor, state: SubsamplingState) -> tuple[torch.Tensor, SubsamplingState]:
+        """x: [B, 4n, F] (n >= 1) -> ([B, n, d_model], new state)."""
+        self._check_features(x, "feature chunk")
+        if x.shape[1] == 0 or x.shape[1] % _FACTOR:
+            raise ValueError(
+                f"a streaming chunk must hold a positive multiple of {_FACTOR} feature frames, "
+                f"got {x.shape[1]} "
+                "(keep the remainder for the next chunk)"
+            )
+        h = torch.cat([state.frames, x.unsqueeze(1)], dim=2)  # [B, 1, 1 + 4n, F]
+        h1 = F.silu(self.conv1(h))  # [B, C, 2n, F1]
+        h2 = F.silu(self.conv2(torch.cat([state.hidden, h1], dim=2)))  # [B, C, n, F2]
+        new_state = SubsamplingState(frames=h[:, :, -1:], hidden=h1[:, :, -1:])
+        return self._project(h2), new_state
+
+    def flops_per_frame(self) -> float:
+        """Multiply-adds x 2 per *input* frame."""
+        c = self.channels
+        conv1 = c * self.freq1 * 9 / 2  # one conv1 output row every 2 input frames
+        conv2 = c * self.freq2 * c * 9 / 4
+        proj = c * self.freq2 * self.proj.out_features / 4
+        return 2.0 * (conv1 + conv2 + proj)
