@@ -20,6 +20,17 @@ from asr import __version__
 
 # Subcommand name -> (module, one-line help). Add a line here when adding a module in asr/commands/.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("asr.commands.synth", "synthesise a mixed-engine speech corpus (LibriSpeech layout)"),
+    "prepare": ("asr.commands.prepare", "corpora (librispeech, kaldi, wsj, realspeech) -> JSONL manifests"),
+    "train": ("asr.commands.train", "train a CTC model from a YAML recipe (resumable; torchrun for DDP)"),
+    "eval": ("asr.commands.eval", "WER/CER (or PER) of a model on a data set, full-utterance or streaming"),
+    "transcribe": (
+        "asr.commands.transcribe",
+        "transcribe audio files with a model (the bundled one by default)",
+    ),
+    "plot": ("asr.commands.plot", "draw a run's loss and dev-WER curves to PNG"),
+    "live": ("asr.commands.live", "transcribe the microphone live (Ctrl-C to stop)"),
+    "devices": ("asr.commands.devices", "list audio input devices (for 'asr live --input-device')"),
 }
 
 

@@ -100,7 +100,13 @@ def apply_overrides(config: T, overrides: Mapping[str, Any], *, prefix: str = ""
             changes[key] = apply_overrides(current, value, prefix=f"{prefix}{key}.")
         else:
             changes[key] = _coerce(value, tp, f"{prefix}{key}")
-    return dataclasses.replace(config, **changes)
+    try:
+        return dataclasses.replace(config, **changes)
+    except ValueError as exc:  # a dataclass's own validation: say which section it belongs to
+        section = prefix.rstrip(".")
+        if not section or str(exc).startswith(prefix):
+            raise
+        raise ValueError(f"{section}: {exc}") from exc
 
 
 def parse_cli_overrides(items: Sequence[str]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Training: one code path for every recipe (config dataclasses, data, loop, checkpoints, DDP)."""

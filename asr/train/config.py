@@ -1,0 +1,101 @@
+"""The training configuration: frozen dataclasses, every field documented. Recipes are YAML overrides of these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from asr.augment import SpecAugmentConfig
+from asr.features import FbankConfig
+from asr.model.config import ModelConfig
+
+TOKENIZERS = ("char", "bpe", "phone")
+OPTIMIZERS = ("adamw", "radam")
+SCHEDULES = ("cosine", "constant", "inverse_sqrt")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = "data/synth/train"  # a manifest (.jsonl), a LibriSpeech-layout folder or a Kaldi data dir
+    dev: str | None = "data/synth/dev"  # evaluated at epoch ends (greedy WER); None: no dev evaluation
+    tokenizer: str = "char"  # "char", "bpe" (sentencepiece trained on the train text) or "phone" (CMUdict)
+    bpe_vocab_size: int = 256  # "bpe" only: vocabulary size, blank included
+    max_batch_frames: int = 20000  # padded input frames per batch (longest utterance x batch size)
+    max_batch_size: int | None = None  # at most this many utterances per batch
+    num_buckets: int = 20  # length buckets of the dynamic batcher
+    max_utterance_seconds: float = (
+        30.0  # longer utterances are skipped (counted and logged), never trained on
+    )
+    dev_max_utterances: int | None = 300  # cap on the dev utterances decoded at each epoch end
+    cmvn_max_utterances: int = 2000  # utterances sampled for the global CMVN statistics
+    on_oov: str = "skip_utterance"  # text the tokenizer cannot encode: "skip_utterance" (counted) or "raise"
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(f"data.tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+        if self.on_oov not in ("skip_utterance", "raise"):
+            raise ValueError(f"data.on_oov must be 'skip_utterance' or 'raise', got {self.on_oov!r}")
+        if self.max_batch_frames < 1 or self.max_utterance_seconds <= 0:
+            raise ValueError(
+                f"need max_batch_frames >= 1 and max_utterance_seconds > 0, got {self.max_batch_frames}, "
+                f"{self.max_utterance_seconds}"
+            )
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    speed_perturb: bool = True  # 3-way speed perturbation (0.9 / 1.0 / 1.1, one factor per utterance)
+    spec_augment: bool = True  # frequency and time masking of the normalised features
+    spec: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # masking details
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: str = "adamw"  # "adamw" or "radam" (the paper's WSJ run used RAdam)
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 1e-2  # decoupled weight decay (AdamW) / L2 (RAdam with decoupled_weight_decay)
+    betas: tuple[float, ...] = (0.9, 0.98)  # Adam betas
+    warmup_steps: int = 500  # linear warm-up from 0 to lr
+    schedule: str = "cosine"  # after warm-up: "cosine" to min_lr_ratio * lr, "constant", or "inverse_sqrt"
+    min_lr_ratio: float = 0.05  # cosine floor as a fraction of lr
+    grad_clip: float = 5.0  # max global gradient norm (0 = no clipping)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optim.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if len(self.betas) != 2 or self.lr <= 0 or self.warmup_steps < 0:
+            raise ValueError(
+                f"bad optimiser settings: betas {self.betas}, lr {self.lr}, warmup {self.warmup_steps}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(
+        default_factory=ModelConfig
+    )  # the encoder (vocab_size is set from the tokenizer)
+    features: FbankConfig = field(default_factory=FbankConfig)  # front end (saved with the model)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 20  # passes over the training data
+    max_steps: int | None = None  # stop after this many optimiser steps (None: run all epochs)
+    seed: int = 0  # seeds batching, augmentation, dropout and initialisation (with the rank)
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32" or "bf16"
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
+    num_threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
+    checkpoint_every_steps: int = 500  # write a resumable checkpoint every N steps (and at each epoch end)
+    keep_checkpoints: int = 3  # step checkpoints kept on disk (epoch-end checkpoints are all kept)
+    average_last: int = 3  # the final model averages the last N epoch-end checkpoints (1 = no averaging)
+    log_every_steps: int = 20  # metrics row frequency in metrics.csv
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.epochs < 1 or self.checkpoint_every_steps < 1 or self.average_last < 1:
+            raise ValueError(
+                f"need epochs, checkpoint_every_steps, average_last >= 1; got {self.epochs}, "
+                f"{self.checkpoint_every_steps}, {self.average_last}"
+            )

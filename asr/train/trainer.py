@@ -1,0 +1,421 @@
+"""The training loop: one code path for every recipe, on one CPU or many GPUs (torchrun + DDP).
+
+Determinism: batching is a pure function of (seed, epoch, rank); augmentation and dropout are re-seeded at every
+step from (seed, epoch, batch index, rank). So a run killed at any point and resumed from its latest checkpoint
+(``--resume``) continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from asr.configs import apply_overrides, config_to_dict
+from asr.data.batching import BatchingConfig, DynamicBatcher
+from asr.data.sources import load_utterances
+from asr.features import GlobalCMVN
+from asr.model.ctc import CTCModel
+from asr.pipeline import AsrModel, save_asr_model
+from asr.text.tokenizers import build_tokenizer, tokenizer_from_dict
+from asr.train import checkpoints as ckpts
+from asr.train.config import TrainConfig
+from asr.train.data import TrainingData, seconds_of
+from asr.train.distributed import DistInfo, barrier, cleanup, init_distributed, pick_device
+
+logger = logging.getLogger(__name__)
+
+# Fields that may differ between a run and its resumption (everything else must match).
+_RESUMABLE_CHANGES = {"epochs", "max_steps", "checkpoint_every_steps", "keep_checkpoints", "log_every_steps"}
+
+
+def _step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 10_007 + batch * 101 + rank) % (2**62)
+
+
+def _lr_lambda(cfg: TrainConfig, total_steps: int):
+    o = cfg.optim
+
+    def fn(step: int) -> float:
+        if o.warmup_steps and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        if o.schedule == "inverse_sqrt":
+            return math.sqrt(max(o.warmup_steps, 1) / (step + 1))
+        span = max(total_steps - o.warmup_steps, 1)
+        progress = min((step - o.warmup_steps) / span, 1.0)
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return fn
+
+
+def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    o = cfg.optim
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or name.endswith(".bias") else decay).append(p)
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if o.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
+    return torch.optim.RAdam(groups, lr=o.lr, betas=tuple(o.betas), decoupled_weight_decay=True)
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    # The attention kernels keep their state and accumulation in float32 whatever the input dtype.
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _check_resume_config(saved: dict, current: dict) -> None:
+    diffs = []
+
+    def walk(a, b, prefix=""):
+        for key in sorted(set(a) | set(b)):
+            va, vb = a.get(key), b.get(key)
+            if isinstance(va, dict) and isinstance(vb, dict):
+                walk(va, vb, f"{prefix}{key}.")
+            elif va != vb and f"{prefix}{key}" not in _RESUMABLE_CHANGES:
+                diffs.append(f"{prefix}{key}: run has {va!r}, now {vb!r}")
+
+    walk(saved, current)
+    if diffs:
+        raise ValueError("cannot resume with a different configuration:\n  " + "\n  ".join(diffs))
+
+
+def load_train_config(recipe: str | None, overrides: dict) -> TrainConfig:
+    from asr.configs import load_recipe
+
+    merged = load_recipe(recipe) if recipe else {}
+    config = apply_overrides(TrainConfig(), merged)
+    return apply_overrides(config, overrides)
+
+
+class _Metrics:
+    """Append-only CSV logs (rank 0 only)."""
+
+    def __init__(self, path: Path, fields: list[str]) -> None:
+        self.path, self.fields = path, fields
+        if not path.exists():
+            with path.open("w", newline="") as f:
+                csv.writer(f).writerow(fields)
+
+    def write(self, row: dict) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([row.get(k, "") for k in self.fields])
+
+
+def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Path:
+    """Train (or resume) a run in ``run_dir``; returns the path of the final (averaged) model."""
+    run_dir = Path(run_dir)
+    info = init_distributed(
+        "cuda"
+        if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
+    try:
+        return _train(config, run_dir, resume=resume, info=info)
+    finally:
+        cleanup(info)
+
+
+def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) -> Path:
+    if config.model.input_dim != config.features.n_mels:
+        raise ValueError(
+            f"model.input_dim={config.model.input_dim} must equal features.n_mels={config.features.n_mels}"
+        )
+    device = pick_device(config.device, info)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    ckpt_dir = run_dir / "checkpoints"
+    config_path = run_dir / "config.yaml"
+    current = config_to_dict(config)
+    latest = ckpts.latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    if resume:
+        if latest is None:
+            raise ValueError(f"--resume: no checkpoint to resume from in {ckpt_dir}")
+        # Compare in YAML form: tuples (optim.betas) come back from config.yaml as lists.
+        _check_resume_config(
+            yaml.safe_load(config_path.read_text()), yaml.safe_load(yaml.safe_dump(current, sort_keys=False))
+        )
+    elif latest is not None:
+        raise ValueError(
+            f"{run_dir} already holds checkpoints (latest {latest}); pass --resume or use another run dir"
+        )
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(yaml.safe_dump(current, sort_keys=False))
+    barrier(info)
+
+    # --- data, tokenizer, CMVN -------------------------------------------------------------------------------
+    train_utts = load_utterances(config.data.train)
+    logger.info(
+        "train: %d utterances, %.2f h from %s",
+        len(train_utts),
+        seconds_of(train_utts) / 3600,
+        config.data.train,
+    )
+    tok_path = run_dir / "tokenizer.json"
+    if info.is_main and not tok_path.exists():
+        opts = {"vocab_size": config.data.bpe_vocab_size} if config.data.tokenizer == "bpe" else {}
+        tokenizer = build_tokenizer(config.data.tokenizer, texts=[u.text for u in train_utts], **opts)
+        tok_path.write_text(json.dumps(tokenizer.to_dict()))
+    barrier(info)
+    tokenizer = tokenizer_from_dict(json.loads(tok_path.read_text()))
+    model_cfg = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size)
+
+    subsampling = CTCModel(dataclasses.replace(model_cfg, num_layers=1)).subsampling_factor
+    data = TrainingData(
+        train_utts,
+        tokenizer,
+        features=config.features,
+        subsampling=subsampling,
+        max_seconds=config.data.max_utterance_seconds,
+        on_oov=config.data.on_oov,
+    )
+    cmvn_path = run_dir / "cmvn.safetensors"
+    if info.is_main and not cmvn_path.exists():
+        data.fit_cmvn(max_utterances=config.data.cmvn_max_utterances, seed=config.seed).save(cmvn_path)
+    barrier(info)
+    cmvn = GlobalCMVN.load(cmvn_path)
+
+    dev = None
+    if config.data.dev and info.is_main:
+        dev_utts = load_utterances(config.data.dev)[: config.data.dev_max_utterances]
+        dev = TrainingData(
+            dev_utts,
+            tokenizer,
+            features=config.features,
+            subsampling=subsampling,
+            max_seconds=config.data.max_utterance_seconds,
+            on_oov="skip_utterance",
+            name="dev",
+        )
+
+    batcher = DynamicBatcher(
+        data.num_frames(),
+        config=BatchingConfig(
+            max_frames=config.data.max_batch_frames,
+            max_batch_size=config.data.max_batch_size,
+            num_buckets=config.data.num_buckets,
+            seed=config.seed,
+        ),
+        rank=info.rank,
+        world_size=info.world_size,
+        ids=[u.id for u in data.utterances],
+    )
+
+    # --- model, optimiser, position ------------------------------------------------------------------------
+    torch.manual_seed(config.seed)  # identical initialisation on every rank
+    model = CTCModel(model_cfg).to(device)
+    optimizer = _optimizer(config, model)
+    steps_per_epoch = len(batcher.plan(0).batches)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, total_steps))
+    position = ckpts.Position(step=0, epoch=0, batches_done=0)
+    if resume:
+        bundle, position, opt_state = ckpts.load_training_checkpoint(ckpt_dir, latest, device=device)
+        model.load_state_dict(bundle.model.state_dict())
+        optimizer.load_state_dict(opt_state["optimizer"])
+        scheduler.load_state_dict(opt_state["scheduler"])
+        logger.info(
+            "resumed from %s at step %d (epoch %d, batch %d)",
+            latest,
+            position.step,
+            position.epoch,
+            position.batches_done,
+        )
+    if info.is_main:
+        logger.info(
+            "model: %s, %.2f M parameters; %d steps/epoch, %d steps planned; world size %d; device %s",
+            model_cfg.attention,
+            model.num_params() / 1e6,
+            steps_per_epoch,
+            total_steps,
+            info.world_size,
+            device,
+        )
+    net = DistributedDataParallel(model) if info.enabled else model
+    bundle = AsrModel(model=model, tokenizer=tokenizer, cmvn=cmvn, features=config.features)
+
+    metrics = dev_log = None
+    if info.is_main:
+        metrics = _Metrics(
+            run_dir / "metrics.csv",
+            ["step", "epoch", "loss", "loss_per_token", "lr", "grad_norm", "audio_s_per_s", "wall_s"],
+        )
+        dev_log = _Metrics(
+            run_dir / "dev.csv",
+            ["epoch", "step", "dev_wer", "dev_cer", "epoch_seconds", "train_loss", "skipped_batches"],
+        )
+
+    def save(name: str, pos: ckpts.Position) -> None:
+        if info.is_main:
+            ckpts.save_training_checkpoint(
+                ckpt_dir,
+                name,
+                bundle,
+                position=pos,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                train_config=current,
+            )
+            if name.startswith("step-"):
+                ckpts.prune_step_checkpoints(ckpt_dir, config.keep_checkpoints)
+        barrier(info)
+
+    step = position.step
+    t_start = time.time()
+    done = config.max_steps is not None and step >= config.max_steps
+    for epoch in range(position.epoch, config.epochs):
+        if done:
+            break
+        start = position.batches_done if epoch == position.epoch else 0
+        plan = batcher.plan(epoch).batches
+        net.train()
+        t_epoch, loss_sum, loss_count, skipped_batches = time.time(), 0.0, 0, 0
+        bar = tqdm(
+            range(start, len(plan)),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+            disable=not info.is_main,
+            initial=start,
+            total=len(plan),
+        )
+        for b in bar:
+            seed = _step_seed(config.seed, epoch, b, info.rank)
+            torch.manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed)
+            t0 = time.time()
+            batch = data.make_batch(plan[b], cmvn=cmvn, augment=config.augment, generator=gen)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "rank %d epoch %d batch %d ids %s",
+                    info.rank,
+                    epoch,
+                    b,
+                    ",".join(batch.ids) if batch is not None else "-",
+                )
+            with _autocast(config, device):
+                if batch is None:  # every utterance failed to load: keep DDP ranks in step with a zero loss
+                    skipped_batches += 1
+                    loss = sum(p.sum() for p in net.parameters()) * 0.0
+                    tokens = 1
+                else:
+                    log_probs, out_lengths = net(batch.feats.to(device), batch.lengths.to(device))
+                    loss = F.ctc_loss(
+                        log_probs.transpose(0, 1).float(),
+                        batch.targets.to(device),
+                        out_lengths,
+                        batch.target_lengths.to(device),
+                        blank=tokenizer.blank_id,
+                        reduction="sum",
+                        zero_infinity=True,
+                    ) / len(batch.ids)
+                    tokens = int(batch.target_lengths.sum())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                net.parameters(), config.optim.grad_clip or float("inf")
+            )
+            if not torch.isfinite(grad_norm):
+                logger.warning("step %d: non-finite gradient norm, update skipped", step)
+                optimizer.zero_grad(set_to_none=True)
+                skipped_batches += 1
+            else:
+                optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_value = float(loss.detach())
+            loss_sum += loss_value
+            loss_count += 1
+            if info.is_main:
+                secs = float(batch.lengths.sum()) * config.features.frame_shift_ms / 1000 if batch else 0.0
+                speed = secs / max(time.time() - t0, 1e-9)
+                bar.set_postfix(
+                    loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", speed=f"{speed:.0f}x"
+                )
+                if step % config.log_every_steps == 0 or step == 1:
+                    metrics.write(
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "loss": f"{loss_value:.4f}",
+                            "loss_per_token": f"{loss_value * (len(batch.ids) if batch else 1) / tokens:.4f}",
+                            "lr": f"{scheduler.get_last_lr()[0]:.3e}",
+                            "grad_norm": f"{float(grad_norm):.3f}",
+                            "audio_s_per_s": f"{speed:.1f}",
+                            "wall_s": f"{time.time() - t_start:.1f}",
+                        }
+                    )
+            if config.max_steps is not None and step >= config.max_steps:
+                done = True
+            if step % config.checkpoint_every_steps == 0 or (done and b + 1 < len(plan)):
+                save(f"step-{step:07d}", ckpts.Position(step, epoch, b + 1))
+            if done:
+                break
+        bar.close()
+        if done and b + 1 < len(plan):
+            break
+        epoch_seconds = time.time() - t_epoch
+        if info.is_main:
+            row = {
+                "epoch": epoch + 1,
+                "step": step,
+                "epoch_seconds": f"{epoch_seconds:.1f}",
+                "train_loss": f"{loss_sum / loss_count:.4f}" if loss_count else "",  # "": resumed at the epoch end
+                "skipped_batches": skipped_batches,
+            }
+            if dev is not None:
+                from asr.evaluate import evaluate_batch
+
+                result = evaluate_batch(
+                    bundle, dev.utterances, max_batch_frames=config.data.max_batch_frames, progress=False
+                )
+                row.update(dev_wer=f"{result.wer:.4f}", dev_cer=f"{result.cer:.4f}")
+                logger.info(
+                    "epoch %d: dev WER %.2f%%, CER %.2f%% (%d utterances); %.0f s",
+                    epoch + 1,
+                    100 * result.wer,
+                    100 * result.cer,
+                    len(dev.utterances),
+                    epoch_seconds,
+                )
+            dev_log.write(row)
+        save(f"epoch-{epoch + 1:03d}", ckpts.Position(step, epoch + 1, 0))
+
+    final = run_dir / "final.safetensors"
+    if info.is_main:
+        epochs = ckpts.epoch_checkpoints(ckpt_dir)[-config.average_last :]
+        latest = ckpts.latest_checkpoint(ckpt_dir)
+        if epochs and latest is not None and latest.startswith("epoch-"):
+            averaged = ckpts.average_checkpoints(epochs, device="cpu")
+            save_asr_model(
+                final, averaged, extra={"averaged": [p.name for p in epochs], "train_config": current}
+            )
+        else:  # stopped by max_steps inside an epoch: the weights after the last step are the model
+            model.cpu()
+            save_asr_model(final, bundle, extra={"from": latest, "train_config": current})
+        logger.info(
+            "final model: %s (failed audio: %d, skipped batches at load: %s)",
+            final,
+            len(data.failed),
+            dict(data.skipped),
+        )
+    barrier(info)
+    return final
