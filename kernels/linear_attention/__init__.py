@@ -66,7 +66,9 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         ok, why = triton_available(device)
         if ok:
             return "triton"
-        warnings.warn(f"backend='auto' falls back to 'chunked' on {device}: {why}", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"backend='auto' falls back to 'chunked' on {device}: {why}", RuntimeWarning, stacklevel=3
+        )
         return "chunked"
     if backend == "triton":
         ok, why = triton_available(device)
@@ -88,7 +90,9 @@ def _validate(
     if q.shape != k.shape:
         raise ValueError(f"q and k must have the same shape, got q {tuple(q.shape)} and k {tuple(k.shape)}")
     if v.shape[:3] != q.shape[:3]:
-        raise ValueError(f"v must be [B, T, H, Dv] matching q's [B, T, H]; got q {tuple(q.shape)}, v {tuple(v.shape)}")
+        raise ValueError(
+            f"v must be [B, T, H, Dv] matching q's [B, T, H]; got q {tuple(q.shape)}, v {tuple(v.shape)}"
+        )
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if not (q.device == k.device == v.device):
@@ -140,7 +144,9 @@ def _log_decay(decay: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor | No
                 f"got {bad.numel()} bad values, e.g. {bad.flatten()[:4].tolist()}"
             )
         return decay.to(dtype)
-    raise ValueError(f"decay must have shape [H]=({H},) or [B, T, H]=({B}, {T}, {H}), got {tuple(decay.shape)}")
+    raise ValueError(
+        f"decay must have shape [H]=({H},) or [B, T, H]=({B}, {T}, {H}), got {tuple(decay.shape)}"
+    )
 
 
 def causal_linear_attention(

@@ -3,7 +3,8 @@
     out_t = q_t . S_t / (q_t . z_t + eps)
     S_t   = g_t S_{t-1} + k_t v_t^T ,  z_t = g_t z_{t-1} + k_t      (g_t = 1 without decay)
 
-Unrolled: S_t = G(t, 0) S_0 + sum_{s<=t} G(t, s) k_s v_s^T with G(t, s) = exp(c_t - c_s), c_t = sum_{r<=t} log g_r.
+Unrolled: S_t = G(t, 0) S_0 + sum_{s<=t} G(t, s) k_s v_s^T with G(t, s) = exp(c_t - c_s),
+c_t = sum_{r<=t} log g_r.
 Computes in float64 when the inputs are float64, otherwise float32.
 """
 
@@ -25,8 +26,7 @@ def causal_linear_attention_reference(
     chunk_size: int | None = None,  # unused: the quadratic form has no chunks
 ) -> tuple[torch.Tensor, LinearAttentionState]:
     cdtype = torch.float64 if q.dtype == torch.float64 else torch.float32
-    B, T, H, Dk = q.shape
-    Dv = v.shape[-1]
+    B, T, H, _ = q.shape
     qf, kf, vf = (x.to(cdtype).transpose(1, 2) for x in (q, k, v))  # [B, H, T, D]
 
     scores = qf @ kf.transpose(-1, -2)  # [B, H, T, T]

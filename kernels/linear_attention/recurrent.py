@@ -1,0 +1,129 @@
+"""Recurrent (streaming) causal linear attention: one step at a time with the carried state (paper Eq. 16-20).
+
+    S_t = g_t S_{t-1} + k_t v_t^T,   z_t = g_t z_{t-1} + k_t,   out_t = q_t S_t / (q_t . z_t + eps)
+
+``recurrent_step`` is the per-frame function that streaming model code calls; it is pure (returns a new state,
+never touches the one passed in). ``causal_linear_attention_recurrent`` is the backend: a loop over T, so
+it is exact but slow, and differentiable. The state is float32 whatever the input dtype (float64 for float64
+inputs; ``recurrent_step`` also keeps a float64 incoming state in float64), which keeps hours of fp16 audio
+from overflowing the normaliser.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernels.linear_attention.state import LinearAttentionState
+
+__all__ = ["causal_linear_attention_recurrent", "recurrent_step"]
+
+
+def _state_dtype(x: torch.Tensor, state: LinearAttentionState | None) -> torch.dtype:
+    if x.dtype == torch.float64 or (state is not None and state.S.dtype == torch.float64):
+        return torch.float64
+    return torch.float32
+
+
+def _check_step(q_t, k_t, v_t, state, log_g_t) -> None:
+    for name, x in (("q_t", q_t), ("k_t", k_t), ("v_t", v_t)):
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{name} must be a floating-point [B, H, D] tensor, got {shape}")
+    if q_t.shape != k_t.shape or v_t.shape[:2] != q_t.shape[:2]:
+        raise ValueError(
+            f"q_t/k_t must be [B, H, Dk] and v_t [B, H, Dv] with matching B, H; got q_t {tuple(q_t.shape)}, "
+            f"k_t {tuple(k_t.shape)}, v_t {tuple(v_t.shape)}"
+        )
+    if not (q_t.device == k_t.device == v_t.device):
+        raise ValueError(f"q_t, k_t, v_t must share a device, got {q_t.device}, {k_t.device}, {v_t.device}")
+    B, H, Dk = q_t.shape
+    Dv = v_t.shape[-1]
+    S, z = state
+    if tuple(S.shape) != (B, H, Dk, Dv) or tuple(z.shape) != (B, H, Dk):
+        raise ValueError(
+            f"state shapes S {tuple(S.shape)}, z {tuple(z.shape)} do not match expected "
+            f"S {(B, H, Dk, Dv)}, z {(B, H, Dk)}"
+        )
+    if S.device != q_t.device or z.device != q_t.device:
+        raise ValueError(f"state is on {S.device}/{z.device} but q_t is on {q_t.device}")
+    if log_g_t is not None and (not isinstance(log_g_t, torch.Tensor) or tuple(log_g_t.shape) != (B, H)):
+        shape = tuple(log_g_t.shape) if isinstance(log_g_t, torch.Tensor) else type(log_g_t).__name__
+        raise ValueError(f"log_g_t must be a [B, H]=({B}, {H}) tensor of log gates, got {shape}")
+
+
+def recurrent_step(
+    q_t: torch.Tensor,  # [B, H, Dk]
+    k_t: torch.Tensor,  # [B, H, Dk]
+    v_t: torch.Tensor,  # [B, H, Dv]
+    state: LinearAttentionState,  # S [B, H, Dk, Dv], z [B, H, Dk]
+    *,
+    log_g_t: torch.Tensor | None = None,  # [B, H], log g_t <= 0 (None: no decay)
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """One step of causal linear attention. Returns out_t [B, H, Dv] in q_t's dtype and the new state.
+
+    Pure: ``state`` is never modified. Use ``LinearAttentionState.zeros(B, H, Dk, Dv)`` to start a stream.
+    Log gates are not range-checked here (a per-frame hot path); the batched entry point checks them.
+    """
+    _check_step(q_t, k_t, v_t, state, log_g_t)
+    sdtype = _state_dtype(q_t, state)
+    q, k, v, S, z = (x if x.dtype == sdtype else x.to(sdtype) for x in (q_t, k_t, v_t, state.S, state.z))
+    if log_g_t is not None:
+        g = torch.exp(log_g_t.to(sdtype))
+        S = S * g[..., None, None]
+        z = z * g[..., None]
+    S = torch.addcmul(S, k.unsqueeze(-1), v.unsqueeze(-2))  # [B, H, Dk, Dv]  (a new tensor: pure)
+    z = z + k
+    num = (q.unsqueeze(-2) @ S).squeeze(-2)  # [B, H, Dv]
+    den = (q * z).sum(-1, keepdim=True)  # [B, H, 1]
+    return (num / (den + eps)).to(q_t.dtype), LinearAttentionState(S, z)
+
+
+def causal_linear_attention_recurrent(
+    q: torch.Tensor,  # [B, T, H, Dk]
+    k: torch.Tensor,  # [B, T, H, Dk]
+    v: torch.Tensor,  # [B, T, H, Dv]
+    *,
+    log_decay: torch.Tensor | None = None,  # [B, T, H], log g_t <= 0
+    initial_state: LinearAttentionState | None = None,
+    eps: float = 1e-6,
+    chunk_size: int | None = None,  # unused: one step at a time
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """The streaming form as a backend: a loop over T of the same update as ``recurrent_step``.
+
+    The normaliser rides as an extra value column (S' = [S, z], v' = [v, 1]) so a step is one fused
+    multiply-add and one small matmul. Without autograd the state is updated in place (on a private copy).
+    """
+    sdtype = _state_dtype(q, None)  # like the other backends: float64 only for float64 inputs
+    B, T, H, Dk = q.shape
+    Dv = v.shape[-1]
+    G = B * H
+    qs = q.to(sdtype).transpose(1, 2).reshape(G, T, 1, Dk)
+    ks = k.to(sdtype).transpose(1, 2).reshape(G, T, Dk, 1)
+    ones = torch.ones(B, T, H, 1, dtype=sdtype, device=q.device)
+    vs = torch.cat([v.to(sdtype), ones], dim=-1).transpose(1, 2).reshape(G, T, 1, Dv + 1)
+    gs = None if log_decay is None else torch.exp(log_decay.to(sdtype)).transpose(1, 2).reshape(G, T, 1, 1)
+    if initial_state is None:
+        S = torch.zeros(G, Dk, Dv + 1, dtype=sdtype, device=q.device)
+    else:
+        S = torch.cat([initial_state.S.to(sdtype), initial_state.z.to(sdtype).unsqueeze(-1)], dim=-1)
+        S = S.reshape(G, Dk, Dv + 1)
+
+    tracked = [x for x in (q, k, v, log_decay, *(initial_state or ())) if x is not None]
+    steps = zip(qs.unbind(1), ks.unbind(1), vs.unbind(1), gs.unbind(1) if gs is not None else [None] * T)
+    ys = []
+    if torch.is_grad_enabled() and any(x.requires_grad for x in tracked):
+        for q_t, k_t, v_t, g_t in steps:
+            S = torch.baddbmm(S if g_t is None else S * g_t, k_t, v_t)
+            ys.append(torch.bmm(q_t, S))
+    else:  # no autograd: S is a fresh tensor here (zeros or a cat), so it is updated in place
+        for q_t, k_t, v_t, g_t in steps:
+            if g_t is not None:
+                S.mul_(g_t)
+            S.baddbmm_(k_t, v_t)
+            ys.append(torch.bmm(q_t, S))
+    y = torch.cat(ys, dim=1)  # [G, T, Dv + 1]
+    out = y[..., :Dv] / (y[..., Dv:] + eps)
+    out = out.reshape(B, H, T, Dv).transpose(1, 2).to(q.dtype)
+    S = S.reshape(B, H, Dk, Dv + 1)
+    return out, LinearAttentionState(S[..., :Dv].contiguous(), S[..., Dv].contiguous())
