@@ -1,0 +1,87 @@
+"""Smoke tests for tools/bench_streaming.py (tiny settings: the benchmark itself is not a test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(TOOLS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(TOOLS))
+    return module
+
+
+bench = _load("bench_streaming")
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """main() sets torch's thread count: restore it for the rest of the session."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def test_largest_within_finds_the_boundary_by_doubling_and_bisection():
+    calls = []
+
+    def time_of(n):  # 1 ms per stream + 5 ms fixed: 155 streams fit in 160 ms
+        calls.append(n)
+        return 0.005 + 0.001 * n
+
+    n, points = bench._largest_within(time_of, 0.160, start=8, n_max=4096)
+    assert 146 <= n <= 155 and time_of(n) < 0.160  # ~6% resolution, never over budget
+    assert points == sorted(points) and len(calls) < 20
+    n, _ = bench._largest_within(lambda n: 1.0, 0.160, start=8, n_max=4096)
+    assert n == 0  # nothing fits
+    n, _ = bench._largest_within(lambda n: 0.0, 0.160, start=8, n_max=100)
+    assert n == 64  # capped by n_max: the largest power of two tried
+
+
+def test_kv_cache_state_has_the_history_length_and_steps():
+    model = bench.build_model("softmax", seed=0, device=torch.device("cpu"))
+    state = bench.kv_cache_state(model, 2.0, device=torch.device("cpu"), seed=0)
+    frames = 2 * bench.FRAME_RATE // model.config.subsampling_factor
+    assert all(layer.attention.k.shape[2] == frames for layer in state.layers)
+    with torch.inference_mode():
+        _, new = model.step(torch.randn(1, 16, 80), state)
+    assert new.layers[0].attention.k.shape[2] == frames + 4
+    assert bench.state_bytes(state) > bench.state_bytes(model.init_state(1))
+
+
+def test_pocketsphinx_peer_runs_on_speech():
+    audio, _ = bench.load_speech(1)
+    out = bench.run_pocketsphinx(audio[: 16000 * 2], 2560, repeats=1)
+    assert "error" not in out and out["rtf"] > 0 and isinstance(out["text"], str)
+
+
+def test_latency_section_writes_json_table_and_png(tmp_path, capsys):
+    rc = bench.main([
+        "--quick", "--sections", "latency", "--checkpoints", "0.64,1.28", "--window", "2",
+        "--replay-rounds", "3", "--recompute-cap-s", "5", "--out", str(tmp_path),
+    ])  # fmt: skip
+    assert rc == 0
+    data = json.loads((tmp_path / "bench_streaming.json").read_text())
+    lat = data["latency"]
+    assert set(lat["linear_replay"]) == {"0.64", "1.28"}
+    assert np.isfinite(lat["linear_ratio_last_first"]) and lat["linear_ratio_last_first"] > 0
+    kv = lat["softmax_kv_state_bytes"]
+    assert kv["1.28"] > kv["0.64"]  # the softmax cache grows with the history; the linear state does not
+    assert (tmp_path / "bench_streaming.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "Per-chunk compute" in out and "target <= 1.1" in out
