@@ -1,0 +1,111 @@
+"""``asr live [--model CKPT] [--input-device ID] [--device cuda|cpu] [--output FILE] [--chunk-ms N] [--json]``.
+
+Transcribes the microphone until Ctrl-C: on a terminal the partial result is rewritten in place and each
+final result (an endpoint: a pause after speech) gets its own line. The device is opened at its native sample
+rate (44.1 or 48 kHz usually), mono, and the stream resamples to the model's rate. Ctrl-C stops capture,
+decodes what was captured, finalises the last segment and exits 0 with the transcript kept; ``--output``
+receives one final per line as they arrive. ``asr devices`` lists the input devices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+HELP = "transcribe the microphone live (partials in place, finals on new lines; Ctrl-C to stop)"
+
+logger = logging.getLogger("asr.live")
+
+
+def _device_id(text: str) -> int | str:
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="checkpoint (.safetensors) or run dir (default: the bundled model)")
+    parser.add_argument(
+        "--input-device",
+        type=_device_id,
+        default=None,
+        metavar="ID",
+        help="input device index or name substring (see 'asr devices'; default: the system default)",
+    )
+    parser.add_argument("--device", default="auto", help="model device: auto (CUDA when present), cpu, cuda")
+    parser.add_argument("--output", metavar="FILE", help="also write the transcript here, one final per line")
+    parser.add_argument(
+        "--chunk-ms", type=int, default=160, help="audio per encoder step, a multiple of 40 ms (default 160)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per final on stdout")
+    parser.add_argument("--beam", type=int, default=1, help="1: greedy; N > 1: CTC prefix beam of width N")
+
+
+def run(args: argparse.Namespace) -> int:
+    from asr.commands._model import load_model
+    from asr.live import (
+        LiveConfig,
+        MicrophoneSource,
+        TranscriptWriter,
+        open_output,
+        recognizer_config,
+        run_live,
+    )
+    from asr.streaming.recognizer import Recognizer
+
+    try:
+        bundle = load_model(args.model, device="cpu")
+        config = recognizer_config(
+            args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=args.beam
+        )
+        recognizer = Recognizer(bundle, device=args.device, config=config)
+        live = LiveConfig()
+        source = MicrophoneSource(args.input_device, block_ms=live.block_ms)
+        output = open_output(args.output)
+    except ValueError as exc:
+        print(f"asr live: error: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:  # never interrupts a decode step: the loop checks the flag
+        if stop.is_set():  # a second Ctrl-C while finishing: give up at once
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    writers = [TranscriptWriter(sys.stdout, json_lines=args.json)]
+    if output is not None:
+        writers.append(TranscriptWriter(output, tty=False))
+    try:
+        try:
+            source.start()
+        except ValueError as exc:
+            print(f"asr live: error: {exc}", file=sys.stderr)
+            return 2
+        logger.info(
+            "opened %r at %d Hz (mono); model on %s, %d ms chunks; Ctrl-C to stop",
+            source.device_name,
+            source.sample_rate,
+            recognizer.device,
+            args.chunk_ms,
+        )
+        run_live(
+            recognizer,
+            source.blocks,
+            source.sample_rate,
+            stop=stop,
+            writers=writers,
+            config=live,
+            on_first_block=lambda: logger.info("listening (first audio block received)"),
+            stop_capture=source.stop,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if output is not None:
+            output.close()
+            if stop.is_set():
+                logger.info("transcript written to %s", args.output)
+    return 0

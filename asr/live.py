@@ -1,0 +1,445 @@
+"""Live front ends of the streaming recognizer: a microphone (sounddevice/PortAudio) and files streamed in chunks.
+
+    asr live                                  # microphone -> partial line in place, finals on their own lines
+    asr transcribe --stream speech.wav        # the same display for a file fed in --chunk-ms pieces
+
+The microphone is opened at its native rate, mono; the audio callback (PortAudio's thread) only copies each
+block into a queue, and the main thread feeds the stream and runs the recognizer, so a slow decode never blocks
+capture. The stream resamples (``Stream.accept_waveform`` takes any rate), so the file and microphone paths run
+the same code from samples on. Ctrl-C sets a flag (it never interrupts a decode step): capture stops, the
+blocks already captured are decoded, the last segment is finalised and the transcript is kept.
+
+Two ways of not keeping up are reported: PortAudio's ``input_overflow`` (samples were dropped before the
+callback saw them) and a backlog of captured audio waiting in the queue (decoding slower than real time).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+if TYPE_CHECKING:  # the recognizer pulls in torch: imported where used, so `asr devices` stays light
+    from asr.streaming.recognizer import Recognizer, RecognizerConfig, Segment, Stream, StreamResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AudioBlock",
+    "LiveConfig",
+    "MicrophoneSource",
+    "TranscriptWriter",
+    "chunk_frames_for",
+    "default_model_path",
+    "input_devices",
+    "run_live",
+    "stream_file",
+    "stream_files",
+    "stream_samples",
+]
+
+#: The bundled model (issue 6 ships it); ``--model`` defaults to it.
+BUNDLED_MODEL = Path(__file__).resolve().parent / "assets" / "model" / "model.safetensors"
+
+_CLEAR_LINE = "\r\x1b[K"  # carriage return + erase to end of line (ANSI)
+
+
+def default_model_path() -> Path:
+    """The bundled model checkpoint; ValueError saying what to pass when it is not installed."""
+    if not BUNDLED_MODEL.is_file():
+        raise ValueError(
+            f"no --model given and no bundled model is installed (looked for {BUNDLED_MODEL}); "
+            "pass --model CHECKPOINT (e.g. RUN_DIR/final.safetensors from 'asr train')"
+        )
+    return BUNDLED_MODEL
+
+
+def chunk_frames_for(chunk_ms: int, *, frame_shift_ms: float = 10.0, subsampling: int = 4) -> int:
+    """Feature frames per encoder step for ``chunk_ms`` of audio (a multiple of the subsampling factor)."""
+    step_ms = frame_shift_ms * subsampling
+    frames = chunk_ms / frame_shift_ms
+    if isinstance(chunk_ms, bool) or chunk_ms <= 0 or abs(chunk_ms / step_ms - round(chunk_ms / step_ms)) > 1e-9:
+        raise ValueError(
+            f"--chunk-ms must be a positive multiple of {step_ms:g} ms (frame shift {frame_shift_ms:g} ms x "
+            f"{subsampling}x subsampling), got {chunk_ms}"
+        )
+    return int(round(frames))
+
+
+def recognizer_config(chunk_ms: int, *, frame_shift_ms: float = 10.0, beam: int = 1) -> RecognizerConfig:
+    from asr.streaming.recognizer import RecognizerConfig
+
+    return RecognizerConfig(chunk_frames=chunk_frames_for(chunk_ms, frame_shift_ms=frame_shift_ms), beam=beam)
+
+
+# --------------------------------------------------------------------------------------------- display
+
+
+def segment_dict(segment: Segment) -> dict[str, Any]:
+    """A final result as a JSON-ready dict (times in seconds from the start of the stream)."""
+    return {
+        "text": segment.text,
+        "start": segment.start,
+        "end": segment.end,
+        "tokens": list(segment.tokens),
+        "token_times": list(segment.token_times),
+        "confidences": [round(float(c), 4) for c in segment.confidences],
+        "endpoint": segment.endpoint,
+    }
+
+
+class TranscriptWriter:
+    """Shows a stream's results on a text stream as they change.
+
+    Text mode on a terminal: the partial line is rewritten in place (``\\r``), each final replaces it and ends
+    the line. Text mode elsewhere (a pipe, a file): finals only, one per line. JSON mode: one JSON object per
+    final (``extra`` fields first, e.g. the file name), partials never shown.
+    """
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        json_lines: bool = False,
+        tty: bool | None = None,
+        prefix: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.out = out
+        self.json_lines = json_lines
+        self.tty = (out.isatty() if hasattr(out, "isatty") else False) if tty is None else tty
+        self.prefix = prefix
+        self.extra = dict(extra or {})
+        self._shown_finals = 0
+        self._partial = ""
+
+    def update(self, result: StreamResult) -> list[Segment]:
+        """Write what is new in ``result``; returns the finals written by this call."""
+        new = list(result.finals[self._shown_finals :])
+        for segment in new:
+            if self.json_lines:
+                self.out.write(json.dumps({**self.extra, **segment_dict(segment)}, ensure_ascii=False) + "\n")
+            else:
+                self.out.write((_CLEAR_LINE if self.tty and self._partial else "") + self.prefix + segment.text + "\n")
+            self._partial = ""
+        self._shown_finals += len(new)
+        if self.tty and not self.json_lines and result.partial != self._partial:
+            self.out.write(_CLEAR_LINE + self.prefix + result.partial)
+            self._partial = result.partial
+        if new or self.tty:
+            self.out.flush()
+        return new
+
+    def finish(self) -> None:
+        """End a dangling partial line (the stream should have been finalised first)."""
+        if self.tty and self._partial:
+            self.out.write("\n")
+            self._partial = ""
+        self.out.flush()
+
+
+# ------------------------------------------------------------------------------------------ file streaming
+
+
+def stream_samples(
+    recognizer: Recognizer,
+    samples: np.ndarray | Any,
+    sample_rate: int,
+    *,
+    chunk_ms: int,
+    on_update: Callable[[StreamResult], object] | None = None,
+) -> StreamResult:
+    """Feed ``samples`` (at ``sample_rate``) to a fresh stream ``chunk_ms`` at a time, decoding after each chunk,
+    as a microphone would deliver them; returns the final result (the stream is closed)."""
+    if chunk_ms <= 0:
+        raise ValueError(f"chunk_ms must be > 0, got {chunk_ms}")
+    step = max(1, int(round(sample_rate * chunk_ms / 1000)))
+    stream = recognizer.create_stream()
+    try:
+        for start in range(0, len(samples), step):
+            stream.accept_waveform(samples[start : start + step], sample_rate)
+            if recognizer.decode([stream]) and on_update is not None:
+                on_update(stream.result)
+        stream.input_finished()
+        recognizer.decode([stream])
+        result = stream.result
+        if on_update is not None:
+            on_update(result)
+        return result
+    finally:
+        recognizer.close_stream(stream)
+
+
+def stream_file(
+    recognizer: Recognizer,
+    path: str | Path,
+    *,
+    chunk_ms: int,
+    writers: Sequence[TranscriptWriter] = (),
+) -> StreamResult:
+    """Stream one audio file at its own sample rate (the stream resamples, exactly as for a microphone)."""
+    from asr.audio import read_audio
+
+    samples, rate = read_audio(path)
+
+    def show(result: StreamResult) -> None:
+        for w in writers:
+            w.update(result)
+
+    result = stream_samples(recognizer, samples.numpy(), rate, chunk_ms=chunk_ms, on_update=show)
+    for w in writers:
+        w.finish()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- microphone
+
+
+@dataclass(frozen=True)
+class AudioBlock:
+    """One block from the audio callback."""
+
+    samples: np.ndarray  # [N] float32 mono, copied out of PortAudio's buffer
+    overflow: bool  # PortAudio dropped input before this block (status.input_overflow)
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    block_ms: float = 20.0  # audio callback block length (PortAudio's blocksize)
+    max_backlog_s: float = 1.0  # warn when more captured audio than this waits to be decoded
+    warn_every_s: float = 5.0  # at most one overflow / backlog warning per this many seconds
+
+
+def input_devices() -> list[dict[str, Any]]:
+    """Every PortAudio device with input channels: index, name, host API, channels, default rate, default."""
+    sd = _sounddevice()
+    try:
+        default_in = sd.default.device[0]
+        if default_in is None or default_in < 0:
+            default_in = sd.query_hostapis(0)["default_input_device"]
+    except (sd.PortAudioError, IndexError, KeyError, TypeError):  # no default configured
+        default_in = -1
+    hostapis = sd.query_hostapis()
+    rows = []
+    for dev in sd.query_devices():
+        if dev["max_input_channels"] < 1:
+            continue
+        rows.append(
+            {
+                "index": dev["index"],
+                "name": dev["name"],
+                "hostapi": hostapis[dev["hostapi"]]["name"],
+                "channels": dev["max_input_channels"],
+                "default_samplerate": dev["default_samplerate"],
+                "default": dev["index"] == default_in,
+            }
+        )
+    return rows
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as exc:  # the PortAudio shared library is missing
+        raise ValueError(
+            f"cannot load PortAudio ({exc}); install it (Debian: apt-get install libportaudio2)"
+        ) from exc
+    return sounddevice
+
+
+class MicrophoneSource:
+    """A PortAudio input stream (via sounddevice) whose callback queues :class:`AudioBlock` items."""
+
+    def __init__(self, device: int | str | None = None, *, block_ms: float = 20.0) -> None:
+        sd = _sounddevice()
+        try:
+            info = sd.query_devices(device, kind="input")
+        except (ValueError, sd.PortAudioError) as exc:
+            names = ", ".join(f"{d['index']}: {d['name']}" for d in input_devices()) or "none"
+            raise ValueError(f"input device {device!r} not usable ({exc}); input devices: {names}") from exc
+        if info["max_input_channels"] < 1:
+            raise ValueError(f"device {device!r} ({info['name']}) has no input channels")
+        self.device_name = info["name"]
+        self.sample_rate = int(info["default_samplerate"])  # the device's native rate; the stream resamples
+        self.blocks: queue.Queue[AudioBlock] = queue.Queue()
+        self._error = sd.PortAudioError
+        try:
+            self._stream = sd.InputStream(
+                device=device,
+                samplerate=self.sample_rate,
+                channels=1,
+                dtype="float32",
+                blocksize=max(1, int(self.sample_rate * block_ms / 1000)),
+                callback=self._callback,
+            )
+        except sd.PortAudioError as exc:
+            raise ValueError(
+                f"cannot open input device {device!r} ({self.device_name}) at {self.sample_rate} Hz mono: {exc}"
+            ) from exc
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        # PortAudio's thread: copy and queue, nothing else (no allocation-heavy work, no locks held long).
+        self.blocks.put_nowait(AudioBlock(indata[:, 0].copy(), bool(status.input_overflow)))
+
+    def start(self) -> None:
+        try:
+            self._stream.start()
+        except self._error as exc:
+            raise ValueError(f"cannot start recording from {self.device_name!r}: {exc}") from exc
+
+    def stop(self) -> None:
+        self._stream.stop()
+        self._stream.close()
+
+
+def _drain(blocks: queue.Queue[AudioBlock], *, wait_s: float) -> list[AudioBlock]:
+    """Every queued block, waiting up to ``wait_s`` for the first."""
+    try:
+        out = [blocks.get(timeout=wait_s)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            out.append(blocks.get_nowait())
+        except queue.Empty:
+            return out
+
+
+def run_live(
+    recognizer: Recognizer,
+    blocks: queue.Queue[AudioBlock],
+    sample_rate: int,
+    *,
+    stop: threading.Event,
+    writers: Iterable[TranscriptWriter] = (),
+    config: LiveConfig = LiveConfig(),
+    on_first_block: Callable[[], object] | None = None,
+    stop_capture: Callable[[], object] | None = None,
+) -> StreamResult:
+    """Decode blocks from ``blocks`` until ``stop`` is set, then finalise: returns the whole transcript.
+
+    ``stop_capture`` is called once ``stop`` is set (before the last blocks are drained), so audio captured
+    up to that moment is still decoded.
+    """
+    writers = list(writers)
+    stream: Stream = recognizer.create_stream()
+    received = 0  # samples
+    overflows = 0
+    last_warning = -float("inf")
+    first = True  # no block seen yet
+
+    def feed(items: list[AudioBlock]) -> None:
+        nonlocal received, overflows, last_warning, first
+        if items and first:
+            first = False
+            if on_first_block is not None:
+                on_first_block()
+        for block in items:
+            if block.overflow:
+                overflows += 1
+                now = time.monotonic()
+                if now - last_warning >= config.warn_every_s:
+                    logger.warning(
+                        "input overflow: the audio device dropped samples (%d time(s) so far); this machine "
+                        "is not keeping up -- try a larger --chunk-ms, --device cuda or a smaller model",
+                        overflows,
+                    )
+                    last_warning = now
+            if block.samples.size:
+                stream.accept_waveform(block.samples, sample_rate)
+                received += block.samples.size
+
+    def decode() -> None:
+        if recognizer.decode([stream]):
+            result = stream.result
+            for w in writers:
+                w.update(result)
+
+    try:
+        while not stop.is_set():
+            items = _drain(blocks, wait_s=0.05)
+            if not items:
+                continue
+            feed(items)
+            decode()
+            backlog = sum(b.samples.size for b in items) / sample_rate  # audio that waited for this decode
+            if backlog > config.max_backlog_s:
+                now = time.monotonic()
+                if now - last_warning >= config.warn_every_s:
+                    logger.warning(
+                        "decoding is falling behind real time: %.1f s of captured audio waiting "
+                        "(try a larger --chunk-ms, --device cuda or a smaller model)",
+                        backlog,
+                    )
+                    last_warning = now
+    finally:
+        if stop_capture is not None:
+            stop_capture()
+        feed(_drain(blocks, wait_s=0.0))
+        stream.input_finished()
+        recognizer.decode([stream])
+        result = stream.result
+        for w in writers:
+            w.update(result)
+            w.finish()
+        recognizer.close_stream(stream)
+    logger.info(
+        "stopped after %.1f s of audio (%d final segment(s), %d overflow(s))",
+        received / sample_rate,
+        len(result.finals),
+        overflows,
+    )
+    return result
+
+
+def open_output(path: str | Path | None) -> TextIO | None:
+    """The transcript file (truncated now, appended to as finals arrive, flushed after each)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.parent and not p.parent.exists():
+        raise ValueError(f"--output {str(p)!r}: folder {str(p.parent)!r} does not exist")
+    return open(p, "w", encoding="utf-8")  # noqa: SIM115 (closed by the caller)
+
+
+
+def stream_files(
+    bundle: Any,  # asr.pipeline.AsrModel
+    paths: Sequence[str | Path],
+    *,
+    chunk_ms: int = 160,
+    json_lines: bool = False,
+    beam: int = 1,
+    device: str | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """``asr transcribe --stream``: each file through a stream in ``chunk_ms`` pieces, results shown as they
+    come (text: finals per line, ``FILE<TAB>`` first when several files; JSON: one object per final with
+    ``file``, ``start``, ``end``). Unreadable files are reported on ``err`` and skipped: exit status 1."""
+    from asr.streaming.recognizer import Recognizer
+
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    config = recognizer_config(chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=beam)
+    recognizer = Recognizer(bundle, device=device, config=config)
+    status = 0
+    for path in paths:
+        prefix = f"{path}\t" if len(paths) > 1 else ""
+        writer = TranscriptWriter(out, json_lines=json_lines, prefix=prefix, extra={"file": str(path)})
+        try:
+            stream_file(recognizer, path, chunk_ms=chunk_ms, writers=[writer])
+        except ValueError as exc:  # asr.audio.AudioError included
+            writer.finish()
+            print(f"asr transcribe: {path}: {exc}", file=err)
+            status = 1
+    return status

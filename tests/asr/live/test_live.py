@@ -1,0 +1,207 @@
+"""The live front end without a sound card: display, chunk validation, the capture loop fed from a queue,
+and ``asr transcribe --stream`` end to end on the band-energy model (see conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import queue
+import threading
+
+import numpy as np
+import pytest
+import soxr
+
+from asr import live
+from asr.cli import main
+from asr.live import AudioBlock, LiveConfig, TranscriptWriter, chunk_frames_for, run_live, stream_samples
+from asr.pipeline import save_asr_model
+from asr.streaming.recognizer import Recognizer, Segment, StreamResult
+from tests.asr.live.conftest import SAMPLE_RATE, burst_speech, make_band_model
+
+WORDS = ["CAB", "DAD", "ACDC"]
+
+
+@pytest.fixture(scope="module")
+def band_model():
+    return make_band_model()
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return burst_speech(WORDS, seed=1)
+
+
+def _recognizer(bundle, chunk_ms=160):
+    return Recognizer(bundle, device="cpu", config=live.recognizer_config(chunk_ms))
+
+
+def _segment(text, start, end):
+    return Segment(text, start, end, tuple(text), (start,) * len(text), (0.9,) * len(text), "silence_after_speech")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+@pytest.mark.parametrize("ms,frames", [(40, 4), (160, 16), (640, 64), (2000, 200)])
+def test_chunk_frames_for(ms, frames):
+    assert chunk_frames_for(ms) == frames
+
+
+@pytest.mark.parametrize("ms", [0, -160, 100, 30, True])
+def test_chunk_frames_rejects_chunks_that_are_not_whole_encoder_frames(ms):
+    with pytest.raises(ValueError, match="multiple of 40 ms"):
+        chunk_frames_for(ms)
+
+
+def test_default_model_path_says_what_to_pass(monkeypatch, tmp_path):
+    monkeypatch.setattr(live, "BUNDLED_MODEL", tmp_path / "absent.safetensors")
+    with pytest.raises(ValueError, match="--model"):
+        live.default_model_path()
+    (tmp_path / "absent.safetensors").write_bytes(b"x")
+    assert live.default_model_path() == tmp_path / "absent.safetensors"
+
+
+def test_writer_on_a_terminal_rewrites_the_partial_and_ends_lines_at_finals():
+    out = io.StringIO()
+    w = TranscriptWriter(out, tty=True)
+    w.update(StreamResult(partial="HEL", finals=()))
+    w.update(StreamResult(partial="HELLO", finals=()))
+    w.update(StreamResult(partial="HELLO", finals=()))  # unchanged: nothing written
+    w.update(StreamResult(partial="WO", finals=(_segment("HELLO", 0.0, 1.0),)))
+    w.update(StreamResult(partial="", finals=(_segment("HELLO", 0.0, 1.0), _segment("WORLD", 1.0, 2.0))))
+    w.finish()
+    text = out.getvalue()
+    assert text == "\r\x1b[KHEL\r\x1b[KHELLO\r\x1b[KHELLO\n\r\x1b[KWO\r\x1b[KWORLD\n"
+    # what a terminal shows: the last state of each line
+    assert [line.split("\r\x1b[K")[-1] for line in text.split("\n")][:2] == ["HELLO", "WORLD"]
+
+
+def test_writer_to_a_pipe_writes_finals_only_and_json_has_times():
+    out = io.StringIO()
+    w = TranscriptWriter(out, tty=False, prefix="f.wav\t")
+    w.update(StreamResult(partial="HEL", finals=()))
+    w.update(StreamResult(partial="", finals=(_segment("HELLO", 0.0, 1.2),)))
+    assert out.getvalue() == "f.wav\tHELLO\n"
+    out = io.StringIO()
+    w = TranscriptWriter(out, json_lines=True, tty=True, extra={"file": "f.wav"})
+    w.update(StreamResult(partial="HEL", finals=()))
+    w.update(StreamResult(partial="", finals=(_segment("HELLO", 0.4, 1.2),)))
+    w.finish()
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["file"], r["text"], r["start"], r["end"]) for r in rows] == [("f.wav", "HELLO", 0.4, 1.2)]
+
+
+# -------------------------------------------------------------------------------------- the capture loop
+
+
+def test_band_model_transcribes_the_words_offline_and_streaming(band_model, speech):
+    """The test model works as designed, so the microphone test compares meaningful transcripts."""
+    import torch
+
+    text, _ = band_model.transcribe(torch.from_numpy(speech))
+    assert text == "".join(WORDS)
+    result = stream_samples(_recognizer(band_model), speech, SAMPLE_RATE, chunk_ms=160)
+    assert [s.text for s in result.finals] == WORDS
+    assert all(s.endpoint == "silence_after_speech" for s in result.finals)
+
+
+def _feed(blocks: queue.Queue, samples: np.ndarray, block: int, overflow_at: int = -1) -> None:
+    for i, start in enumerate(range(0, len(samples), block)):
+        blocks.put(AudioBlock(samples[start : start + block].copy(), i == overflow_at))
+
+
+def test_run_live_equals_file_streaming_and_keeps_everything_captured_at_stop(band_model, speech, caplog):
+    """Blocks at 44.1 kHz from a 'callback' thread; stop is set the moment the last block is queued: every
+    captured block is still decoded and the last word finalised. An overflow flag gives a warning."""
+    rate = 44100
+    audio = soxr.resample(speech, SAMPLE_RATE, rate).astype(np.float32)
+    blocks: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    first = []
+
+    def capture():
+        _feed(blocks, audio, block=rate // 50, overflow_at=3)
+        stop.set()
+
+    thread = threading.Thread(target=capture)
+    out = io.StringIO()
+    with caplog.at_level(logging.WARNING, logger="asr.live"):
+        thread.start()
+        result = run_live(
+            _recognizer(band_model),
+            blocks,
+            rate,
+            stop=stop,
+            writers=[TranscriptWriter(out, tty=False)],
+            on_first_block=lambda: first.append(True),
+        )
+        thread.join()
+    reference = stream_samples(_recognizer(band_model), audio, rate, chunk_ms=160)
+    assert [s.text for s in result.finals] == [s.text for s in reference.finals] == WORDS
+    assert [(s.start, s.end) for s in result.finals] == [(s.start, s.end) for s in reference.finals]
+    assert out.getvalue().splitlines() == WORDS
+    assert first == [True]
+    assert any("input overflow" in r.getMessage() for r in caplog.records)
+
+
+def test_run_live_warns_when_decoding_falls_behind(band_model, speech, caplog):
+    blocks: queue.Queue = queue.Queue()
+    _feed(blocks, speech, block=SAMPLE_RATE // 50)  # ~10 s arrive at once: a backlog far beyond 0.5 s
+    stop = threading.Event()
+    calls = []
+
+    def stop_capture():
+        calls.append(True)
+
+    rec = _recognizer(band_model)
+    original = rec.decode
+
+    def decode_then_stop(streams):  # stop after the first decode, with most of the audio still queued
+        stop.set()
+        return original(streams)
+
+    rec.decode = decode_then_stop
+    with caplog.at_level(logging.WARNING, logger="asr.live"):
+        result = run_live(
+            rec, blocks, SAMPLE_RATE, stop=stop, config=LiveConfig(max_backlog_s=0.5), stop_capture=stop_capture
+        )
+    assert calls == [True]
+    assert any("falling behind" in r.getMessage() for r in caplog.records)
+    assert [s.text for s in result.finals] == WORDS  # the queued audio is still decoded at stop
+
+
+# ------------------------------------------------------------------------------- asr transcribe --stream
+
+
+def test_transcribe_stream_cli_text_and_json(band_model, speech, tmp_path, capsys):
+    import soundfile as sf
+
+    ckpt = save_asr_model(tmp_path / "band.safetensors", band_model)
+    wav = tmp_path / "words.wav"
+    sf.write(wav, soxr.resample(speech, SAMPLE_RATE, 48000), 48000)  # the stream resamples 48k -> 16k
+    assert main(["transcribe", "--stream", "--model", str(ckpt), str(wav)]) == 0
+    assert capsys.readouterr().out.splitlines() == WORDS
+    assert main(["transcribe", "--stream", "--chunk-ms", "80", "--json", "--model", str(ckpt), str(wav)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == WORDS
+    assert all(r["file"] == str(wav) for r in rows)
+    starts, ends = [r["start"] for r in rows], [r["end"] for r in rows]
+    assert starts[0] == 0.0 and all(e > s for s, e in zip(starts, ends)) and starts[1:] == ends[:-1]
+    assert ends[-1] <= len(speech) / SAMPLE_RATE + 0.05
+
+
+def test_transcribe_stream_cli_errors(band_model, speech, tmp_path, capsys):
+    import soundfile as sf
+
+    ckpt = save_asr_model(tmp_path / "band.safetensors", band_model)
+    wav = tmp_path / "words.wav"
+    sf.write(wav, speech, SAMPLE_RATE)
+    assert main(["transcribe", "--stream", "--chunk-ms", "100", "--model", str(ckpt), str(wav)]) == 2
+    assert "multiple of 40 ms" in capsys.readouterr().err
+    missing = tmp_path / "missing.wav"
+    assert main(["transcribe", "--stream", "--model", str(ckpt), str(missing), str(wav)]) == 1
+    captured = capsys.readouterr()
+    assert "missing.wav" in captured.err
+    assert captured.out.splitlines() == [f"{wav}\t{w}" for w in WORDS]
