@@ -147,7 +147,7 @@ def main() -> int:
         if Path(args.real).exists():
             rec["real_full"] = _eval(name, out, args.real, "real", "full", args.eval_threads)
         results[name] = rec
-    png = args.doc.parent / "results_wer.png"
+    png = args.doc.parent / "figures" / "results_wer.png"
     _plot(args.variants, out, png)
 
     def pct(s, key="wer"):
@@ -178,7 +178,7 @@ streaming recognizer.
 
 {table}
 
-![dev WER per epoch]({png.name})
+![dev WER per epoch](figures/{png.name})
 """
     args.doc.parent.mkdir(parents=True, exist_ok=True)
     (out / "results_section.md").write_text(text)
