@@ -61,8 +61,8 @@ def reference_text(bundle: AsrModel, text: str) -> str:
     return norm
 
 
-def _hyp_text(bundle: AsrModel, tokens: Sequence[int]) -> str:
-    text = bundle.tokenizer.decode(tokens)
+def _hyp_text(bundle: AsrModel, text: str) -> str:
+    """A hypothesis as scored: normalised like the reference (phone strings are already in their form)."""
     return text if bundle.tokenizer.kind == "phone" else normalize_text(text)
 
 
@@ -128,7 +128,7 @@ def evaluate_batch(
             log_probs, out_lengths = bundle.log_probs(padded, lengths)
             for b, utt_id in enumerate(batch_ids):
                 hyp = bundle.decode(log_probs[b, : int(out_lengths[b])], beam=beam)
-                hyps[utt_id] = _hyp_text(bundle, hyp.tokens)
+                hyps[utt_id] = _hyp_text(bundle, bundle.tokenizer.decode(hyp.tokens))
                 stamps[utt_id] = _timestamps(bundle, hyp)
             compute += time.perf_counter() - t0
             bar.update(len(batch_ids))
@@ -154,7 +154,7 @@ def evaluate_batch(
             recognizer.decode([stream])
             compute += time.perf_counter() - t0
             result = stream.result
-            hyps[utt.id] = result.text if bundle.tokenizer.kind == "phone" else normalize_text(result.text)
+            hyps[utt.id] = _hyp_text(bundle, result.text)
             stamps[utt.id] = {
                 "tokens": [t for seg in result.finals for t in seg.tokens],
                 "times": [t for seg in result.finals for t in seg.token_times],

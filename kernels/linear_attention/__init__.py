@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from kernels.linear_attention.state import LinearAttentionState
+from kernels.linear_attention.state import LinearAttentionState, check_state
 
 __all__ = ["BACKENDS", "LinearAttentionState", "causal_linear_attention", "available_backends"]
 
@@ -106,16 +106,8 @@ def _validate(
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     if initial_state is not None:
-        if not isinstance(initial_state, tuple) or len(initial_state) != 2:
-            raise ValueError("initial_state must be a LinearAttentionState(S, z)")
+        check_state(initial_state, batch=B, heads=H, dk=Dk, dv=Dv, device=q.device, what="initial_state")
         S, z = initial_state
-        if tuple(S.shape) != (B, H, Dk, Dv) or tuple(z.shape) != (B, H, Dk):
-            raise ValueError(
-                f"initial_state shapes S {tuple(S.shape)}, z {tuple(z.shape)} do not match "
-                f"expected S {(B, H, Dk, Dv)}, z {(B, H, Dk)}"
-            )
-        if S.device != q.device or z.device != q.device:
-            raise ValueError(f"initial_state is on {S.device}/{z.device} but q is on {q.device}")
         if S.dtype not in (torch.float32, torch.float64) or z.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"initial_state must be float32 (or float64), got S {S.dtype}, z {z.dtype}")
 

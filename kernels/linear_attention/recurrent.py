@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.linear_attention.state import LinearAttentionState
+from kernels.linear_attention.state import LinearAttentionState, check_state
 
 __all__ = ["causal_linear_attention_recurrent", "recurrent_step"]
 
@@ -38,14 +38,7 @@ def _check_step(q_t, k_t, v_t, state, log_g_t) -> None:
         raise ValueError(f"q_t, k_t, v_t must share a device, got {q_t.device}, {k_t.device}, {v_t.device}")
     B, H, Dk = q_t.shape
     Dv = v_t.shape[-1]
-    S, z = state
-    if tuple(S.shape) != (B, H, Dk, Dv) or tuple(z.shape) != (B, H, Dk):
-        raise ValueError(
-            f"state shapes S {tuple(S.shape)}, z {tuple(z.shape)} do not match expected "
-            f"S {(B, H, Dk, Dv)}, z {(B, H, Dk)}"
-        )
-    if S.device != q_t.device or z.device != q_t.device:
-        raise ValueError(f"state is on {S.device}/{z.device} but q_t is on {q_t.device}")
+    check_state(state, batch=B, heads=H, dk=Dk, dv=Dv, device=q_t.device, what="state")
     if log_g_t is not None and (not isinstance(log_g_t, torch.Tensor) or tuple(log_g_t.shape) != (B, H)):
         shape = tuple(log_g_t.shape) if isinstance(log_g_t, torch.Tensor) else type(log_g_t).__name__
         raise ValueError(f"log_g_t must be a [B, H]=({B}, {H}) tensor of log gates, got {shape}")

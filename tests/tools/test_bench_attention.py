@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
+from tests.tools import load_tool
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up here
-    sys.path.insert(0, str(TOOLS))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(TOOLS))
-    return module
-
-
-bc = _load("_bench_common")
+bc = load_tool("_bench_common")
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +22,7 @@ def _keep_torch_threads():
 
 
 def test_quick_run_writes_json_png_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bench = _load("bench_attention")
+    bench = load_tool("bench_attention")
     out = tmp_path / "bench"
     argv = ["--quick", "-T", "64", "128", "--repeats", "1", "--methods", "reference", "sdpa"]
     argv += ["--threads", "1", "--out", str(out)]  # one thread: steady on a busy 2-core machine
@@ -66,10 +51,11 @@ def test_quick_run_writes_json_png_and_table(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_time_cap_stops_a_method_at_larger_t(tmp_path: Path) -> None:
-    bench = _load("bench_attention")
+    bench = load_tool("bench_attention")
     out = tmp_path / "capped"
-    assert bench.main(["-T", "32", "64", "--repeats", "1", "--warmup", "1", "--methods", "sdpa",
-                       "--no-memory", "--time-cap", "1e-9", "--threads", "1", "--out", str(out)]) == 0
+    argv = ["-T", "32", "64", "--repeats", "1", "--warmup", "1", "--methods", "sdpa"]
+    argv += ["--no-memory", "--time-cap", "1e-9", "--threads", "1", "--out", str(out)]
+    assert bench.main(argv) == 0
     rows = json.loads((out / "bench_attention.json").read_text())["results"]
     first = [r for r in rows if r["T"] == 32]
     later = [r for r in rows if r["T"] == 64]

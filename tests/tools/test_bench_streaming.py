@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
+from tests.tools import load_tool
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(TOOLS))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(TOOLS))
-    return module
-
-
-bench = _load("bench_streaming")
+bench = load_tool("bench_streaming")
 
 
 @pytest.fixture(autouse=True)
