@@ -51,6 +51,7 @@ __all__ = [
 BUNDLED_MODEL = Path(__file__).resolve().parent / "assets" / "model" / "model.safetensors"
 
 _CLEAR_LINE = "\r\x1b[K"  # carriage return + erase to end of line (ANSI)
+PARTIAL_MARK = "... "  # starts a partial result's line when partials are logged to a pipe or file
 
 
 def default_model_path() -> Path:
@@ -101,8 +102,9 @@ class TranscriptWriter:
     """Shows a stream's results on a text stream as they change.
 
     Text mode on a terminal: the partial line is rewritten in place (``\\r``), each final replaces it and ends
-    the line. Text mode elsewhere (a pipe, a file): finals only, one per line. JSON mode: one JSON object per
-    final (``extra`` fields first, e.g. the file name), partials never shown.
+    the line. Text mode elsewhere (a pipe, a file): finals only, one per line; with ``partials=True`` also each
+    changed partial on its own line, marked ``PARTIAL_MARK`` (a log of what a terminal would have shown). JSON
+    mode: one JSON object per final (``extra`` fields first, e.g. the file name), partials never shown.
     """
 
     def __init__(
@@ -113,8 +115,10 @@ class TranscriptWriter:
         tty: bool | None = None,
         prefix: str = "",
         extra: dict[str, Any] | None = None,
+        partials: bool = False,
     ) -> None:
         self.out = out
+        self.partials = partials
         self.json_lines = json_lines
         self.tty = (out.isatty() if hasattr(out, "isatty") else False) if tty is None else tty
         self.prefix = prefix
@@ -132,10 +136,17 @@ class TranscriptWriter:
                 self.out.write((_CLEAR_LINE if self.tty and self._partial else "") + self.prefix + segment.text + "\n")
             self._partial = ""
         self._shown_finals += len(new)
-        if self.tty and not self.json_lines and result.partial != self._partial:
+        changed = result.partial != self._partial
+        logged = False
+        if self.tty and not self.json_lines and changed:
             self.out.write(_CLEAR_LINE + self.prefix + result.partial)
             self._partial = result.partial
-        if new or self.tty:
+        elif self.partials and not self.tty and not self.json_lines and changed:
+            if result.partial:
+                self.out.write(self.prefix + PARTIAL_MARK + result.partial + "\n")
+                logged = True
+            self._partial = result.partial
+        if new or logged or self.tty:
             self.out.flush()
         return new
 
@@ -157,15 +168,22 @@ def stream_samples(
     *,
     chunk_ms: int,
     on_update: Callable[[StreamResult], object] | None = None,
+    realtime: bool = False,
 ) -> StreamResult:
     """Feed ``samples`` (at ``sample_rate``) to a fresh stream ``chunk_ms`` at a time, decoding after each chunk,
-    as a microphone would deliver them; returns the final result (the stream is closed)."""
+    as a microphone would deliver them; returns the final result (the stream is closed). ``realtime``: no chunk
+    is fed before its last sample would have been captured (a file played as if it were a microphone)."""
     if chunk_ms <= 0:
         raise ValueError(f"chunk_ms must be > 0, got {chunk_ms}")
     step = max(1, int(round(sample_rate * chunk_ms / 1000)))
     stream = recognizer.create_stream()
+    t0 = time.monotonic()
     try:
         for start in range(0, len(samples), step):
+            if realtime:
+                wait = t0 + min(start + step, len(samples)) / sample_rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             stream.accept_waveform(samples[start : start + step], sample_rate)
             if recognizer.decode([stream]) and on_update is not None:
                 on_update(stream.result)
@@ -185,6 +203,7 @@ def stream_file(
     *,
     chunk_ms: int,
     writers: Sequence[TranscriptWriter] = (),
+    realtime: bool = False,
 ) -> StreamResult:
     """Stream one audio file at its own sample rate (the stream resamples, exactly as for a microphone)."""
     from asr.audio import read_audio
@@ -195,7 +214,7 @@ def stream_file(
         for w in writers:
             w.update(result)
 
-    result = stream_samples(recognizer, samples.numpy(), rate, chunk_ms=chunk_ms, on_update=show)
+    result = stream_samples(recognizer, samples.numpy(), rate, chunk_ms=chunk_ms, on_update=show, realtime=realtime)
     for w in writers:
         w.finish()
     return result
@@ -422,10 +441,14 @@ def stream_files(
     device: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    partials: bool = False,
+    realtime: bool = False,
 ) -> int:
     """``asr transcribe --stream``: each file through a stream in ``chunk_ms`` pieces, results shown as they
     come (text: finals per line, ``FILE<TAB>`` first when several files; JSON: one object per final with
-    ``file``, ``start``, ``end``). Unreadable files are reported on ``err`` and skipped: exit status 1."""
+    ``file``, ``start``, ``end``). ``partials``: partial results on their own lines also when ``out`` is not a
+    terminal; ``realtime``: chunks paced at the audio's own rate. Unreadable files are reported on ``err`` and
+    skipped: exit status 1."""
     from asr.streaming.recognizer import Recognizer
 
     out = sys.stdout if out is None else out
@@ -435,9 +458,11 @@ def stream_files(
     status = 0
     for path in paths:
         prefix = f"{path}\t" if len(paths) > 1 else ""
-        writer = TranscriptWriter(out, json_lines=json_lines, prefix=prefix, extra={"file": str(path)})
+        writer = TranscriptWriter(
+            out, json_lines=json_lines, prefix=prefix, extra={"file": str(path)}, partials=partials
+        )
         try:
-            stream_file(recognizer, path, chunk_ms=chunk_ms, writers=[writer])
+            stream_file(recognizer, path, chunk_ms=chunk_ms, writers=[writer], realtime=realtime)
         except ValueError as exc:  # asr.audio.AudioError included
             writer.finish()
             print(f"asr transcribe: {path}: {exc}", file=err)

@@ -31,8 +31,22 @@ ASR = [sys.executable, "-m", "asr.cli"]
 
 #: name -> (recipe, extra overrides, description)
 VARIANTS = {
-    "linear": ("recipes/synth/base.yaml", [], "causal linear attention, elu+1, pure sum (the paper's model)"),
-    "softmax": ("recipes/synth/softmax.yaml", [], "causal softmax attention (SDPA), same size"),
+    "linear": ("recipes/synth/base.yaml", [], "(a) causal linear attention, elu+1, pure sum (the paper's attention)"),
+    "improved": (
+        "recipes/synth/base.yaml",
+        ["model.decay=per_head", "model.output_norm=rms"],
+        "(b) causal linear, elu+1, learned per-head decay + per-head RMS output norm",
+    ),
+    "softmax": ("recipes/synth/softmax.yaml", [], "(c) causal softmax attention (SDPA), same size"),
+    "bidir_linear": ("recipes/synth/base.yaml", ["model.causal=false"], "(d) bidirectional (a), offline only"),
+    "bidir_softmax": ("recipes/synth/softmax.yaml", ["model.causal=false"], "(d) bidirectional (c), offline only"),
+    "decay_only": ("recipes/synth/base.yaml", ["model.decay=per_head"], "ablation: (b) without the output norm"),
+    "norm_only": ("recipes/synth/base.yaml", ["model.output_norm=rms"], "ablation: (b) without the decay"),
+    "linear_noconv": (
+        "recipes/synth/base.yaml",
+        ["model.conv_module=false"],
+        "ablation: (a) without the conv module (the paper's encoder block)",
+    ),
 }
 
 
@@ -143,10 +157,12 @@ def main() -> int:
         run_dir = out / name
         rec = {"dev": _dev_rows(run_dir), "params": _params(run_dir)}
         rec["test_full"] = _eval(name, out, args.test, "test", "full", args.eval_threads)
-        rec["test_stream"] = _eval(name, out, args.test, "test", "stream", args.eval_threads)
+        causal = "causal=false" not in " ".join(VARIANTS[name][1])
+        rec["test_stream"] = _eval(name, out, args.test, "test", "stream", args.eval_threads) if causal else None
         if Path(args.real).exists():
             rec["real_full"] = _eval(name, out, args.real, "real", "full", args.eval_threads)
         results[name] = rec
+    (out / "results.json").write_text(json.dumps({"variants": VARIANTS, "results": results}, indent=2) + "\n")
     png = args.doc.parent / "figures" / "results_wer.png"
     _plot(args.variants, out, png)
 

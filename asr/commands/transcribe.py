@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stream", action="store_true", help="stream each file through the recognizer (asr.live.stream_files)"
     )
     parser.add_argument("--chunk-ms", type=int, default=160, help="with --stream: audio per step (x40 ms)")
+    parser.add_argument(
+        "--partials", action="store_true", help="with --stream: partial results on their own lines also in a pipe"
+    )
+    parser.add_argument(
+        "--realtime", action="store_true", help="with --stream: feed chunks at the audio's own pace, like a microphone"
+    )
 
 
 def _transcribe_offline(bundle, samples, *, beam: int) -> dict[str, Any]:
@@ -52,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if args.beam < 1:
         print(f"asr transcribe: error: --beam must be >= 1, got {args.beam}", file=sys.stderr)
         return 2
+    if (args.partials or args.realtime) and not args.stream:
+        print("asr transcribe: error: --partials and --realtime apply to --stream only", file=sys.stderr)
+        return 2
     if args.threads:
         import torch
 
@@ -67,7 +76,14 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             return stream_files(
-                bundle, args.files, chunk_ms=args.chunk_ms, json_lines=args.json, beam=args.beam, device=args.device
+                bundle,
+                args.files,
+                chunk_ms=args.chunk_ms,
+                json_lines=args.json,
+                beam=args.beam,
+                device=args.device,
+                partials=args.partials,
+                realtime=args.realtime,
             )
         except ValueError as exc:  # --chunk-ms not a multiple of 40 ms, a model that cannot stream
             print(f"asr transcribe: error: {exc}", file=sys.stderr)

@@ -65,7 +65,8 @@ def read_realspeech(
         ("cards", "cards", "cards.transcription"),
     ):
         found += _transcribed_folder(ps / sub, ps / sub / listing, group, report)
-    found += _raw_files(ps, Path(out_dir) / WAV_SUBDIR, report)
+    # Absolute: the manifest resolves relative paths against its own folder, not the working directory.
+    found += _raw_files(ps, Path(out_dir).resolve() / WAV_SUBDIR, report)
     found += _alsa(alsa, report)
 
     durations = measure_durations([str(f[1]) for f in found], desc="realspeech durations")

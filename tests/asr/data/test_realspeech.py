@@ -56,3 +56,15 @@ def test_missing_package_is_an_error_naming_it(tmp_path):
     report = PrepareReport(name="realspeech", corpus="realspeech", source="-")
     with pytest.raises(ValueError, match="apt-get install --no-install-recommends alsa-utils"):
         read_realspeech(tmp_path, report, alsa_dir=tmp_path / "no-alsa")
+
+
+def test_converted_recordings_load_through_a_manifest_written_from_a_relative_out_dir(tmp_path, monkeypatch):
+    from asr.data.manifest import read_manifest, write_manifest
+
+    monkeypatch.chdir(tmp_path)
+    report = PrepareReport(name="realspeech", corpus="realspeech", source="debian")
+    utts = read_realspeech("data/real", report)
+    write_manifest("data/real/realspeech.jsonl", utts)
+    monkeypatch.chdir("/")
+    back = {u.id: u for u in read_manifest(tmp_path / "data/real/realspeech.jsonl")}
+    assert back["goforward"].load_audio().shape[0] == pytest.approx(back["goforward"].duration * 16000, abs=2)

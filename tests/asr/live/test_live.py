@@ -8,6 +8,7 @@ import json
 import logging
 import queue
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import soxr
 
 from asr import live
 from asr.cli import main
-from asr.live import AudioBlock, LiveConfig, TranscriptWriter, chunk_frames_for, run_live, stream_samples
+from asr.live import PARTIAL_MARK, AudioBlock, LiveConfig, TranscriptWriter, chunk_frames_for, run_live, stream_samples
 from asr.pipeline import save_asr_model
 from asr.streaming.recognizer import Recognizer, Segment, StreamResult
 from tests.asr.live.conftest import SAMPLE_RATE, burst_speech, make_band_model
@@ -91,6 +92,29 @@ def test_writer_to_a_pipe_writes_finals_only_and_json_has_times():
     w.finish()
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(r["file"], r["text"], r["start"], r["end"]) for r in rows] == [("f.wav", "HELLO", 0.4, 1.2)]
+
+
+def test_writer_to_a_pipe_logs_changed_partials_on_their_own_lines_when_asked():
+    out = io.StringIO()
+    w = TranscriptWriter(out, tty=False, partials=True)
+    w.update(StreamResult(partial="HEL", finals=()))
+    w.update(StreamResult(partial="HEL", finals=()))  # unchanged: not repeated
+    w.update(StreamResult(partial="HELLO", finals=()))
+    written = w.update(StreamResult(partial="", finals=(_segment("HELLO", 0.0, 1.2),)))
+    w.finish()
+    assert [s.text for s in written] == ["HELLO"]
+    assert out.getvalue() == f"{PARTIAL_MARK}HEL\n{PARTIAL_MARK}HELLO\nHELLO\n"
+
+
+def test_realtime_file_streaming_is_paced_by_the_audio_and_gives_the_same_result(band_model, speech):
+    rate = SAMPLE_RATE
+    clip = speech[: int(1.2 * rate)]  # the lead silence and the first word
+    t0 = time.monotonic()
+    paced = stream_samples(_recognizer(band_model), clip, rate, chunk_ms=160, realtime=True)
+    elapsed = time.monotonic() - t0
+    fast = stream_samples(_recognizer(band_model), clip, rate, chunk_ms=160)
+    assert elapsed >= len(clip) / rate  # never ahead of the "microphone"
+    assert paced.finals == fast.finals and paced.partial == fast.partial
 
 
 # -------------------------------------------------------------------------------------- the capture loop
