@@ -39,7 +39,6 @@ __all__ = [
     "MicrophoneSource",
     "TranscriptWriter",
     "chunk_frames_for",
-    "default_model_path",
     "input_devices",
     "run_live",
     "stream_file",
@@ -47,21 +46,8 @@ __all__ = [
     "stream_samples",
 ]
 
-#: The bundled model (issue 6 ships it); ``--model`` defaults to it.
-BUNDLED_MODEL = Path(__file__).resolve().parent / "assets" / "model" / "model.safetensors"
-
 _CLEAR_LINE = "\r\x1b[K"  # carriage return + erase to end of line (ANSI)
 PARTIAL_MARK = "... "  # starts a partial result's line when partials are logged to a pipe or file
-
-
-def default_model_path() -> Path:
-    """The bundled model checkpoint; ValueError saying what to pass when it is not installed."""
-    if not BUNDLED_MODEL.is_file():
-        raise ValueError(
-            f"no --model given and no bundled model is installed (looked for {BUNDLED_MODEL}); "
-            "pass --model CHECKPOINT (e.g. RUN_DIR/final.safetensors from 'asr train')"
-        )
-    return BUNDLED_MODEL
 
 
 def chunk_frames_for(chunk_ms: int, *, frame_shift_ms: float = 10.0, subsampling: int = 4) -> int:

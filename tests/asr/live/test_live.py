@@ -56,14 +56,6 @@ def test_chunk_frames_rejects_chunks_that_are_not_whole_encoder_frames(ms):
         chunk_frames_for(ms)
 
 
-def test_default_model_path_says_what_to_pass(monkeypatch, tmp_path):
-    monkeypatch.setattr(live, "BUNDLED_MODEL", tmp_path / "absent.safetensors")
-    with pytest.raises(ValueError, match="--model"):
-        live.default_model_path()
-    (tmp_path / "absent.safetensors").write_bytes(b"x")
-    assert live.default_model_path() == tmp_path / "absent.safetensors"
-
-
 def test_writer_on_a_terminal_rewrites_the_partial_and_ends_lines_at_finals():
     out = io.StringIO()
     w = TranscriptWriter(out, tty=True)
