@@ -378,6 +378,9 @@ def score(
     aligned_hyps = [_hyp_text(bundle, h) for h in by_time]
     aligned_counts, aligned = score_corpus(occ_ids, refs, aligned_hyps, unit=unit)
     rel = _relative(stream_counts.rate, sep_counts.rate)
+    # characters too: for a weak model (WER near or above 100%) the CER is the figure that still moves
+    sep_char, _ = score_corpus(occ_ids, refs, sep_hyps, unit="char")
+    stream_char = score_utterance("stream", ref_all, stream_hyp, unit="char").counts
     rows = [
         {"occurrence": k, "id": p.utt_id, "start_s": round(p.start / signal.sample_rate, 3),
          "end_s": round(p.end / signal.sample_rate, 3), "ref": refs[k], "separate_hyp": sep_hyps[k],
@@ -395,6 +398,9 @@ def score(
         "within_5pct_relative": (stream_counts.rate == 0) if rel is None else bool(rel <= WITHIN_RELATIVE),
         "separate_joined": joined.rate,
         "relative_difference_joined": _relative(stream_counts.rate, joined.rate),
+        "separate_cer": sep_char.rate,
+        "stream_cer": stream_char.rate,
+        "relative_difference_cer": _relative(stream_char.rate, sep_char.rate),
         "stream_by_time": aligned_counts.rate,
         "identical_by_time": sum(a == s for a, s in zip(aligned_hyps, sep_hyps)),
         "occurrences": len(placements),
