@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on the embedded default, run by the Makefile after set-up.
 #
-# Until the bundled model lands (issue 6), the end-to-end paths that exist are the two benchmarks that make the
-# product's case: causal linear attention against softmax attention (training-time cost, growing with T), and the
-# streaming per-chunk latency as a stream grows (flat for the linear model, growing for softmax with a KV cache).
+# 1. Live-style streaming: bundled audio (synthetic voices never seen in training, and real recorded speech) is played
+#    into the bundled model in real time, 160 ms at a time, through the causal recurrent form (a fixed-size state per
+#    stream); partial results ("... ") appear as the audio arrives, finals at each endpoint.
+# 2. Batch evaluation: `asr eval` over the bundled test sets, full-utterance and streaming: WER, CER, real-time factor.
+# The model and the audio: asr/assets/model/README.md, asr/assets/audio/LICENSES.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
-# Threads sleep instead of spinning while waiting: much faster for small ops on a busy 2-core machine.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-echo "== Transcurrent demo =="
+ASR=.venv/bin/asr
+AUDIO=asr/assets/audio
+# One thread, and threads that sleep instead of spinning: the fastest setting for one stream on a small machine.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+
+echo "== Transcurrent demo: the bundled model (asr/assets/model/README.md) =="
 echo
-echo "-- 1. causal linear attention vs softmax attention (forward + backward, quick) --"
-$PY tools/bench_attention.py --quick --out runs/demo/bench_attention
+echo "-- 1. live-style streaming: bundled audio played in real time, 160 ms chunks; '... ' lines are partials --"
+for f in synth/147-1142-0004 synth/189-1268-0010 synth/234-1402-0005 synth/250-1447-0006 \
+         real/librivox-sense_and_sensibility_01_austen_64kb-0880 real/goforward; do
+    ref=$(grep -F "\"$f.flac\"" "$AUDIO"/*.jsonl | sed 's/.*"text": "\([^"]*\)".*/\1/')
+    echo
+    echo "[$f.flac]  reference: $ref"
+    $ASR transcribe --stream --realtime --partials --threads 1 "$AUDIO/$f.flac"
+done
 echo
-echo "-- 2. streaming: per-chunk latency as the stream grows, linear vs softmax (quick) --"
-$PY tools/bench_streaming.py --quick --out runs/demo/bench_streaming
+echo "-- 2. batch WER on the bundled test sets --"
+for set in synth_test real; do
+    for mode in full stream; do
+        echo
+        echo "[$set, $mode]"
+        $ASR eval --data "$AUDIO/$set.jsonl" --mode "$mode" --threads 1 --no-progress --out "runs/demo/eval-$set-$mode"
+    done
+done
 echo
-echo "Results: runs/demo/ (tables, JSON and plots)"
+echo "Per-utterance reports: runs/demo/eval-*/ (utterances.jsonl, summary.json, report.txt)"
