@@ -41,6 +41,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repositor
 
 import _bench_common as bc  # noqa: E402
 
+from asr.configs import apply_overrides, parse_cli_overrides  # noqa: E402
 from asr.features import FbankConfig, GlobalCMVN, StreamingFbank, compute_fbank  # noqa: E402
 from asr.model.attention import SoftmaxAttentionState  # noqa: E402
 from asr.model.blocks import BlockState  # noqa: E402
@@ -62,11 +63,25 @@ TARGET_RTF = 0.05
 TARGET_OF_BOUND = 0.5  # streams sustained / (matmul FLOP/s / model FLOPs per audio second)
 
 
-def build_model(attention: str, *, seed: int, device: torch.device) -> CTCModel:
-    """The default ModelConfig (vocabulary of the character tokenizer), random weights, eval mode."""
-    torch.manual_seed(seed)
+#: ModelConfig fields that apply to linear attention only: dropped from the overrides of the softmax baseline.
+LINEAR_ONLY = ("feature_map", "num_random_features", "decay", "decay_init_min", "decay_init_max", "output_norm",
+               "attention_eps", "backend", "chunk_size")  # fmt: skip
+
+
+def model_config(attention: str, overrides: dict[str, Any]) -> ModelConfig:
+    """The default ModelConfig (vocabulary of the character tokenizer) with ``model.*`` overrides applied."""
     cfg = ModelConfig(vocab_size=CharTokenizer().vocab_size, attention=attention)
-    return CTCModel(cfg).eval().to(device)
+    if attention == "softmax":
+        overrides = {k: v for k, v in overrides.items() if k not in LINEAR_ONLY}
+    return apply_overrides(cfg, overrides, prefix="model.")
+
+
+def build_model(
+    attention: str, *, seed: int, device: torch.device, overrides: dict[str, Any] | None = None
+) -> CTCModel:
+    """``model_config(attention, overrides)``, random weights (seeded), eval mode."""
+    torch.manual_seed(seed)
+    return CTCModel(model_config(attention, overrides or {})).eval().to(device)
 
 
 def state_bytes(state: Any) -> int:
@@ -207,12 +222,12 @@ def recompute_latency(
 
 def run_latency(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     checkpoints = list(args.checkpoints)
-    linear = build_model("linear", seed=args.seed, device=device)
+    linear = build_model("linear", seed=args.seed, device=device, overrides=args.model)
     trace, states = stepped_trace(linear, checkpoints, device=device, window=args.window, label="linear")
     linear_replay = replay(linear, states, device=device, rounds=args.replay_rounds)
     del states
 
-    softmax = build_model("softmax", seed=args.seed, device=device)
+    softmax = build_model("softmax", seed=args.seed, device=device, overrides=args.model)
     real_upto = [c for c in checkpoints if c <= 60]
     soft_trace, _ = stepped_trace(softmax, real_upto, device=device, window=args.window, label="softmax+KV")
     caches = {c: kv_cache_state(softmax, c, device=device, seed=args.seed) for c in checkpoints}
@@ -260,10 +275,10 @@ def load_speech(max_files: int | None) -> tuple[np.ndarray, list[str]]:
     return np.concatenate(parts), files
 
 
-def make_bundle(audio: np.ndarray, *, seed: int, device: torch.device) -> AsrModel:
+def make_bundle(audio: np.ndarray, *, seed: int, device: torch.device, overrides: dict[str, Any]) -> AsrModel:
     features = FbankConfig()
     cmvn = GlobalCMVN.fit([compute_fbank(torch.from_numpy(audio), features)])
-    model = build_model("linear", seed=seed, device=device)
+    model = build_model("linear", seed=seed, device=device, overrides=overrides)
     return AsrModel(model=model, tokenizer=CharTokenizer(), cmvn=cmvn, features=features)
 
 
@@ -283,7 +298,7 @@ def _recognize(recognizer: Recognizer, audio: np.ndarray, chunk: int) -> str:
 def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     audio, files = load_speech(1 if args.quick else None)
     seconds = len(audio) / 16000
-    bundle = make_bundle(audio, seed=args.seed, device=device)
+    bundle = make_bundle(audio, seed=args.seed, device=device, overrides=args.model)
     recognizer = Recognizer(bundle, device=device, config=RecognizerConfig(chunk_frames=CHUNK_FRAMES))
     chunk = int(CHUNK_S * 16000)
     _recognize(recognizer, audio[: 16000 * 2], chunk)  # warm-up
@@ -399,7 +414,7 @@ def _capped(points: list[tuple[int, float]]) -> bool:
 
 @torch.inference_mode()
 def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    model = build_model("linear", seed=args.seed, device=device)
+    model = build_model("linear", seed=args.seed, device=device, overrides=args.model)
 
     def model_step_time(n: int) -> float:
         x = torch.randn(n, CHUNK_FRAMES, model.config.input_dim, device=device)
@@ -415,7 +430,7 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
     n_model, model_points = _largest_within(model_step_time, CHUNK_S, start=8, n_max=args.max_streams)
 
     audio, _ = load_speech(1)
-    bundle = make_bundle(audio, seed=args.seed, device=device)
+    bundle = make_bundle(audio, seed=args.seed, device=device, overrides=args.model)
     chunk = int(CHUNK_S * 16000)
 
     def recognizer_time(n: int) -> float:
@@ -586,7 +601,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-streams", type=int, default=4096)
     p.add_argument("--sections", default="latency,rtf,throughput", help="which parts to run")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("overrides", nargs="*", metavar="model.FIELD=VALUE",
+                   help="ModelConfig overrides, e.g. model.d_model=192 model.num_layers=6")  # fmt: skip
     args = p.parse_args(argv)
+    try:
+        parsed = parse_cli_overrides(args.overrides)
+        if set(parsed) - {"model"}:
+            raise ValueError(f"only model.* overrides are accepted, got {sorted(set(parsed) - {'model'})}")
+        args.model = parsed.get("model", {})
+        model_config("linear", args.model)  # fail early on unknown fields or invalid values
+    except ValueError as exc:
+        p.error(str(exc))
     if args.checkpoints is None:
         args.checkpoints = list(QUICK_CHECKPOINTS_S if args.quick else CHECKPOINTS_S)
     if args.quick:
@@ -610,6 +635,10 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.sections.split(",")
     results: dict[str, Any] = {"machine": bc.machine_info(device), "args": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}  # fmt: skip
+    probe = CTCModel(model_config("linear", args.model))
+    results["model"] = {"config": probe.config.to_dict(), "params": probe.num_params(),
+                        "flops_per_audio_s": probe.flops_per_second()}  # fmt: skip
+    del probe
     started = time.perf_counter()
     if "latency" in sections:
         results["latency"] = run_latency(args, device)
@@ -627,6 +656,11 @@ def main(argv: list[str] | None = None) -> int:
     m = results["machine"]
     print(f"{m['cpu_model']}, torch {m['torch']}, {args.threads} thread(s), device {args.device}, "
           f"load average {m['load_average_1m']:.1f} -> {m['load_average_1m_end']:.1f}")  # fmt: skip
+    mc = results["model"]["config"]
+    print(f"model: d_model {mc['d_model']}, {mc['num_layers']} layers, {mc['num_heads']} heads, ff {mc['ff_dim']}, "
+          f"decay {mc['decay']}, output_norm {mc['output_norm']}, conv {mc['conv_kernel_size']}; "
+          f"{results['model']['params'] / 1e6:.2f} M params, "
+          f"{results['model']['flops_per_audio_s'] / 1e9:.3f} GFLOP per audio second")  # fmt: skip
     print(tables(results, markdown=False))
     print(f"\nwrote {args.out}/bench_streaming.json, .md, .png ({results['wall_s']:.0f} s)")
     return 0

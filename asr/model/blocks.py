@@ -30,7 +30,8 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.outer(self.dropout(F.silu(self.inner(x))))
+        h = F.silu(self.inner(x))
+        return self.outer(self.dropout(h) if self.training else h)  # eval: dropout is the identity
 
     def flops_per_frame(self) -> float:
         return 2.0 * 2 * self.inner.in_features * self.inner.out_features
@@ -77,14 +78,15 @@ class EncoderBlock(nn.Module):
     def step(self, x: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState]:
         """x: [B, C, d_model] chunk -> (y, new state)."""
         a, attention_state = self.attention.step(self.norm_attention(x), state.attention)
-        x = x + self.dropout(a)
+        x = x + (self.dropout(a) if self.training else a)  # (eval: skip the identity call on the hot path)
         conv_state = None
         if self.conv is not None:
             if state.conv is None:
                 raise ValueError("block has a conv module but its state has no conv cache")
             c, conv_state = self.conv.step(self.norm_conv(x), state.conv)
             x = x + c
-        x = x + self.dropout(self.ff(self.norm_ff(x)))
+        f = self.ff(self.norm_ff(x))
+        x = x + (self.dropout(f) if self.training else f)
         return x, BlockState(attention_state, conv_state)
 
     def flops_per_frame(self, context_frames: float) -> float:

@@ -66,7 +66,9 @@ class ModelConfig:
     attention_window: int | None = None  # softmax only: attend to the last W encoder frames (W >= 1; the KV
     #   cache then holds W - 1 frames); None = the whole history (the cache grows without bound)
     attention_eps: float = 1e-6  # linear only: added to the normaliser phi(q) . z
-    backend: str = "auto"  # linear causal only: kernels.causal_linear_attention backend for forward and step
+    backend: str = "auto"  # linear causal only: kernels.causal_linear_attention backend for forward and step;
+    #   "auto": forward picks triton on CUDA, chunked on CPU, and step uses the lean streaming form
+    #   kernels.linear_attention.causal_linear_attention_step (same maths, a dozen ops per chunk)
     chunk_size: int = 64  # linear causal only: the kernel's chunk length (chunked/triton backends)
 
     # --- convolution module -----------------------------------------------------------------------

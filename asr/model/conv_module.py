@@ -16,6 +16,9 @@ from torch import nn
 
 __all__ = ["ConvModule", "ConvState"]
 
+#: Streaming step: up to this many (stream, frame) rows the depthwise conv is one windowed multiply and sum.
+_WINDOWED_ROWS = 64
+
 
 class ConvState(NamedTuple):
     """Left context of the depthwise convolution."""
@@ -69,14 +72,24 @@ class ConvModule(nn.Module):
             raise ValueError("a non-causal conv module cannot step (set causal=True to stream)")
         if x.dim() != 3 or x.shape[-1] != self.d_model or x.shape[1] == 0:
             raise ValueError(f"expected a chunk [B, T >= 1, {self.d_model}], got shape {tuple(x.shape)}")
+        c = x.shape[1]
         h = F.glu(self.pointwise_in(x), dim=-1)  # [B, C, d]
         full = torch.cat([state.cache, h], dim=1)  # [B, K - 1 + C, d]
-        # The same depthwise convolution as forward's nn.Conv1d, as a windowed multiply-add: for the few frames
-        # of a streaming chunk this avoids the convolution library's per-call overhead (~10x faster here).
-        windows = full.unfold(1, self.kernel_size, 1)  # [B, C, d, K]
+        # The same depthwise convolution as forward's nn.Conv1d, as a multiply-add over the K taps, in [B, C, d]
+        # (no transposes): for the few frames of a streaming chunk this avoids the convolution library's
+        # per-call overhead. Few rows: one broadcast multiply and a sum over the windows; many rows (a big
+        # batch): K fused multiply-adds, which never materialise the [B, C, d, K] windows.
         weight = self.depthwise.weight.squeeze(1)  # [d, K]
-        h = torch.einsum("bcdk,dk->bdc", windows, weight) + self.depthwise.bias.unsqueeze(-1)  # [B, d, C]
-        y = self._tail(h)
+        if full.shape[0] * c <= _WINDOWED_ROWS:
+            y = (full.unfold(1, self.kernel_size, 1) * weight).sum(-1).add_(self.depthwise.bias)  # [B, C, d]
+        else:
+            taps = weight.t()  # [K, d]
+            y = torch.addcmul(self.depthwise.bias, full[:, :c], taps[0])
+            for j in range(1, self.kernel_size):
+                y = y.addcmul_(full[:, j : j + c], taps[j])
+        y = self.pointwise_out(F.silu(self.norm(y)))
+        if self.training:
+            y = self.dropout(y)
         new_cache = full[:, full.shape[1] - (self.kernel_size - 1) :]
         return y, ConvState(new_cache)
 

@@ -27,7 +27,7 @@ import torch
 from asr.audio import validate_waveform
 from asr.decoding import BeamState, GreedyState, Hypothesis, beam_step, greedy_step
 from asr.features import FbankState, StreamingFbank
-from asr.model.encoder import EncoderState, stack_states, unstack_state
+from asr.model.encoder import EncoderState, stack_states
 from asr.pipeline import AsrModel
 from asr.streaming.endpoint import EndpointConfig, detect_endpoint
 
@@ -169,6 +169,27 @@ def _best(decoder: GreedyState | BeamState) -> Hypothesis:
     return decoder.hyp if isinstance(decoder, GreedyState) else decoder.best()
 
 
+def _split_streams(state: EncoderState, n: int) -> list[EncoderState]:
+    """A batched state -> n batch-1 states, as views: one ``split`` per tensor instead of n copies.
+
+    The same values as ``unstack_state`` (which copies each stream's slice); the views share the batch's
+    storage until each stream's next step replaces them (states are never modified in place). Parts that
+    define their own ``_select`` (the softmax KV cache, whose padding is trimmed per stream) use it.
+    """
+
+    def split(x):
+        if x is None:
+            return [None] * n
+        if isinstance(x, torch.Tensor):
+            return x.split(1)
+        if hasattr(type(x), "_select"):
+            return [x._select(b) for b in range(n)]
+        columns = zip(*(split(part) for part in x), strict=True)
+        return [type(x)(*col) for col in columns] if hasattr(type(x), "_fields") else [type(x)(c) for c in columns]
+
+    return list(split(state))
+
+
 class Recognizer:
     """Owns one model on one device and steps any number of streams in batches."""
 
@@ -276,19 +297,18 @@ class Recognizer:
         x = torch.stack([s.state.feats[:n] for s in group]).to(self.device)  # [B, n, n_mels]
         state = stack_states([s.state.encoder for s in group]) if len(group) > 1 else group[0].state.encoder
         log_probs, new_state = self.bundle.model.step(x, state)  # [B, n / 4, V]
-        per_stream = unstack_state(new_state) if len(group) > 1 else [new_state]
+        per_stream = _split_streams(new_state, len(group)) if len(group) > 1 else [new_state]
         lp_cpu = log_probs.float().cpu()
+        best = lp_cpu.argmax(-1).tolist()  # [B][n / 4] best label per frame, for the endpoint's silence count
         blank = self.bundle.tokenizer.blank_id
         for b, s in enumerate(group):
             if isinstance(s.state.decoder, GreedyState):
                 decoder = greedy_step(lp_cpu[b], s.state.decoder, blank=blank)
             else:
                 decoder = beam_step(lp_cpu[b], s.state.decoder, beam=self.config.beam, blank=blank)
-            nonblank = (lp_cpu[b].argmax(-1) != blank).nonzero()
+            nonblank = [i for i, label in enumerate(best[b]) if label != blank]
             trailing = (
-                s.state.trailing_blanks + lp_cpu.shape[1]
-                if nonblank.numel() == 0
-                else (lp_cpu.shape[1] - 1 - int(nonblank[-1]))
+                s.state.trailing_blanks + lp_cpu.shape[1] if not nonblank else lp_cpu.shape[1] - 1 - nonblank[-1]
             )
             s.state = s.state._replace(
                 feats=s.state.feats[n:], encoder=per_stream[b], decoder=decoder, trailing_blanks=trailing

@@ -10,6 +10,11 @@ Backends (each its own module, same signature):
     triton     fused forward and backward kernels for CUDA (CPU only under TRITON_INTERPRET=1)
 ``backend="auto"`` picks triton on CUDA and chunked on CPU. Asking for an unavailable backend raises;
 a fallback (auto on CUDA without triton) warns.
+
+Streaming: ``causal_linear_attention_step(q, k, v, state)`` continues a carried state by a short chunk (the
+model's per-chunk step). Same maths and results as ``causal_linear_attention(..., initial_state=state)``, but
+lean: shape checks only, no backend dispatch, no autograd Function, a dozen batched ops per call
+(``recurrent.recurrent_chunk_step``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,16 @@ from collections.abc import Callable
 
 import torch
 
+from kernels.linear_attention.recurrent import recurrent_chunk_step
 from kernels.linear_attention.state import LinearAttentionState, check_state
 
-__all__ = ["BACKENDS", "LinearAttentionState", "causal_linear_attention", "available_backends"]
+__all__ = [
+    "BACKENDS",
+    "LinearAttentionState",
+    "available_backends",
+    "causal_linear_attention",
+    "causal_linear_attention_step",
+]
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +186,75 @@ def causal_linear_attention(
     name = _resolve_backend(backend, q.device)
     fn = _load_backend(name)
     return fn(q, k, v, log_decay=log_decay, initial_state=initial_state, eps=eps, chunk_size=chunk_size)
+
+
+def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return x if x.dtype == dtype else x.to(dtype)
+
+
+def _step_log_gates(decay: torch.Tensor | None, q: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """``decay`` ([H] gates or [B, T, H] log gates) -> log gates [B or 1, H, T] in ``dtype`` (shapes checked)."""
+    if decay is None:
+        return None
+    B, T, H, _ = q.shape
+    if not isinstance(decay, torch.Tensor):
+        raise ValueError(f"decay must be a tensor of shape [H] or [B, T, H], got {type(decay).__name__}")
+    if decay.device != q.device:
+        raise ValueError(f"decay is on {decay.device} but q is on {q.device}")
+    if tuple(decay.shape) == (H,):
+        return torch.log(_as(decay, dtype)).view(1, H, 1).expand(1, H, T)
+    if tuple(decay.shape) == (B, T, H):
+        return _as(decay, dtype).transpose(1, 2)
+    raise ValueError(
+        f"decay must have shape [H]=({H},) or [B, T, H]=({B}, {T}, {H}), got {tuple(decay.shape)}"
+    )
+
+
+def causal_linear_attention_step(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    state: LinearAttentionState,
+    *,
+    decay: torch.Tensor | None = None,
+    eps: float = 1e-6,
+    chunk_size: int = 64,
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """Continue ``state`` by a chunk of T frames: the streaming form, for short chunks.
+
+    Args and results as ``causal_linear_attention`` with ``initial_state=state`` (q, k [B, T, H, Dk], v
+    [B, T, H, Dv]; decay None, [H] gates in (0, 1] or [B, T, H] log gates; out [B, T, H, Dv] in q's dtype,
+    the new float32 state). Differences, all for a per-chunk hot path:
+
+    - shapes, dtypes and devices are checked (Python only); decay *values* are not range-checked
+      (``causal_linear_attention`` does that; a model's sigmoid / logsigmoid gates are in range by
+      construction);
+    - no backend choice: the chunk is processed by ``recurrent_chunk_step`` in pieces of at most
+      ``chunk_size`` frames (memory O(T chunk_size) for any T);
+    - plain PyTorch ops, differentiable; ``state`` is never modified;
+    - ``out`` is a [B, T, H, Dv] view of a [B, H, T, Dv] tensor. Inputs that are such views (a [B, H, T, D]
+      tensor transposed) are used without a copy.
+    """
+    if state is None:
+        raise ValueError("causal_linear_attention_step needs a state (LinearAttentionState.zeros to start)")
+    _validate(q, k, v, state, eps)
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    sdtype = torch.float64 if torch.float64 in (q.dtype, state.S.dtype) else torch.float32
+    log_g = _step_log_gates(decay, q, sdtype)
+    qh, kh, vh = (_as(x, sdtype).transpose(1, 2) for x in (q, k, v))  # [B, H, T, D]
+    state = LinearAttentionState(_as(state.S, sdtype), _as(state.z, sdtype))
+    T = q.shape[1]
+    if T <= chunk_size:
+        out, state = recurrent_chunk_step(qh, kh, vh, state, log_g=log_g, eps=eps)
+    else:
+        outs = []
+        for a in range(0, T, chunk_size):
+            piece = slice(a, a + chunk_size)
+            gates = None if log_g is None else log_g[..., piece]
+            o, state = recurrent_chunk_step(
+                qh[:, :, piece], kh[:, :, piece], vh[:, :, piece], state, log_g=gates, eps=eps
+            )
+            outs.append(o)
+        out = torch.cat(outs, dim=2)
+    return _as(out.transpose(1, 2), q.dtype), state

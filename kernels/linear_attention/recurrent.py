@@ -2,11 +2,13 @@
 
     S_t = g_t S_{t-1} + k_t v_t^T,   z_t = g_t z_{t-1} + k_t,   out_t = q_t S_t / (q_t . z_t + eps)
 
-``recurrent_step`` is the per-frame function that streaming model code calls; it is pure (returns a new state,
-never touches the one passed in). ``causal_linear_attention_recurrent`` is the backend: a loop over T, so
-it is exact but slow, and differentiable. The state is float32 whatever the input dtype (float64 for float64
-inputs; ``recurrent_step`` also keeps a float64 incoming state in float64), which keeps hours of fp16 audio
-from overflowing the normaliser.
+``recurrent_step`` is the per-frame function; it is pure (returns a new state, never touches the one passed in).
+``recurrent_chunk_step`` is the same recurrence advanced by a short chunk of T frames at once (what a streaming
+model step calls, through ``kernels.linear_attention.causal_linear_attention_step``): within the chunk the
+masked quadratic form, across it the carried state, in a dozen batched ops. ``causal_linear_attention_recurrent``
+is the backend: a loop over T, so it is exact but slow, and differentiable. The state is float32 whatever the
+input dtype (float64 for float64 inputs; ``recurrent_step`` also keeps a float64 incoming state in float64),
+which keeps hours of fp16 audio from overflowing the normaliser.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 
 from kernels.linear_attention.state import LinearAttentionState, check_state
 
-__all__ = ["causal_linear_attention_recurrent", "recurrent_step"]
+__all__ = ["causal_linear_attention_recurrent", "recurrent_chunk_step", "recurrent_step"]
 
 
 def _state_dtype(x: torch.Tensor, state: LinearAttentionState | None) -> torch.dtype:
@@ -70,6 +72,55 @@ def recurrent_step(
     num = (q.unsqueeze(-2) @ S).squeeze(-2)  # [B, H, Dv]
     den = (q * z).sum(-1, keepdim=True)  # [B, H, 1]
     return (num / (den + eps)).to(q_t.dtype), LinearAttentionState(S, z)
+
+
+def recurrent_chunk_step(
+    q: torch.Tensor,  # [B, H, T, Dk]
+    k: torch.Tensor,  # [B, H, T, Dk]
+    v: torch.Tensor,  # [B, H, T, Dv]
+    state: LinearAttentionState,  # S [B, H, Dk, Dv], z [B, H, Dk]
+    *,
+    log_g: torch.Tensor | None = None,  # [B or 1, H, T] log gates <= 0 (None: no decay)
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """Advance the recurrence by a chunk of T frames. Returns out [B, H, T, Dv] in the state's dtype and the
+    new state (fresh tensors: ``state`` is never modified). Inputs are taken as given: same dtype as the state,
+    shapes checked by the caller. Cost O(T^2 D + T D^2) per head: meant for short chunks (T <= ~64).
+
+    With c_t = sum_{r<=t} log g_r (from the chunk start):
+        y_t   = sum_{s<=t} exp(c_t - c_s) (q_t . k_s) [v_s, 1] + exp(c_t) q_t [S_0, z_0]     (numerator, normaliser)
+        S_T   = exp(c_T) S_0 + sum_s exp(c_T - c_s) k_s v_s^T,   z_T likewise with v_s -> 1
+    Exponents of masked (future) pairs are zeroed before exp, so strong gates never overflow (a clamp would
+    also cut the gradient of pairs at exactly 0, i.e. of gates g = 1).
+    Differentiable: in-place ops touch only fresh results whose old values autograd does not need.
+    """
+    B, H, T, Dk = q.shape
+    Dv = v.shape[-1]
+    G = B * H
+    S, z = state
+    k3, v3 = k.reshape(G, T, Dk), v.reshape(G, T, Dv)  # [G, T, D] (views of contiguous inputs)
+    A = torch.bmm(q.reshape(G, T, Dk), k3.transpose(1, 2))  # [G, T, T] scores q_t . k_s
+    if log_g is None:
+        A = A.tril_()
+        qs, kd, S_kept, z_kept = q, k3, S, z
+    else:
+        c = log_g.cumsum(-1)  # [B|1, H, T]
+        decay = torch.exp((c.unsqueeze(-1) - c.unsqueeze(-2)).tril()).tril()  # future exponents zeroed first
+        A = (A.view(B, H, T, T) * decay).view(G, T, T)
+        qs = q * torch.exp(c).unsqueeze(-1)  # q_t decayed from the chunk start
+        kd = (k * torch.exp(c[..., -1:] - c).unsqueeze(-1)).reshape(G, T, Dk)  # k_s decayed to the chunk end
+        g_all = torch.exp(c[..., -1])  # [B|1, H] whole-chunk decay
+        S_kept, z_kept = S * g_all[..., None, None], z * g_all[..., None]
+    qs = qs.reshape(G, T, Dk)
+    num = torch.bmm(A, v3).baddbmm_(qs, S.reshape(G, Dk, Dv))  # [G, T, Dv]
+    den = A.sum(-1, keepdim=True).baddbmm_(qs, z.reshape(G, Dk, 1)).add_(eps)  # [G, T, 1]
+    if S_kept is S:  # the caller's state: never written
+        S_new = torch.baddbmm(S.reshape(G, Dk, Dv), kd.transpose(1, 2), v3)  # [G, Dk, Dv]
+    else:  # a fresh decayed copy: accumulate into it
+        S_new = S_kept.reshape(G, Dk, Dv).baddbmm_(kd.transpose(1, 2), v3)
+    z_new = kd.sum(1).add_(z_kept.reshape(G, Dk))  # [G, Dk]
+    out = (num / den).view(B, H, T, Dv)
+    return out, LinearAttentionState(S_new.view(B, H, Dk, Dv), z_new.view(B, H, Dk))
 
 
 def causal_linear_attention_recurrent(

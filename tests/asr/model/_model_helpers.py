@@ -21,7 +21,7 @@ TINY = ModelConfig(
     ff_dim=32,
     dropout=0.0,
     conv_kernel_size=5,
-    backend="chunked",
+    backend="auto",  # forward: chunked on CPU; step: the lean streaming form (causal_linear_attention_step)
     chunk_size=8,
 )
 
@@ -35,6 +35,7 @@ CAUSAL_VARIANTS = {
     "linear-random": dict(feature_map="positive_random", num_random_features=12, output_norm="rms"),
     "linear-reference-backend": dict(backend="reference", decay="per_head"),
     "linear-recurrent-backend": dict(backend="recurrent", decay="gated", output_norm="rms"),
+    "linear-chunked-backend": dict(backend="chunked", decay="gated"),  # step through the named backend
     "softmax": dict(attention="softmax"),
     "softmax-window": dict(attention="softmax", attention_window=3),
 }

@@ -80,6 +80,21 @@ def test_conv_module_step_matches_forward(kernel_size: int) -> None:
     assert state.cache.shape == (2, kernel_size - 1, 8)
 
 
+def test_conv_module_step_matches_forward_for_big_batches() -> None:
+    """Past ``_WINDOWED_ROWS`` (stream, frame) rows the step's depthwise conv runs as K multiply-adds."""
+    from asr.model.conv_module import _WINDOWED_ROWS
+
+    torch.manual_seed(3)
+    conv = ConvModule(d_model=8, kernel_size=5, causal=True, dropout=0.0).eval()
+    batch = _WINDOWED_ROWS // 4 + 1
+    x = torch.randn(batch, 14, 8)
+    with torch.no_grad():
+        full = conv(x)
+        streamed, _ = _run_steps(conv, x, [4, 1, 4, 5])  # 4 and 5 frames: over the threshold, 1: under it
+    assert batch * 4 > _WINDOWED_ROWS >= batch
+    assert (streamed - full).abs().max().item() <= TOL
+
+
 def test_subsampling_is_causal_block_aligned_and_streams() -> None:
     torch.manual_seed(0)
     sub = CausalConvSubsampling(input_dim=20, channels=4, d_model=8).eval()
@@ -148,3 +163,17 @@ def test_random_features_are_stored_and_differ_between_layers() -> None:
     first, second = (model.state_dict()[k] for k in keys[:2])
     assert first.shape == (12, model.config.head_dim) and not torch.equal(first, second)
     assert model.encoder.blocks[0].attention.key_dim == 12
+
+
+def test_step_feature_map_is_elu_plus_one_bit_for_bit() -> None:
+    from asr.model.attention import _elu_plus_one
+    from kernels import elu_plus_one
+
+    x = torch.randn(4, 257, generator=torch.Generator().manual_seed(0)) * 20
+    x[0, :6] = torch.tensor([0.0, -0.0, 1e-30, -1e-30, -90.0, 90.0])
+    with torch.inference_mode():
+        assert torch.equal(_elu_plus_one(x), elu_plus_one(x))
+    y = x.clone().requires_grad_()
+    (g,) = torch.autograd.grad(_elu_plus_one(y).sum(), y)  # with autograd on: the kernels' function itself
+    (ref,) = torch.autograd.grad(elu_plus_one(y).sum(), y)
+    assert torch.equal(g, ref)

@@ -170,3 +170,35 @@ def test_endpoint_rules_produce_finals(bundle, audio):
 def test_bidirectional_model_refuses_to_stream():
     with pytest.raises(ValueError, match="cannot stream"):
         Recognizer(make_bundle(causal=False), device="cpu")
+
+
+def _leaves(state):
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if state is None:
+        return []
+    return [leaf for part in state for leaf in _leaves(part)]
+
+
+@pytest.mark.parametrize("overrides", [{}, {"attention": "softmax"}], ids=["linear", "softmax-kv"])
+def test_split_streams_equals_unstack_state(overrides):
+    """The recognizer's per-stream views of a batched state hold what ``unstack_state`` copies out."""
+    from asr.model.encoder import stack_states, unstack_state
+    from asr.streaming.recognizer import _split_streams
+
+    model = make_bundle(**overrides).model
+    g = torch.Generator().manual_seed(2)
+    states = []
+    with torch.inference_mode():
+        for history in (1, 3, 2):  # different histories: the softmax caches have different lengths
+            state = model.init_state(1)
+            for _ in range(history):
+                _, state = model.step(torch.randn(1, 8, 80, generator=g), state)
+            states.append(state)
+    batched = stack_states(states)
+    views, copies = _split_streams(batched, 3), unstack_state(batched)
+    assert len(views) == 3
+    for view, copy, original in zip(views, copies, states):
+        assert type(view) is type(copy)
+        for a, b, c in zip(_leaves(view), _leaves(copy), _leaves(original), strict=True):
+            assert a.shape == b.shape == c.shape and torch.equal(a, b) and torch.equal(a, c)
