@@ -40,7 +40,7 @@ LONG_OUT = Path("runs/long_stream")
 #: name -> (output folder, model): the bundled model, and the study's (a) and (b), whose only difference is the decay
 #: and output norm, to show what a pure-sum state does over 30 minutes without resets.
 LONG_RUNS = {
-    "bundled model": (LONG_OUT, None),
+    "bundled model": (LONG_OUT, Path("runs/bundle/final.safetensors")),  # = asr/assets/model/model.safetensors
     "study (a) linear": (Path("runs/long_stream_study_linear"), STUDY_OUT / "linear" / "final.safetensors"),
     "study (b) improved": (Path("runs/long_stream_study_improved"), STUDY_OUT / "improved" / "final.safetensors"),
 }
@@ -155,11 +155,13 @@ def section_study() -> tuple[str, str, str]:
     for name in ("linear", "improved"):
         mine, base = (results.get(name) or {}).get("test_full"), (results.get("softmax") or {}).get("test_full")
         if mine and base:
+            met = mine["wer"] <= 1.05 * base["wer"]
             verdict.append(
                 f"- {variants[name][2].split(')')[0]}) {name} vs (c) softmax on the synthetic test set: WER "
                 f"{100 * (mine['wer'] / base['wer'] - 1):+.1f}% relative, "
-                f"CER {100 * (mine['cer'] / base['cer'] - 1):+.1f}% relative (target for (b): within 5% relative WER: "
-                f"{'met' if mine['wer'] <= 1.05 * base['wer'] else 'not met'})."
+                f"CER {100 * (mine['cer'] / base['cer'] - 1):+.1f}% relative"
+                + (f" (target for (b): within 5% relative WER: {'met' if met else 'not met'})."
+                   if name == "improved" else ".")
             )
     return "\n".join(lines), " ".join(STUDY_SET), "\n".join(verdict)
 
@@ -230,8 +232,11 @@ def section_long() -> str:
              f"({mem['rss_slope_mib_per_min']:+.2f} MiB/min)"),
             ("encoder state, start -> end (bytes)",
              f"{mem['encoder_state_start_bytes']:,} -> {mem['encoder_state_end_bytes']:,}"),
-            ("per-chunk CPU time, first -> last minute (ms)",
+            ("per-chunk CPU time, first -> last minute (ms; live, load-dependent)",
              f"{1e3 * lat['first_cpu_median_s']:.1f} -> {1e3 * lat['last_cpu_median_s']:.1f}"),
+            ("step from the 1-min state vs the 30-min state, timed in turns (ms)",
+             f"{1e3 * lat['replay']['first_cpu_median_s']:.2f} vs {1e3 * lat['replay']['end_cpu_median_s']:.2f} "
+             f"(x{lat['replay']['cpu_ratio_end_first']:.3f})" if lat.get("replay") else "-"),
             ("real-time factor (wall, whole stream)", f"{lat['real_time_factor']:.3f}"),
         ]
 
@@ -303,6 +308,15 @@ CER separates the rows better than WER; s / epoch were measured with other jobs 
 
 {parts['verdict']}
 
+What this does and does not show: at this budget (1.5 M parameters, 1,224 steps, one seed) the causal rows are
+within a few percent of each other on every measure, so the study cannot rank (a), (b) and (c); the paper's 58%
+gap between linear and softmax (bidirectional, WSJ, trained to convergence) does not appear at this stage of
+training, and neither does an advantage for the decay or the output norm. The (b) target is met by the numbers,
+but with word error rates near 100% that is a weak statement. What is clear: attending to the future halves the
+gap to a usable model ((d): -17% CER), and the linear and softmax versions are tied there too. The bundled model
+uses (b) because a decayed state forgets: over a 30-minute stream without resets (section 3) its memory of old
+audio is bounded, while the pure sum of (a) keeps every frame of the stream in its normaliser.
+
 Streaming equals full-utterance decoding for every causal model: "stream = full" counts the test utterances whose
 streaming hypothesis is identical to the full-utterance one.
 
@@ -311,7 +325,12 @@ streaming hypothesis is identical to the full-utterance one.
 ## 3. One continuous 30-minute stream
 
 Test utterances concatenated with pauses into one stream, transcribed live by the bundled model with endpointing
-(`tools/long_stream.py`), against the same utterances decoded one by one.
+(`tools/long_stream.py`), against the same utterances decoded one by one; the study's (a) and (b) models beside it
+(same size, only the decay and output norm differ). The WER target (within 5% relative) is met, and memory and
+per-chunk compute stay flat; but the character error rate of the continuous stream is higher than decoding the
+utterances one by one (the state carries the previous utterances into the next, and a word cut at an endpoint
+costs characters): the decayed model (b) loses less than the pure sum (a), and a reset of the attention state at
+each endpoint (`EndpointConfig.reset_attention_state`, `--reset-state-at-endpoint`) is the remedy to measure next.
 
 {parts['long']}
 
