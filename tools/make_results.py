@@ -82,8 +82,8 @@ def make_subset(hours: float = 2.0, seed: int = 0) -> None:
 def run_parts() -> None:
     _sh([PY, "tools/make_bundle.py"])
     make_subset()
-    _sh([PY, "tools/attention_study.py", "--out", str(STUDY_OUT), "--doc", str(STUDY_OUT / "results.md"),
-         "--variants", *STUDY_VARIANTS, "--set", *STUDY_SET])
+    _sh([PY, "tools/attention_study.py", "--out", str(STUDY_OUT), "--variants", *STUDY_VARIANTS,
+         "--set", *STUDY_SET])
     for out, model in LONG_RUNS.values():
         if not (out / "long_stream.json").is_file():
             _sh([PY, "tools/long_stream.py", "--minutes", "30", "--out", str(out),

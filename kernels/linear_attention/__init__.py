@@ -124,33 +124,41 @@ def _validate(
             raise ValueError(f"initial_state must be float32 (or float64), got S {S.dtype}, z {z.dtype}")
 
 
-def _log_decay(decay: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor | None:
-    """Normalise ``decay`` to per-step log gates [B, T, H] (float32, or float64 for float64 inputs)."""
-    if decay is None:
-        return None
+def _decay_kind(decay: torch.Tensor, q: torch.Tensor) -> str:
+    """``"head"`` for [H] gates, ``"step"`` for [B, T, H] log gates; ValueError for anything else."""
     B, T, H, _ = q.shape
     if not isinstance(decay, torch.Tensor):
         raise ValueError(f"decay must be a tensor of shape [H] or [B, T, H], got {type(decay).__name__}")
     if decay.device != q.device:
         raise ValueError(f"decay is on {decay.device} but q is on {q.device}")
-    dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
     if tuple(decay.shape) == (H,):
+        return "head"
+    if tuple(decay.shape) == (B, T, H):
+        return "step"
+    raise ValueError(
+        f"decay must have shape [H]=({H},) or [B, T, H]=({B}, {T}, {H}), got {tuple(decay.shape)}"
+    )
+
+
+def _log_decay(decay: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor | None:
+    """Normalise ``decay`` to per-step log gates [B, T, H] (float32, or float64 for float64 inputs)."""
+    if decay is None:
+        return None
+    B, T, H, _ = q.shape
+    dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    if _decay_kind(decay, q) == "head":
         d = decay.detach()
         if not bool(torch.all((d > 0) & (d <= 1))):
             raise ValueError(f"per-head decay must lie in (0, 1], got {d.tolist()}")
         return torch.log(decay.to(dtype)).view(1, 1, H).expand(B, T, H)
-    if tuple(decay.shape) == (B, T, H):
-        d = decay.detach()
-        if not bool(torch.all(torch.isfinite(d) & (d <= 0))):
-            bad = d[~(torch.isfinite(d) & (d <= 0))]
-            raise ValueError(
-                f"per-step decay gates are log g_t and must be finite and <= 0 (g in (0, 1]); "
-                f"got {bad.numel()} bad values, e.g. {bad.flatten()[:4].tolist()}"
-            )
-        return decay.to(dtype)
-    raise ValueError(
-        f"decay must have shape [H]=({H},) or [B, T, H]=({B}, {T}, {H}), got {tuple(decay.shape)}"
-    )
+    d = decay.detach()
+    if not bool(torch.all(torch.isfinite(d) & (d <= 0))):
+        bad = d[~(torch.isfinite(d) & (d <= 0))]
+        raise ValueError(
+            f"per-step decay gates are log g_t and must be finite and <= 0 (g in (0, 1]); "
+            f"got {bad.numel()} bad values, e.g. {bad.flatten()[:4].tolist()}"
+        )
+    return decay.to(dtype)
 
 
 def causal_linear_attention(
@@ -196,18 +204,10 @@ def _step_log_gates(decay: torch.Tensor | None, q: torch.Tensor, dtype: torch.dt
     """``decay`` ([H] gates or [B, T, H] log gates) -> log gates [B or 1, H, T] in ``dtype`` (shapes checked)."""
     if decay is None:
         return None
-    B, T, H, _ = q.shape
-    if not isinstance(decay, torch.Tensor):
-        raise ValueError(f"decay must be a tensor of shape [H] or [B, T, H], got {type(decay).__name__}")
-    if decay.device != q.device:
-        raise ValueError(f"decay is on {decay.device} but q is on {q.device}")
-    if tuple(decay.shape) == (H,):
+    _, T, H, _ = q.shape
+    if _decay_kind(decay, q) == "head":
         return torch.log(_as(decay, dtype)).view(1, H, 1).expand(1, H, T)
-    if tuple(decay.shape) == (B, T, H):
-        return _as(decay, dtype).transpose(1, 2)
-    raise ValueError(
-        f"decay must have shape [H]=({H},) or [B, T, H]=({B}, {T}, {H}), got {tuple(decay.shape)}"
-    )
+    return _as(decay, dtype).transpose(1, 2)
 
 
 def causal_linear_attention_step(

@@ -61,11 +61,22 @@ def make_case(
 
 
 def run(case: Case, *, backend: str, dtype: torch.dtype, chunk_size: int = 64, eps: float = 1e-6):
-    """Forward + backward of a weighted loss on out and the final state.
+    """Forward + backward of a weighted loss on out and the final state, through ``causal_linear_attention``.
 
     Returns (out, final_state, grads) with grads a dict over q, k, v, decay, S0, z0 (only those present).
     q, k, v are cast to ``dtype``; decay and the initial state go in float32 (float64 when dtype is).
     """
+
+    def call(q, k, v, decay, state):
+        return causal_linear_attention(
+            q, k, v, decay=decay, initial_state=state, backend=backend, chunk_size=chunk_size, eps=eps
+        )
+
+    return run_with(case, call, dtype=dtype)
+
+
+def run_with(case: Case, call, *, dtype: torch.dtype):
+    """``run`` for any entry point ``call(q, k, v, decay, state) -> (out, final_state)``."""
     sdtype = torch.float64 if dtype == torch.float64 else torch.float32
     leaves = {"q": case.q.to(dtype), "k": case.k.to(dtype), "v": case.v.to(dtype)}
     if case.decay is not None:
@@ -75,10 +86,7 @@ def run(case: Case, *, backend: str, dtype: torch.dtype, chunk_size: int = 64, e
     for x in leaves.values():
         x.requires_grad_(True)
     state = LinearAttentionState(leaves["S0"], leaves["z0"]) if "S0" in leaves else None
-    out, final = causal_linear_attention(
-        leaves["q"], leaves["k"], leaves["v"],
-        decay=leaves.get("decay"), initial_state=state, backend=backend, chunk_size=chunk_size, eps=eps,
-    )  # fmt: skip
+    out, final = call(leaves["q"], leaves["k"], leaves["v"], leaves.get("decay"), state)
     loss = (
         (out.double() * case.w_out).sum() + (final.S.double() * case.w_S).sum()
         + (final.z.double() * case.w_z).sum()

@@ -9,31 +9,19 @@ import torch
 
 from kernels import LinearAttentionState, causal_linear_attention
 from kernels.linear_attention import causal_linear_attention_step
-from tests.kernels._cases import DECAYS, Case, make_case, rel_err, run
+from tests.kernels._cases import DECAYS, Case, make_case, rel_err, run, run_with
 
 _TOL = {torch.float32: 2e-5, torch.bfloat16: 1.6e-2}
 
 
 def _run_step(case: Case, *, dtype: torch.dtype, chunk_size: int = 64, eps: float = 1e-6):
     """``run`` (tests/kernels/_cases.py) for the step function: same leaves, same weighted loss."""
-    sdtype = torch.float64 if dtype == torch.float64 else torch.float32
-    leaves = {"q": case.q.to(dtype), "k": case.k.to(dtype), "v": case.v.to(dtype)}
-    if case.decay is not None:
-        leaves["decay"] = case.decay.to(sdtype)
-    leaves["S0"], leaves["z0"] = case.S0.to(sdtype), case.z0.to(sdtype)
-    for x in leaves.values():
-        x.requires_grad_(True)
-    out, final = causal_linear_attention_step(
-        leaves["q"], leaves["k"], leaves["v"], LinearAttentionState(leaves["S0"], leaves["z0"]),
-        decay=leaves.get("decay"), chunk_size=chunk_size, eps=eps,
-    )  # fmt: skip
-    loss = (
-        (out.double() * case.w_out).sum() + (final.S.double() * case.w_S).sum()
-        + (final.z.double() * case.w_z).sum()
-    )  # fmt: skip
-    names = list(leaves)
-    grads = torch.autograd.grad(loss, [leaves[n] for n in names])
-    return out.detach(), LinearAttentionState(final.S.detach(), final.z.detach()), dict(zip(names, grads))
+    assert case.S0 is not None  # the step always continues a state
+
+    def call(q, k, v, decay, state):
+        return causal_linear_attention_step(q, k, v, state, decay=decay, chunk_size=chunk_size, eps=eps)
+
+    return run_with(case, call, dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
