@@ -14,16 +14,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConvModule", "ConvState"]
+__all__ = ["ConvModule", "ConvState", "causal_depthwise_step"]
 
-#: Streaming step: up to this many (stream, frame) rows the depthwise conv is one windowed multiply and sum.
-_WINDOWED_ROWS = 64
+#: Streaming step: up to this many (stream, frame) rows the depthwise conv is one windowed multiply and sum
+#: (no convolution-library call overhead); more rows (a big batch) go to oneDNN's depthwise convolution.
+_WINDOWED_ROWS = 16
 
 
 class ConvState(NamedTuple):
     """Left context of the depthwise convolution."""
 
     cache: torch.Tensor  # [B, K - 1, d_model]  the last K - 1 GLU outputs
+
+
+def causal_depthwise_step(full: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The causal depthwise convolution of a streaming chunk, in [B, T, d] layout (no transposes).
+
+    full: [B, K - 1 + C, d], the K - 1 cached frames then the chunk's C frames; weight [d, K]; bias [d]
+    -> [B, C, d]. The same numbers as ``nn.Conv1d(d, d, K, groups=d)`` over the left-padded sequence, up to
+    float rounding. A few rows: one broadcast multiply and a sum over the windows. Many rows: the input read
+    as a channels-last [B, d, 1, K - 1 + C] image (a view), which oneDNN's depthwise kernel takes as is.
+    """
+    b, length, d = full.shape
+    kernel = weight.shape[1]
+    frames = length - (kernel - 1)
+    if b * frames <= _WINDOWED_ROWS:
+        return (full.unfold(1, kernel, 1) * weight).sum(-1).add_(bias)  # [B, C, d, K] -> [B, C, d]
+    y = F.conv2d(full.transpose(1, 2).unsqueeze(2), weight.view(d, 1, 1, kernel), bias, groups=d)  # [B, d, 1, C]
+    return y.squeeze(2).transpose(1, 2)  # [B, C, d]: contiguous when the conv wrote channels-last
 
 
 class ConvModule(nn.Module):
@@ -72,21 +90,9 @@ class ConvModule(nn.Module):
             raise ValueError("a non-causal conv module cannot step (set causal=True to stream)")
         if x.dim() != 3 or x.shape[-1] != self.d_model or x.shape[1] == 0:
             raise ValueError(f"expected a chunk [B, T >= 1, {self.d_model}], got shape {tuple(x.shape)}")
-        c = x.shape[1]
         h = F.glu(self.pointwise_in(x), dim=-1)  # [B, C, d]
         full = torch.cat([state.cache, h], dim=1)  # [B, K - 1 + C, d]
-        # The same depthwise convolution as forward's nn.Conv1d, as a multiply-add over the K taps, in [B, C, d]
-        # (no transposes): for the few frames of a streaming chunk this avoids the convolution library's
-        # per-call overhead. Few rows: one broadcast multiply and a sum over the windows; many rows (a big
-        # batch): K fused multiply-adds, which never materialise the [B, C, d, K] windows.
-        weight = self.depthwise.weight.squeeze(1)  # [d, K]
-        if full.shape[0] * c <= _WINDOWED_ROWS:
-            y = (full.unfold(1, self.kernel_size, 1) * weight).sum(-1).add_(self.depthwise.bias)  # [B, C, d]
-        else:
-            taps = weight.t()  # [K, d]
-            y = torch.addcmul(self.depthwise.bias, full[:, :c], taps[0])
-            for j in range(1, self.kernel_size):
-                y = y.addcmul_(full[:, j : j + c], taps[j])
+        y = causal_depthwise_step(full, self.depthwise.weight.squeeze(1), self.depthwise.bias)  # [B, C, d]
         y = self.pointwise_out(F.silu(self.norm(y)))
         if self.training:
             y = self.dropout(y)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CausalConvSubsampling", "SubsamplingState"]
+__all__ = ["CausalConvSubsampling", "SubsamplingState", "conv2_step"]
 
 _FACTOR = 4
 
@@ -26,11 +26,32 @@ class SubsamplingState(NamedTuple):
     """Left context of the two stride-2 convolutions."""
 
     frames: torch.Tensor  # [B, 1, 1, F]   last input feature frame
-    hidden: torch.Tensor  # [B, C, 1, F1]  last (activated) output frame of the first conv
+    hidden: torch.Tensor  # [B, 1, F1, C]  last (activated) output frame of the first conv, channels-last
 
 
 def _freq_out(bins: int) -> int:
     return (bins - 3) // 2 + 1
+
+
+#: Streaming step: up to this many (stream, output frame) rows conv2 is an explicit im2col matmul (no
+#: convolution-library call overhead); more go to oneDNN's convolution.
+_IM2COL_ROWS = 16
+
+
+def conv2_step(h1: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_mat: torch.Tensor) -> torch.Tensor:
+    """The second stride-2 conv of a streaming step, channels-last in and out.
+
+    h1: [B, 1 + 2n, F1, C] (the cached frame then the chunk's first-conv outputs); weight [C, C, 3, 3]; bias [C];
+    weight_mat: the same weight as a [C * 9, C] matrix (rows in (in channel, time tap, frequency tap) order,
+    any strides) -> [B, n, F2, C]. Few rows: windows gathered and one matmul; many: oneDNN's conv2d.
+    """
+    b, length, _, c = h1.shape
+    n = (length - 1) // 2
+    if b * n <= _IM2COL_ROWS:
+        windows = h1.unfold(1, 3, 2).unfold(2, 3, 2)  # [B, n, F2, C, 3, 3]
+        f2 = windows.shape[2]
+        return torch.addmm(bias, windows.reshape(b * n * f2, c * 9), weight_mat).view(b, n, f2, c)
+    return F.conv2d(h1.permute(0, 3, 1, 2), weight, bias, stride=2).permute(0, 2, 3, 1)  # [B, n, F2, C]
 
 
 class CausalConvSubsampling(nn.Module):
@@ -75,7 +96,7 @@ class CausalConvSubsampling(nn.Module):
         dtype = self.conv1.weight.dtype
         return SubsamplingState(
             frames=torch.zeros(batch_size, 1, 1, self.input_dim, device=device, dtype=dtype),
-            hidden=torch.zeros(batch_size, self.channels, 1, self.freq1, device=device, dtype=dtype),
+            hidden=torch.zeros(batch_size, 1, self.freq1, self.channels, device=device, dtype=dtype),
         )
 
     def step(self, x: torch.Tensor, state: SubsamplingState) -> tuple[torch.Tensor, SubsamplingState]:
@@ -89,18 +110,16 @@ class CausalConvSubsampling(nn.Module):
             )
         # The same two convolutions as forward, laid out for small steps and big batches: conv1 (one input
         # channel) as a [rows, 9] x [9, C] matmul over its 3x3 windows, its output kept channels-last, which
-        # conv2 then reads without a layout copy (oneDNN's fast path); numbers equal forward's up to rounding.
+        # conv2_step reads without a layout copy; numbers equal forward's up to rounding.
         b, t, f = x.shape
         frames = torch.cat([state.frames.reshape(b, 1, f), x], dim=1)  # [B, 1 + 4n, F]
         windows = frames.unfold(1, 3, 2).unfold(2, 3, 2).reshape(-1, 9)  # [B * 2n * F1, 9]
         h1 = F.silu(F.linear(windows, self.conv1.weight.view(self.channels, 9), self.conv1.bias))
-        h1 = h1.view(b, t // 2, self.freq1, self.channels)  # [B, 2n, F1, C] channels-last
-        h1 = torch.cat([state.hidden.permute(0, 2, 3, 1), h1], dim=1)  # [B, 1 + 2n, F1, C]
-        h2 = F.silu(F.conv2d(h1.permute(0, 3, 1, 2), self.conv2.weight, self.conv2.bias, stride=2))  # [B, C, n, F2]
-        new_state = SubsamplingState(
-            frames=frames[:, -1:].unsqueeze(1), hidden=h1[:, -1:].permute(0, 3, 1, 2).contiguous()
-        )
-        return self._project(h2), new_state
+        h1 = torch.cat([state.hidden, h1.view(b, t // 2, self.freq1, self.channels)], dim=1)  # [B, 1 + 2n, F1, C]
+        weight = self.conv2.weight
+        h2 = F.silu(conv2_step(h1, weight, self.conv2.bias, weight.view(weight.shape[0], -1).t()))  # [B, n, F2, C]
+        new_state = SubsamplingState(frames=frames[:, -1:].unsqueeze(1), hidden=h1[:, -1:])
+        return self.proj(h2.transpose(2, 3).reshape(b, t // _FACTOR, -1)), new_state  # (C, F2) order, as forward
 
     def flops_per_frame(self) -> float:
         """Multiply-adds x 2 per *input* frame."""

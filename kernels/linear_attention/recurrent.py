@@ -13,11 +13,19 @@ which keeps hours of fp16 audio from overflowing the normaliser.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from kernels.linear_attention.state import LinearAttentionState, check_state
 
-__all__ = ["causal_linear_attention_recurrent", "recurrent_chunk_step", "recurrent_step"]
+__all__ = [
+    "ChunkGates",
+    "causal_linear_attention_recurrent",
+    "chunk_gates",
+    "recurrent_chunk_step",
+    "recurrent_step",
+]
 
 
 def _state_dtype(x: torch.Tensor, state: LinearAttentionState | None) -> torch.dtype:
@@ -74,6 +82,32 @@ def recurrent_step(
     return (num / (den + eps)).to(q_t.dtype), LinearAttentionState(S, z)
 
 
+class ChunkGates(NamedTuple):
+    """The decay factors of a chunk of T frames (``chunk_gates``), with c_t = sum_{r<=t} log g_r from the
+    chunk start. They depend on the gates only: for a constant per-head decay, on H and T, so a caller that
+    steps many chunks can compute them once."""
+
+    pair: torch.Tensor  # [B|1, H, T, T]  exp(c_t - c_s) for s <= t, 0 above the diagonal
+    query: torch.Tensor  # [B|1, H, T, 1]  exp(c_t): q_t decayed from the chunk start
+    key: torch.Tensor  # [B|1, H, T, 1]  exp(c_T - c_s): k_s decayed to the chunk end
+    whole: torch.Tensor  # [B|1, H, 1, 1]  exp(c_T): the carried state's decay over the whole chunk
+
+
+def chunk_gates(log_g: torch.Tensor) -> ChunkGates:
+    """log gates [B|1, H, T] (<= 0) -> the chunk's ChunkGates. Exponents of masked (future) pairs are zeroed
+    before exp, so strong gates never overflow (a clamp would also cut the gradient of pairs at exactly 0,
+    i.e. of gates g = 1)."""
+    if not isinstance(log_g, torch.Tensor) or log_g.dim() != 3:
+        shape = tuple(log_g.shape) if isinstance(log_g, torch.Tensor) else type(log_g).__name__
+        raise ValueError(f"log_g must be a [B|1, H, T] tensor of log gates, got {shape}")
+    c = log_g.cumsum(-1)  # [B|1, H, T]
+    pair = torch.exp((c.unsqueeze(-1) - c.unsqueeze(-2)).tril()).tril()
+    last = c[..., -1:]  # [B|1, H, 1]
+    return ChunkGates(
+        pair, torch.exp(c).unsqueeze(-1), torch.exp(last - c).unsqueeze(-1), torch.exp(last).unsqueeze(-1)
+    )
+
+
 def recurrent_chunk_step(
     q: torch.Tensor,  # [B, H, T, Dk]
     k: torch.Tensor,  # [B, H, T, Dk]
@@ -81,7 +115,9 @@ def recurrent_chunk_step(
     state: LinearAttentionState,  # S [B, H, Dk, Dv], z [B, H, Dk]
     *,
     log_g: torch.Tensor | None = None,  # [B or 1, H, T] log gates <= 0 (None: no decay)
+    gates: ChunkGates | None = None,  # or the same decay as precomputed factors (chunk_gates(log_g))
     eps: float = 1e-6,
+    out: torch.Tensor | None = None,  # optional [B, H, T, Dv] result tensor (any strides); no autograd
 ) -> tuple[torch.Tensor, LinearAttentionState]:
     """Advance the recurrence by a chunk of T frames. Returns out [B, H, T, Dv] in the state's dtype and the
     new state (fresh tensors: ``state`` is never modified). Inputs are taken as given: same dtype as the state,
@@ -90,27 +126,27 @@ def recurrent_chunk_step(
     With c_t = sum_{r<=t} log g_r (from the chunk start):
         y_t   = sum_{s<=t} exp(c_t - c_s) (q_t . k_s) [v_s, 1] + exp(c_t) q_t [S_0, z_0]     (numerator, normaliser)
         S_T   = exp(c_T) S_0 + sum_s exp(c_T - c_s) k_s v_s^T,   z_T likewise with v_s -> 1
-    Exponents of masked (future) pairs are zeroed before exp, so strong gates never overflow (a clamp would
-    also cut the gradient of pairs at exactly 0, i.e. of gates g = 1).
-    Differentiable: in-place ops touch only fresh results whose old values autograd does not need.
+    ``out`` lets a caller receive the result in another layout (a transposed view of a [B, T, H, Dv]
+    tensor, say) without a copy.
+    Differentiable (without ``out``): in-place ops touch only fresh results whose old values autograd does
+    not need.
     """
     B, H, T, Dk = q.shape
     Dv = v.shape[-1]
     G = B * H
     S, z = state
+    if gates is None and log_g is not None:
+        gates = chunk_gates(log_g)
     k3, v3 = k.reshape(G, T, Dk), v.reshape(G, T, Dv)  # [G, T, D] (views of contiguous inputs)
     A = torch.bmm(q.reshape(G, T, Dk), k3.transpose(1, 2))  # [G, T, T] scores q_t . k_s
-    if log_g is None:
+    if gates is None:
         A = A.tril_()
         qs, kd, S_kept, z_kept = q, k3, S, z
     else:
-        c = log_g.cumsum(-1)  # [B|1, H, T]
-        decay = torch.exp((c.unsqueeze(-1) - c.unsqueeze(-2)).tril()).tril()  # future exponents zeroed first
-        A = (A.view(B, H, T, T) * decay).view(G, T, T)
-        qs = q * torch.exp(c).unsqueeze(-1)  # q_t decayed from the chunk start
-        kd = (k * torch.exp(c[..., -1:] - c).unsqueeze(-1)).reshape(G, T, Dk)  # k_s decayed to the chunk end
-        g_all = torch.exp(c[..., -1])  # [B|1, H] whole-chunk decay
-        S_kept, z_kept = S * g_all[..., None, None], z * g_all[..., None]
+        A = (A.view(B, H, T, T) * gates.pair).view(G, T, T)
+        qs = q * gates.query  # q_t decayed from the chunk start
+        kd = (k * gates.key).reshape(G, T, Dk)  # k_s decayed to the chunk end
+        S_kept, z_kept = S * gates.whole, z * gates.whole[..., 0]
     qs = qs.reshape(G, T, Dk)
     num = torch.bmm(A, v3).baddbmm_(qs, S.reshape(G, Dk, Dv))  # [G, T, Dv]
     den = A.sum(-1, keepdim=True).baddbmm_(qs, z.reshape(G, Dk, 1)).add_(eps)  # [G, T, 1]
@@ -119,7 +155,10 @@ def recurrent_chunk_step(
     else:  # a fresh decayed copy: accumulate into it
         S_new = S_kept.reshape(G, Dk, Dv).baddbmm_(kd.transpose(1, 2), v3)
     z_new = kd.sum(1).add_(z_kept.reshape(G, Dk))  # [G, Dk]
-    out = (num / den).view(B, H, T, Dv)
+    if out is None:
+        out = (num / den).view(B, H, T, Dv)
+    else:
+        torch.div(num.view(B, H, T, Dv), den.view(B, H, T, 1), out=out)
     return out, LinearAttentionState(S_new.view(B, H, Dk, Dv), z_new.view(B, H, Dk))
 
 

@@ -107,3 +107,42 @@ def test_step_checks_shapes():
         causal_linear_attention_step(q, k, v, state, decay=torch.full((3,), 0.9))
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
         causal_linear_attention_step(q, k, v, state, chunk_size=0)
+
+
+@pytest.mark.parametrize("gates_shape", ["head", "step"])
+def test_precomputed_gates_and_out_layout_equal_the_plain_chunk_step(gates_shape):
+    """``recurrent_chunk_step`` with ChunkGates computed beforehand (what a model with a constant per-head decay
+    reuses chunk after chunk) and with an ``out`` tensor in another layout gives the same numbers as the call
+    that takes log gates and returns a fresh [B, H, T, Dv] result; the float64 reference agrees."""
+    from kernels.linear_attention.recurrent import chunk_gates, recurrent_chunk_step
+
+    torch.manual_seed(7)
+    B, H, T, D = 3, 2, 5, 4
+    q, k = torch.rand(B, H, T, D), torch.rand(B, H, T, D)
+    v = torch.randn(B, H, T, D)
+    state = LinearAttentionState(torch.randn(B, H, D, D), torch.rand(B, H, D))
+    if gates_shape == "head":
+        log_g = torch.log(torch.tensor([0.5, 0.9])).view(1, H, 1).expand(1, H, T)
+    else:
+        log_g = -torch.rand(B, H, T)
+    plain, plain_state = recurrent_chunk_step(q, k, v, state, log_g=log_g)
+    out = torch.full((B, T, H, D), float("nan"))
+    result, new_state = recurrent_chunk_step(q, k, v, state, gates=chunk_gates(log_g), out=out.transpose(1, 2))
+    assert result.data_ptr() == out.data_ptr()
+    assert torch.equal(out.transpose(1, 2), plain)
+    assert torch.equal(new_state.S, plain_state.S) and torch.equal(new_state.z, plain_state.z)
+    decay = log_g.expand(B, H, T).transpose(1, 2).contiguous()  # [B, T, H] log gates for the reference
+    ref, ref_state = causal_linear_attention(
+        *(x.transpose(1, 2).double() for x in (q, k, v)),
+        initial_state=LinearAttentionState(state.S.double(), state.z.double()),
+        decay=decay.double(),
+        backend="reference",
+    )
+    assert rel_err(out, ref) < 2e-6 and rel_err(new_state.S, ref_state.S) < 2e-6
+
+
+def test_chunk_gates_checks_its_input():
+    from kernels.linear_attention.recurrent import chunk_gates
+
+    with pytest.raises(ValueError, match=r"\[B\|1, H, T\]"):
+        chunk_gates(torch.zeros(2, 3))

@@ -81,7 +81,7 @@ def test_conv_module_step_matches_forward(kernel_size: int) -> None:
 
 
 def test_conv_module_step_matches_forward_for_big_batches() -> None:
-    """Past ``_WINDOWED_ROWS`` (stream, frame) rows the step's depthwise conv runs as K multiply-adds."""
+    """Past ``_WINDOWED_ROWS`` (stream, frame) rows the step's depthwise conv is oneDNN's (channels-last)."""
     from asr.model.conv_module import _WINDOWED_ROWS
 
     torch.manual_seed(3)

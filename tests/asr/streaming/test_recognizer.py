@@ -159,6 +159,7 @@ def test_endpoint_rules_produce_finals(bundle, audio):
     with torch.no_grad():
         head.bias.fill_(-10.0)
         head.bias[5] = 10.0
+    rec = Recognizer(bundle, device="cpu", config=RecognizerConfig(endpoint=ep))  # it steps a snapshot of the weights
     s2 = rec.create_stream()
     s2.accept_waveform(audio, 16000)
     rec.decode([s2])

@@ -1,0 +1,165 @@
+"""PackedStep against its plain form, CTCModel.step (and the full-utterance forward): logits and every state
+tensor, for every attention option, batch sizes on both sides of the step's small/large-batch switches,
+irregular chunks; purity, the weight snapshot, swapping the two forms mid-stream, and bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from asr.model import CTCModel, EncoderState, ModelConfig, PackedStep
+
+_BASE = dict(vocab_size=11, input_dim=20, subsampling_channels=6, d_model=16, num_layers=2, num_heads=2,
+             ff_dim=24, dropout=0.0, num_random_features=8, conv_kernel_size=5)  # fmt: skip
+_CHUNKS = (16, 4, 32, 8, 4)  # feature frames per step
+
+
+def _leaves(state: EncoderState) -> list[torch.Tensor]:
+    return [x for x in torch.utils._pytree.tree_leaves(state) if isinstance(x, torch.Tensor)]
+
+
+def _model(seed: int = 0, dtype: torch.dtype = torch.float32, **overrides) -> CTCModel:
+    torch.manual_seed(seed)
+    model = CTCModel(ModelConfig(**{**_BASE, **overrides})).eval().to(dtype)
+    with torch.no_grad():  # move every norm off its identity initialisation, so that folding them is tested
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def _stream(step, model: CTCModel, feats: torch.Tensor, chunks=_CHUNKS):
+    state = model.init_state(feats.shape[0])
+    outs, states, start = [], [], 0
+    for c in chunks:
+        with torch.no_grad():
+            out, state = step(feats[:, start : start + c], state)
+        outs.append(out)
+        states.append(state)
+        start += c
+    return torch.cat(outs, dim=1), states
+
+
+def _assert_states_close(a: EncoderState, b: EncoderState, tol: float) -> None:
+    for x, y in zip(_leaves(a), _leaves(b), strict=True):
+        assert x.shape == y.shape and x.dtype == y.dtype
+        if x.dtype == torch.bool:
+            assert torch.equal(x, y)
+        else:
+            scale = 1.0 + y.abs().max().item()
+            assert (x - y).abs().max().item() <= tol * scale
+
+
+_LINEAR = list(
+    itertools.product(["elu+1", "relu", "positive_random"], ["none", "per_head", "gated"], ["none", "rms", "layer"])
+)
+
+
+@pytest.mark.parametrize(("feature_map", "decay", "output_norm"), _LINEAR)
+@pytest.mark.parametrize("batch", [1, 5])
+def test_packed_step_equals_the_module_step(feature_map, decay, output_norm, batch):
+    model = _model(feature_map=feature_map, decay=decay, output_norm=output_norm)
+    feats = torch.randn(batch, sum(_CHUNKS), 20)
+    packed_out, packed_states = _stream(PackedStep(model), model, feats)
+    plain_out, plain_states = _stream(model.step, model, feats)
+    assert packed_out.shape == plain_out.shape == (batch, sum(_CHUNKS) // 4, 11)
+    assert (packed_out - plain_out).abs().max().item() <= 1e-5
+    for a, b in zip(packed_states, plain_states, strict=True):
+        _assert_states_close(a, b, 1e-5)
+    with torch.no_grad():  # and the full-utterance forward (causal: the same frames)
+        full, _ = model(feats, torch.full((batch,), feats.shape[1]))
+    assert (packed_out - full).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(conv_module=False), dict(attention="softmax"), dict(attention="softmax", attention_window=3)],
+    ids=["no_conv", "softmax", "softmax_window"],
+)
+def test_packed_step_other_architectures(overrides):
+    model = _model(**overrides)
+    feats = torch.randn(3, sum(_CHUNKS), 20)
+    packed_out, packed_states = _stream(PackedStep(model), model, feats)
+    plain_out, plain_states = _stream(model.step, model, feats)
+    assert (packed_out - plain_out).abs().max().item() <= 1e-5
+    _assert_states_close(packed_states[-1], plain_states[-1], 1e-5)
+
+
+def test_packed_step_big_batches_take_the_library_convolutions():
+    """Past 16 (stream, frame) rows the depthwise conv and the subsampling's conv2 run through oneDNN."""
+    from asr.model.conv_module import _WINDOWED_ROWS
+    from asr.model.subsampling import _IM2COL_ROWS
+
+    model = _model(decay="per_head", output_norm="rms")
+    batch = 9
+    assert batch * 4 > max(_WINDOWED_ROWS, _IM2COL_ROWS)
+    feats = torch.randn(batch, 48, 20)
+    packed_out, packed_states = _stream(PackedStep(model), model, feats, chunks=(16, 16, 16))
+    plain_out, plain_states = _stream(model.step, model, feats, chunks=(16, 16, 16))
+    assert (packed_out - plain_out).abs().max().item() <= 1e-5
+    _assert_states_close(packed_states[-1], plain_states[-1], 1e-5)
+
+
+def test_packed_step_float64():
+    # (the module computes a gated decay's gates and a per-head output norm in float32 even for a float64 model;
+    # PackedStep does the same for the gates, and keeps the norm in float64: so neither is used here)
+    model = _model(dtype=torch.float64, decay="per_head", feature_map="relu")
+    feats = torch.randn(2, sum(_CHUNKS), 20, dtype=torch.float64)
+    packed_out, packed_states = _stream(PackedStep(model), model, feats)
+    plain_out, plain_states = _stream(model.step, model, feats)
+    assert packed_out.dtype == torch.float32  # log-probs are float32, as CTCModel.step's
+    assert all(x.dtype == torch.float64 for x in _leaves(packed_states[-1]))
+    _assert_states_close(packed_states[-1], plain_states[-1], 1e-10)
+
+
+def test_packed_and_module_steps_swap_mid_stream_and_the_input_state_is_untouched():
+    model = _model(decay="per_head", output_norm="rms")
+    packed = PackedStep(model)
+    feats = torch.randn(2, 48, 20)
+    state = model.init_state(2)
+    with torch.no_grad():
+        _, state = packed(feats[:, :16], state)
+        before = [x.clone() for x in _leaves(state)]
+        out_p, _ = packed(feats[:, 16:32], state)
+        assert all(torch.equal(x, y) for x, y in zip(_leaves(state), before, strict=True))
+        _, state_m = model.step(feats[:, 16:32], state)  # the module continues the packed step's state
+        last_m, _ = model.step(feats[:, 32:], state_m)
+        last_p, _ = packed(feats[:, 32:], state_m)  # and the other way round
+        out_m, _ = model.step(feats[:, 16:32], state)
+    assert (out_p - out_m).abs().max().item() <= 1e-5
+    assert (last_p - last_m).abs().max().item() <= 1e-5
+
+
+def test_packed_step_is_a_snapshot_of_the_weights():
+    model = _model()
+    packed = PackedStep(model)
+    feats = torch.randn(1, 16, 20)
+    before, _ = packed(feats, model.init_state(1))
+    with torch.no_grad():
+        model.head.weight.zero_()
+    after, _ = packed(feats, model.init_state(1))
+    fresh, _ = PackedStep(model)(feats, model.init_state(1))
+    assert torch.equal(before, after)
+    assert not torch.allclose(fresh, before)
+
+
+def test_packed_step_rejects_bad_input():
+    model = _model()
+    packed = PackedStep(model)
+    state = model.init_state(2)
+    with pytest.raises(ValueError, match=r"features must be \[B, T, 20\]"):
+        packed(torch.zeros(2, 16, 21), state)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        packed(torch.zeros(2, 6, 20), state)
+    with pytest.raises(ValueError, match="batch size 3 does not match the state's 2"):
+        packed(torch.zeros(3, 16, 20), state)
+    with pytest.raises(ValueError, match="floating point"):
+        packed(torch.zeros(2, 16, 20, dtype=torch.int64), state)
+    with pytest.raises(ValueError, match="EncoderState with 2 layer states"):
+        packed(torch.zeros(2, 16, 20), state._replace(layers=state.layers[:1]))
+    with pytest.raises(ValueError, match="non-causal"):
+        PackedStep(_model(causal=False))
+    with pytest.raises(ValueError, match="packs a CTCModel"):
+        PackedStep(model.encoder)
