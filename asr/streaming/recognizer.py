@@ -224,7 +224,7 @@ class Recognizer:
         self.bundle.model.eval()
         # The step: a snapshot of the weights laid out for inference (build a new Recognizer after changing
         # the model), or the model's own step.
-        self._model_step = PackedStep(self.bundle.model) if config.packed else self.bundle.model.step
+        self._packed = PackedStep(self.bundle.model) if config.packed else None
         self.fbank = StreamingFbank(bundle.features)
         self.sample_rate = bundle.features.sample_rate
         self.seconds_per_frame = bundle.seconds_per_frame
@@ -301,8 +301,12 @@ class Recognizer:
 
     def _step(self, group: list[Stream], n: int) -> None:
         x = torch.stack([s.state.feats[:n] for s in group]).to(self.device)  # [B, n, n_mels]
-        state = stack_states([s.state.encoder for s in group]) if len(group) > 1 else group[0].state.encoder
-        log_probs, new_state = self._model_step(x, state)  # [B, n / 4, V]
+        stacked = len(group) > 1
+        state = stack_states([s.state.encoder for s in group]) if stacked else group[0].state.encoder
+        if self._packed is not None:  # a stacked state is this step's own copy: updated in place
+            log_probs, new_state = self._packed(x, state, donate=stacked)  # [B, n / 4, V]
+        else:
+            log_probs, new_state = self.bundle.model.step(x, state)
         per_stream = _split_streams(new_state, len(group)) if len(group) > 1 else [new_state]
         lp_cpu = log_probs.float().cpu()
         best = lp_cpu.argmax(-1).tolist()  # [B][n / 4] best label per frame, for the endpoint's silence count

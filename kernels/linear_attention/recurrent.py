@@ -118,6 +118,7 @@ def recurrent_chunk_step(
     gates: ChunkGates | None = None,  # or the same decay as precomputed factors (chunk_gates(log_g))
     eps: float = 1e-6,
     out: torch.Tensor | None = None,  # optional [B, H, T, Dv] result tensor (any strides); no autograd
+    inplace: bool = False,  # update state.S and state.z in place and return them; no autograd
 ) -> tuple[torch.Tensor, LinearAttentionState]:
     """Advance the recurrence by a chunk of T frames. Returns out [B, H, T, Dv] in the state's dtype and the
     new state (fresh tensors: ``state`` is never modified). Inputs are taken as given: same dtype as the state,
@@ -127,34 +128,44 @@ def recurrent_chunk_step(
         y_t   = sum_{s<=t} exp(c_t - c_s) (q_t . k_s) [v_s, 1] + exp(c_t) q_t [S_0, z_0]     (numerator, normaliser)
         S_T   = exp(c_T) S_0 + sum_s exp(c_T - c_s) k_s v_s^T,   z_T likewise with v_s -> 1
     ``out`` lets a caller receive the result in another layout (a transposed view of a [B, T, H, Dv]
-    tensor, say) without a copy.
-    Differentiable (without ``out``): in-place ops touch only fresh results whose old values autograd does
-    not need.
+    tensor, say) without a copy. ``inplace`` is for a caller that gives the state up (a batch of streams
+    stacked for this step): the new state is written over the old one instead of into fresh tensors, which
+    for a big batch halves the state's memory traffic (the state is most of the step's bytes).
+    Differentiable (without ``out`` and ``inplace``): in-place ops touch only fresh results whose old values
+    autograd does not need.
     """
     B, H, T, Dk = q.shape
     Dv = v.shape[-1]
     G = B * H
     S, z = state
+    if inplace and not (S.is_contiguous() and z.is_contiguous()):
+        raise ValueError("inplace=True needs a contiguous state (S and z); stack or clone it first")
     if gates is None and log_g is not None:
         gates = chunk_gates(log_g)
     k3, v3 = k.reshape(G, T, Dk), v.reshape(G, T, Dv)  # [G, T, D] (views of contiguous inputs)
     A = torch.bmm(q.reshape(G, T, Dk), k3.transpose(1, 2))  # [G, T, T] scores q_t . k_s
     if gates is None:
         A = A.tril_()
-        qs, kd, S_kept, z_kept = q, k3, S, z
+        qs, kd = q, k3
     else:
         A = (A.view(B, H, T, T) * gates.pair).view(G, T, T)
         qs = q * gates.query  # q_t decayed from the chunk start
         kd = (k * gates.key).reshape(G, T, Dk)  # k_s decayed to the chunk end
-        S_kept, z_kept = S * gates.whole, z * gates.whole[..., 0]
     qs = qs.reshape(G, T, Dk)
     num = torch.bmm(A, v3).baddbmm_(qs, S.reshape(G, Dk, Dv))  # [G, T, Dv]
     den = A.sum(-1, keepdim=True).baddbmm_(qs, z.reshape(G, Dk, 1)).add_(eps)  # [G, T, 1]
-    if S_kept is S:  # the caller's state: never written
-        S_new = torch.baddbmm(S.reshape(G, Dk, Dv), kd.transpose(1, 2), v3)  # [G, Dk, Dv]
-    else:  # a fresh decayed copy: accumulate into it
-        S_new = S_kept.reshape(G, Dk, Dv).baddbmm_(kd.transpose(1, 2), v3)
-    z_new = kd.sum(1).add_(z_kept.reshape(G, Dk))  # [G, Dk]
+    # S_T = exp(c_T) S_0 + kd^T v, z_T likewise: into S and z (inplace), a fresh decayed copy, or a fresh sum
+    if inplace:
+        if gates is not None:
+            S.mul_(gates.whole)
+            z.mul_(gates.whole[..., 0])
+        S_new, z_new = S.view(G, Dk, Dv).baddbmm_(kd.transpose(1, 2), v3), z.view(G, Dk).add_(kd.sum(1))
+    elif gates is not None:
+        S_new = (S * gates.whole).view(G, Dk, Dv).baddbmm_(kd.transpose(1, 2), v3)  # [G, Dk, Dv]
+        z_new = kd.sum(1).add_((z * gates.whole[..., 0]).view(G, Dk))  # [G, Dk]
+    else:  # the caller's state is never written
+        S_new = torch.baddbmm(S.reshape(G, Dk, Dv), kd.transpose(1, 2), v3)
+        z_new = kd.sum(1).add_(z.reshape(G, Dk))
     if out is None:
         out = (num / den).view(B, H, T, Dv)
     else:

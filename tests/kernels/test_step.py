@@ -146,3 +146,21 @@ def test_chunk_gates_checks_its_input():
 
     with pytest.raises(ValueError, match=r"\[B\|1, H, T\]"):
         chunk_gates(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("decay", ["none", "head"])
+def test_inplace_state_update_equals_the_pure_one(decay):
+    from kernels.linear_attention.recurrent import chunk_gates, recurrent_chunk_step
+
+    torch.manual_seed(8)
+    B, H, T, D = 2, 3, 4, 5
+    q, k, v = torch.rand(B, H, T, D), torch.rand(B, H, T, D), torch.randn(B, H, T, D)
+    gates = chunk_gates(-torch.rand(1, H, 1).expand(1, H, T)) if decay == "head" else None
+    S, z = torch.randn(B, H, D, D), torch.rand(B, H, D)
+    out, pure = recurrent_chunk_step(q, k, v, LinearAttentionState(S, z), gates=gates)
+    given = LinearAttentionState(S.clone(), z.clone())
+    out2, new = recurrent_chunk_step(q, k, v, given, gates=gates, inplace=True)
+    assert torch.equal(out, out2) and torch.equal(new.S, pure.S) and torch.equal(new.z, pure.z)
+    assert new.S.data_ptr() == given.S.data_ptr() and torch.equal(given.S, pure.S)
+    with pytest.raises(ValueError, match="contiguous state"):
+        recurrent_chunk_step(q, k, v, LinearAttentionState(S.transpose(2, 3), z), inplace=True)

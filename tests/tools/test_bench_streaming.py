@@ -69,3 +69,23 @@ def test_latency_section_writes_json_table_and_png(tmp_path, capsys):
     assert (tmp_path / "bench_streaming.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "Per-chunk compute" in out and "target <= 1.1" in out
+
+
+def test_rtf_and_throughput_sections_compare_packed_and_module_steps(tmp_path, capsys):
+    rc = bench.main([
+        "--quick", "--sections", "rtf,throughput", "--rtf-repeats", "1", "--max-streams", "16",
+        "--paired-rounds", "2", "--out", str(tmp_path),
+    ])  # fmt: skip
+    assert rc == 0
+    data = json.loads((tmp_path / "bench_streaming.json").read_text())
+    assert data["model"]["config"] == bench.base_config("bundled").to_dict()  # the bundled model's size
+    rtf = data["rtf"]
+    for key in ("rtf", "encoder_rtf", "module_rtf", "module_encoder_rtf", "encoder_speedup"):
+        assert np.isfinite(rtf[key]) and rtf[key] > 0, key
+    thr = data["throughput"]
+    for kind in ("packed", "module"):
+        pr = thr["paired_over_bound"][kind]
+        assert len(pr["ratios"]) == 2 and pr["median"] > 0
+    assert thr["module_step"]["max_streams"] >= 0 and thr["model_step"]["points"]
+    out = capsys.readouterr().out
+    assert "encoder steps (CTCModel.step)" in out and "in turns with matmul" in out

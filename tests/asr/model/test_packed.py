@@ -163,3 +163,19 @@ def test_packed_step_rejects_bad_input():
         PackedStep(_model(causal=False))
     with pytest.raises(ValueError, match="packs a CTCModel"):
         PackedStep(model.encoder)
+
+
+def test_donated_state_is_updated_in_place_with_the_same_result():
+    model = _model(decay="per_head", output_norm="rms")
+    packed = PackedStep(model)
+    feats = torch.randn(4, 32, 20)
+    _, state = packed(feats[:, :16], model.init_state(4))
+    kept = EncoderState(*torch.utils._pytree.tree_map(lambda x: x.clone(), tuple(state)))
+    pure_out, pure_state = packed(feats[:, 16:], kept)
+    out, new_state = packed(feats[:, 16:], state, donate=True)
+    assert torch.equal(out, pure_out)
+    for a, b in zip(_leaves(new_state), _leaves(pure_state), strict=True):
+        assert torch.equal(a, b)
+    first = state.layers[0].attention
+    assert new_state.layers[0].attention.S.data_ptr() == first.S.data_ptr()  # written over the given state
+    assert torch.equal(first.S, new_state.layers[0].attention.S)
