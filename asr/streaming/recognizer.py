@@ -98,7 +98,11 @@ class Stream:
     def __init__(self, recognizer: Recognizer, stream_id: int, state: StreamState) -> None:
         self._recognizer = recognizer
         self.id = stream_id
-        self.state = state
+        self._state = state
+        # After a batch step the encoder state stays a row of the batch's state until someone reads
+        # ``state`` (then it becomes this stream's own views): the next step of the same batch, in the same
+        # order, continues the batch state as is instead of splitting and re-stacking every stream's state.
+        self._row: tuple[EncoderState, int, int] | None = None  # (batch state, row, batch size)
         self.finals: list[Segment] = []
         self._queued: list[torch.Tensor] = []  # 16 kHz samples accepted but not yet featurised
         self._resampler = None
@@ -107,6 +111,20 @@ class Stream:
         self.closed = False
         self.samples_received = 0  # at the model's rate
         self.log_probs: list[torch.Tensor] = []  # [n, V] per step, only with RecognizerConfig.keep_log_probs
+
+    @property
+    def state(self) -> StreamState:
+        """Everything this stream carries between steps (explicit, typed; replaced, never mutated)."""
+        if self._row is not None:
+            batch, row, _ = self._row
+            self._state = self._state._replace(encoder=_select_row(batch, row))
+            self._row = None
+        return self._state
+
+    @state.setter
+    def state(self, value: StreamState) -> None:
+        self._state = value
+        self._row = None
 
     # -- input ------------------------------------------------------------------------------------------
     def accept_waveform(self, samples, sample_rate: int, *, channels_first: bool = False) -> None:
@@ -152,7 +170,7 @@ class Stream:
     # -- output -----------------------------------------------------------------------------------------
     @property
     def result(self) -> StreamResult:
-        hyp = _best(self.state.decoder)
+        hyp = _best(self._state.decoder)
         rec = self._recognizer
         return StreamResult(
             partial=rec.bundle.tokenizer.decode(hyp.tokens),
@@ -165,32 +183,32 @@ class Stream:
     @property
     def is_done(self) -> bool:
         """Input finished and everything decoded."""
-        return self.finished and not self._queued and self.state.feats.shape[0] < 4
+        return self.finished and not self._queued and self._state.feats.shape[0] < 4
 
 
 def _best(decoder: GreedyState | BeamState) -> Hypothesis:
     return decoder.hyp if isinstance(decoder, GreedyState) else decoder.best()
 
 
-def _split_streams(state: EncoderState, n: int) -> list[EncoderState]:
-    """A batched state -> n batch-1 states, as views: one ``split`` per tensor instead of n copies.
+def _select_row(state, row: int):
+    """Row ``row`` of a batched encoder state as a batch-1 state of views (no copies); parts that define their
+    own ``_select`` (the softmax KV cache, whose padding is trimmed per stream) use it."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state[row : row + 1]
+    if hasattr(type(state), "_select"):
+        return state._select(row)
+    parts = [_select_row(part, row) for part in state]
+    return type(state)(*parts) if hasattr(type(state), "_fields") else type(state)(parts)
 
-    The same values as ``unstack_state`` (which copies each stream's slice); the views share the batch's
-    storage until each stream's next step replaces them (states are never modified in place). Parts that
-    define their own ``_select`` (the softmax KV cache, whose padding is trimmed per stream) use it.
-    """
 
-    def split(x):
-        if x is None:
-            return [None] * n
-        if isinstance(x, torch.Tensor):
-            return x.split(1)
-        if hasattr(type(x), "_select"):
-            return [x._select(b) for b in range(n)]
-        columns = zip(*(split(part) for part in x), strict=True)
-        return [type(x)(*col) for col in columns] if hasattr(type(x), "_fields") else [type(x)(c) for c in columns]
-
-    return list(split(state))
+def _same_batch(group: list[Stream]) -> bool:
+    """Whether every stream of ``group`` is still row b of one batch state of len(group) rows, in order."""
+    first = group[0]._row
+    if first is None or first[2] != len(group):
+        return False
+    return all(s._row is not None and s._row[0] is first[0] and s._row[1] == b for b, s in enumerate(group))
 
 
 class Recognizer:
@@ -268,7 +286,7 @@ class Recognizer:
         while True:
             groups: dict[int, list[Stream]] = defaultdict(list)
             for s in streams:
-                n = s.state.feats.shape[0]
+                n = s._state.feats.shape[0]
                 if n >= self.config.chunk_frames:
                     groups[self.config.chunk_frames].append(s)
                 elif s.finished and n >= 4:
@@ -280,7 +298,7 @@ class Recognizer:
                 for s in group:
                     changed[s.id] = s
         for s in streams:
-            if s.finished and s.state.feats.shape[0] < 4 and not s._queued:
+            if s.finished and s._state.feats.shape[0] < 4 and not s._queued:
                 if self._finalize(s, "input_finished"):
                     changed[s.id] = s
         return list(changed.values())
@@ -291,50 +309,60 @@ class Recognizer:
         chunks = []
         for s in streams:
             chunks.append(torch.cat(s._queued) if len(s._queued) > 1 else s._queued[0])
-        feats, fstates = self.fbank.step_batch(chunks, [s.state.fbank for s in streams])
+        feats, fstates = self.fbank.step_batch(chunks, [s._state.fbank for s in streams])
         for s, f, fs in zip(streams, feats, fstates):
             f = self.bundle.cmvn.apply(f)
             s._queued = []
-            s.state = s.state._replace(
-                fbank=fs, feats=torch.cat([s.state.feats, f]) if f.numel() else s.state.feats
+            s._state = s._state._replace(
+                fbank=fs, feats=torch.cat([s._state.feats, f]) if f.numel() else s._state.feats
             )
 
     def _step(self, group: list[Stream], n: int) -> None:
-        x = torch.stack([s.state.feats[:n] for s in group]).to(self.device)  # [B, n, n_mels]
-        stacked = len(group) > 1
-        state = stack_states([s.state.encoder for s in group]) if stacked else group[0].state.encoder
-        if self._packed is not None:  # a stacked state is this step's own copy: updated in place
-            log_probs, new_state = self._packed(x, state, donate=stacked)  # [B, n / 4, V]
+        x = torch.stack([s._state.feats[:n] for s in group]).to(self.device)  # [B, n, n_mels]
+        batched = len(group) > 1
+        if not batched:
+            state = group[0].state.encoder
+        elif _same_batch(group):  # the last step's batch state, rows in this order, read by no one since
+            state = group[0]._row[0]
+        else:
+            state = stack_states([s.state.encoder for s in group])  # fresh copies
+        # a batch state is the recognizer's own (stacked here, or rows nobody has read): updated in place
+        if self._packed is not None:
+            log_probs, new_state = self._packed(x, state, donate=batched)  # [B, n / 4, V]
         else:
             log_probs, new_state = self.bundle.model.step(x, state)
-        per_stream = _split_streams(new_state, len(group)) if len(group) > 1 else [new_state]
         lp_cpu = log_probs.float().cpu()
         best = lp_cpu.argmax(-1).tolist()  # [B][n / 4] best label per frame, for the endpoint's silence count
         blank = self.bundle.tokenizer.blank_id
         for b, s in enumerate(group):
-            if isinstance(s.state.decoder, GreedyState):
-                decoder = greedy_step(lp_cpu[b], s.state.decoder, blank=blank)
+            if isinstance(s._state.decoder, GreedyState):
+                decoder = greedy_step(lp_cpu[b], s._state.decoder, blank=blank)
             else:
-                decoder = beam_step(lp_cpu[b], s.state.decoder, beam=self.config.beam, blank=blank)
+                decoder = beam_step(lp_cpu[b], s._state.decoder, beam=self.config.beam, blank=blank)
             nonblank = [i for i, label in enumerate(best[b]) if label != blank]
             trailing = (
-                s.state.trailing_blanks + lp_cpu.shape[1] if not nonblank else lp_cpu.shape[1] - 1 - nonblank[-1]
+                s._state.trailing_blanks + lp_cpu.shape[1] if not nonblank else lp_cpu.shape[1] - 1 - nonblank[-1]
             )
-            s.state = s.state._replace(
-                feats=s.state.feats[n:], encoder=per_stream[b], decoder=decoder, trailing_blanks=trailing
+            s._state = s._state._replace(
+                feats=s._state.feats[n:],
+                encoder=None if batched else new_state,  # a batch row: see Stream.state
+                decoder=decoder,
+                trailing_blanks=trailing,
             )
+            s._row = (new_state, b, len(group)) if batched else None
             if self.config.keep_log_probs:
                 s.log_probs.append(lp_cpu[b])
             self._check_endpoint(s)
 
     def _check_endpoint(self, s: Stream) -> None:
-        hyp = _best(s.state.decoder)
-        frame = s.state.decoder.frame
+        st = s._state
+        hyp = _best(st.decoder)
+        frame = st.decoder.frame
         spf = self.seconds_per_frame
-        silence = min(s.state.trailing_blanks, frame - s.state.segment_start)
+        silence = min(st.trailing_blanks, frame - st.segment_start)
         rule = detect_endpoint(
             self.config.endpoint,
-            segment_seconds=(frame - s.state.segment_start) * spf,
+            segment_seconds=(frame - st.segment_start) * spf,
             trailing_silence=silence * spf,
             has_speech=bool(hyp.tokens),
         )
@@ -343,8 +371,9 @@ class Recognizer:
 
     def _finalize(self, s: Stream, rule: str) -> bool:
         """Close the current segment (a final result if it has speech) and start a new one."""
-        hyp = _best(s.state.decoder)
-        frame = s.state.decoder.frame
+        st = s._state
+        hyp = _best(st.decoder)
+        frame = st.decoder.frame
         spf = self.seconds_per_frame
         produced = False
         if hyp.tokens:
@@ -352,7 +381,7 @@ class Recognizer:
             s.finals.append(
                 Segment(
                     text=tok.decode(hyp.tokens),
-                    start=round(s.state.segment_start * spf, 3),
+                    start=round(st.segment_start * spf, 3),
                     end=round(frame * spf, 3),
                     tokens=tuple(tok.decode_tokens(hyp.tokens)),
                     token_times=tuple(round(f * spf, 3) for f in hyp.frames),
@@ -361,13 +390,10 @@ class Recognizer:
                 )
             )
             produced = True
-        elif rule == "input_finished" and s.state.segment_start == frame:
+        elif rule == "input_finished" and st.segment_start == frame:
             return False
-        fresh = (
-            GreedyState(frame=frame) if isinstance(s.state.decoder, GreedyState) else BeamState(frame=frame)
-        )
-        encoder = s.state.encoder
+        fresh = GreedyState(frame=frame) if isinstance(st.decoder, GreedyState) else BeamState(frame=frame)
+        s._state = st._replace(decoder=fresh, segment_start=frame)  # (a batch row stays a batch row)
         if self.config.endpoint.reset_attention_state and rule != "input_finished":
-            encoder = self.bundle.model.init_state(1, self.device)
-        s.state = s.state._replace(decoder=fresh, encoder=encoder, segment_start=frame)
+            s.state = s._state._replace(encoder=self.bundle.model.init_state(1, self.device))
         return produced

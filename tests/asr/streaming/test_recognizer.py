@@ -182,10 +182,10 @@ def _leaves(state):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"attention": "softmax"}], ids=["linear", "softmax-kv"])
-def test_split_streams_equals_unstack_state(overrides):
+def test_batch_rows_equal_unstack_state(overrides):
     """The recognizer's per-stream views of a batched state hold what ``unstack_state`` copies out."""
     from asr.model.encoder import stack_states, unstack_state
-    from asr.streaming.recognizer import _split_streams
+    from asr.streaming.recognizer import _select_row
 
     model = make_bundle(**overrides).model
     g = torch.Generator().manual_seed(2)
@@ -197,9 +197,34 @@ def test_split_streams_equals_unstack_state(overrides):
                 _, state = model.step(torch.randn(1, 8, 80, generator=g), state)
             states.append(state)
     batched = stack_states(states)
-    views, copies = _split_streams(batched, 3), unstack_state(batched)
+    views, copies = [_select_row(batched, b) for b in range(3)], unstack_state(batched)
     assert len(views) == 3
     for view, copy, original in zip(views, copies, states):
         assert type(view) is type(copy)
         for a, b, c in zip(_leaves(view), _leaves(copy), _leaves(original), strict=True):
             assert a.shape == b.shape == c.shape and torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_a_batch_kept_together_reuses_its_state_and_never_changes_a_state_read_out(bundle, audio):
+    """Streams stepped together round after round continue one batch state (updated in place); reading a
+    stream's ``state`` gives it its own views, which later steps never modify; results equal single streams."""
+    clips = [audio[i * 4000 : i * 4000 + 16000 * 2] for i in range(4)]
+    singles = [torch.cat(_stream(bundle, c, [2560]).log_probs) for c in clips]
+    rec = Recognizer(bundle, device="cpu", config=RecognizerConfig(keep_log_probs=True, endpoint=NO_ENDPOINT))
+    streams = [rec.create_stream() for _ in clips]
+    held = None
+    for r, start in enumerate(range(0, clips[0].numel(), 2560)):
+        for s, c in zip(streams, clips):
+            s.accept_waveform(c[start : start + 2560], 16000)
+        rec.decode(streams)
+        if r == 2:
+            assert streams[1]._row is not None and streams[1]._row[0] is streams[0]._row[0]  # one batch state
+        if r == 4:
+            held = streams[1].state  # read out: this stream's own views from now on
+            held_copy = [x.clone() for x in _leaves(held.encoder)]
+    for s in streams:
+        s.input_finished()
+    rec.decode(streams)
+    for s, ref in zip(streams, singles):
+        assert (torch.cat(s.log_probs) - ref).abs().max() <= 1e-5
+    assert all(torch.equal(a, b) for a, b in zip(_leaves(held.encoder), held_copy, strict=True))
