@@ -129,23 +129,44 @@ class _FbankKernel:
         self.window = window.to(device)  # [win]
         self.mel_t = mel.t().contiguous().to(device)  # [n_fft/2+1, n_mels]
 
-    def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``frames [F, win]`` raw samples in [-1, 1) -> log-mel ``[F, n_mels]`` float32."""
+    def __call__(
+        self, frames: torch.Tensor | Sequence[torch.Tensor], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``frames [F, win]`` raw samples in [-1, 1), or several such blocks (one per stream, concatenated
+        here) -> log-mel ``[F, n_mels]`` float32.
+
+        Works in place on two float64 buffers: the frames (scaled, DC removed), then the FFT input (pre-
+        emphasised, windowed, zero-padded to n_fft), so a batch of streams costs a few passes over its frames.
+        """
         cfg = self.config
-        x = frames.to(torch.float64) * cfg.input_scale  # [F, win]
+        blocks = [frames] if isinstance(frames, torch.Tensor) else list(frames)
+        total = sum(b.shape[0] for b in blocks)
+        win = cfg.window_length
+        x = torch.empty(total, win, dtype=torch.float64, device=self.window.device)  # [F, win]
+        row = 0
+        for block in blocks:
+            x[row : row + block.shape[0]].copy_(block)  # float32 -> float64 is exact
+            row += block.shape[0]
+        x.mul_(cfg.input_scale)
         if cfg.dither > 0:
             noise = torch.randn(x.shape, generator=generator, dtype=torch.float64)
-            x = x + cfg.dither * noise.to(x.device)
+            x.add_(cfg.dither * noise.to(x.device))
         if cfg.remove_dc_offset:
-            x = x - x.mean(dim=1, keepdim=True)
-        if cfg.preemphasis != 0:
-            prev = torch.cat([x[:, :1], x[:, :-1]], dim=1)  # x[-1] := x[0], as Kaldi does
-            x = x - cfg.preemphasis * prev
-        x = x * self.window
-        spec = torch.fft.rfft(x, n=cfg.n_fft, dim=1)  # [F, n_fft/2+1]
+            x.sub_(x.mean(dim=1, keepdim=True))
+        padded = torch.empty(total, cfg.n_fft, dtype=torch.float64, device=x.device)  # [F, n_fft]
+        padded[:, win:].zero_()
+        y = padded[:, :win]
+        if cfg.preemphasis != 0:  # y_t = x_t - p x_{t-1}, with x_{-1} := x_0 as Kaldi does
+            torch.mul(x[:, :-1], cfg.preemphasis, out=y[:, 1:])
+            torch.sub(x[:, 1:], y[:, 1:], out=y[:, 1:])
+            torch.sub(x[:, :1], cfg.preemphasis * x[:, :1], out=y[:, :1])
+        else:
+            y.copy_(x)
+        y.mul_(self.window)
+        spec = torch.fft.rfft(padded, dim=1)  # [F, n_fft/2+1]
         power = spec.real.square() + spec.imag.square()
         mel = power @ self.mel_t  # [F, n_mels]
-        return mel.clamp_min(cfg.log_floor).log().to(torch.float32)
+        return mel.clamp_min_(cfg.log_floor).log_().to(torch.float32)
 
 
 @functools.lru_cache(maxsize=16)
@@ -258,7 +279,7 @@ class StreamingFbank:
         if total == 0:
             empty = torch.zeros((0, cfg.n_mels), dtype=torch.float32, device=device)
             return [empty] * len(counts), new_states
-        feats = _kernel(cfg, device)(torch.cat(windows) if len(windows) > 1 else windows[0])
+        feats = _kernel(cfg, device)(windows)
         return list(feats.split(counts)), new_states
 
 

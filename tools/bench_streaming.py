@@ -479,7 +479,8 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
             step = lambda x, state: packed(x, state, donate=True)  # noqa: E731
         x = torch.randn(n, CHUNK_FRAMES, model.config.input_dim, device=device)
         state = model.init_state(n, device)
-        _, state = step(x, state)  # warm-up
+        for _ in range(2):  # warm-up (the first steps at a new size also fault in fresh memory)
+            _, state = step(x, state)
 
         def timed() -> float:
             nonlocal state
@@ -491,7 +492,7 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
 
     def model_step_time(n: int, kind: str) -> float:
         timed = batch_stepper(n, kind)
-        return statistics.median(timed() for _ in range(5))
+        return statistics.median(timed() for _ in range(7))
 
     n_model, model_points = _largest_within(
         lambda n: model_step_time(n, "packed"), CHUNK_S, start=8, n_max=args.max_streams
