@@ -361,8 +361,6 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
                 cpus[key].append(clock.cpu)
         return {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in fns}
 
-    full = measure({kind: (lambda rec=rec: _recognize(rec, audio, chunk)) for kind, rec in recognizers.items()})
-
     fbank = StreamingFbank(bundle.features)
 
     def front_end() -> None:  # the front end alone, same chunks
@@ -371,7 +369,6 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
             feats, state = fbank.step(torch.from_numpy(audio[i : i + chunk]), state)
             bundle.cmvn.apply(feats)
 
-    front = measure({"front": front_end})["front"]
     feats = bundle.featurize(torch.from_numpy(audio)).unsqueeze(0)
     n = feats.shape[1] // CHUNK_FRAMES * CHUNK_FRAMES
     steps = {kind: step_function(bundle.model, kind) for kind in kinds}
@@ -381,12 +378,21 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         for i in range(0, n - frames + 1, frames):
             _, state = steps[kind](feats[:, i : i + frames], state)
 
-    enc = measure({kind: (lambda kind=kind: encoder(kind)) for kind in kinds})
-    # how much of a step is fixed cost: the packed encoder's RTF with longer chunks (fewer, bigger steps)
-    by_chunk = {}
-    for frames in (CHUNK_FRAMES, 2 * CHUNK_FRAMES, 4 * CHUNK_FRAMES):
-        used = (n // frames) * frames / FRAME_RATE
-        by_chunk[frames * 10] = measure({"e": lambda frames=frames: encoder("packed", frames)})["e"][1] / used
+    # everything timed in turns, repeat after repeat: machine noise hits all parts alike
+    fns: dict[str, Any] = {f"recognizer_{kind}": (lambda rec=rec: _recognize(rec, audio, chunk))
+                           for kind, rec in recognizers.items()}  # fmt: skip
+    fns["front"] = front_end
+    for kind in kinds:
+        fns[f"encoder_{kind}"] = lambda kind=kind: encoder(kind)
+    for frames in (2 * CHUNK_FRAMES, 4 * CHUNK_FRAMES):
+        fns[f"encoder_packed_{frames}"] = lambda frames=frames: encoder("packed", frames)
+    timed = measure(fns)
+    full = {kind: timed[f"recognizer_{kind}"] for kind in kinds}
+    front = timed["front"]
+    enc = {kind: timed[f"encoder_{kind}"] for kind in kinds}
+    by_chunk = {CHUNK_FRAMES * 10: enc["packed"][1] / ((n // CHUNK_FRAMES) * CHUNK_FRAMES / FRAME_RATE)}
+    for frames in (2 * CHUNK_FRAMES, 4 * CHUNK_FRAMES):
+        by_chunk[frames * 10] = timed[f"encoder_packed_{frames}"][1] / ((n // frames) * frames / FRAME_RATE)
     out: dict[str, Any] = {"files": files, "audio_s": seconds, "target_rtf": TARGET_RTF}
     for key, idx in (("", 1), ("wall_", 0)):  # CPU time first (load-independent), then wall time
         out[f"{key}rtf"] = full["packed"][idx] / seconds
@@ -528,11 +534,14 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
     paired = {}
     for kind, n in (("packed", n_model), ("module", n_module)):
         n = max(n, 8)
-        timed, ratios = batch_stepper(n, kind), []
+        timed, ratios, capacity, mms = batch_stepper(n, kind), [], [], []
         for _ in range(args.paired_rounds):
-            mm = matmul_flops(device, repeats=3)
-            ratios.append((n * CHUNK_S * per_second / timed()) / mm)
-        paired[kind] = {"streams": n, "ratios": ratios, "median": statistics.median(ratios)}
+            mms.append(matmul_flops(device, repeats=3))
+            capacity.append(n * CHUNK_S / timed())  # streams this batch step's speed sustains in real time
+            ratios.append(capacity[-1] * per_second / mms[-1])
+        paired[kind] = {"streams": n, "ratios": ratios, "median": statistics.median(ratios),
+                        "capacity": capacity, "capacity_median": statistics.median(capacity),
+                        "matmul_flops_per_s": mms}  # fmt: skip
     rec_state = Recognizer(bundle, device=device).initial_state()
     return {
         "chunk_s": CHUNK_S,
@@ -610,14 +619,18 @@ def tables(results: dict[str, Any], *, markdown: bool) -> str:
         parts.append(f"RTF {rtf['rtf']:.4f} CPU time (target <= {TARGET_RTF}): {'PASS' if ok else 'FAIL'}")
     thr = results.get("throughput")
     if thr:
-        header = ["path", "streams in real time", "bound", "achieved / bound", "in turns with matmul (median)"]
+        header = ["path", "streams in real time", "bound", "achieved / bound",
+                  "in turns with matmul: median (range; capacity)"]  # fmt: skip
 
         def streams(key: str) -> str:  # ">= N" when the search stopped at --max-streams
             return (">= " if thr[key].get("capped") else "") + str(thr[key]["max_streams"])
 
         def paired(kind: str) -> str:
             pr = thr.get("paired_over_bound", {}).get(kind)
-            return f"{pr['median']:.2f} (batch {pr['streams']})" if pr else "-"
+            if not pr:
+                return "-"
+            spread = f"{min(pr['ratios']):.2f}-{max(pr['ratios']):.2f}"
+            return f"{pr['median']:.2f} ({spread}; {pr.get('capacity_median', 0):.0f} streams at batch {pr['streams']})"
 
         rows = [
             ["model step (PackedStep, donated state)", streams("model_step"), f"{thr['bound_streams']:.0f}",
