@@ -132,13 +132,15 @@ def test_packed_and_module_steps_swap_mid_stream_and_the_input_state_is_untouche
     assert (last_p - last_m).abs().max().item() <= 1e-5
 
 
-def test_packed_step_is_a_snapshot_of_the_weights():
-    model = _model()
+@pytest.mark.parametrize("attention", ["linear", "softmax"])
+def test_packed_step_is_a_snapshot_of_the_weights(attention):
+    model = _model(attention=attention)
     packed = PackedStep(model)
     feats = torch.randn(1, 16, 20)
     before, _ = packed(feats, model.init_state(1))
     with torch.no_grad():
         model.head.weight.zero_()
+        model.encoder.blocks[0].attention.qkv.weight.mul_(3.0)
     after, _ = packed(feats, model.init_state(1))
     fresh, _ = PackedStep(model)(feats, model.init_state(1))
     assert torch.equal(before, after)
