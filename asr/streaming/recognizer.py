@@ -10,6 +10,12 @@ Each stream's state is a :class:`StreamState` (front-end leftovers, normalised f
 encoder state with its per-layer attention (S, z) in fp32 and convolution caches, the decoder state and
 endpoint bookkeeping). Work per chunk is constant: nothing earlier is ever re-attended. For any chunking the
 encoder sees exactly the frames of the full-utterance front end, so the logits equal the causal forward's.
+
+The model steps through :class:`asr.model.PackedStep` (its weights laid out once for inference; the same
+numbers as ``CTCModel.step``; ``RecognizerConfig(packed=False)`` uses the module step). Streams stepped
+together stay one batch between steps: each stream's encoder state is a row of the batch state until its
+``state`` is read, and the same batch stepped again continues (and updates in place) that batch state instead
+of splitting and re-stacking every stream's.
 """
 
 from __future__ import annotations
