@@ -164,7 +164,8 @@ class _FbankKernel:
             y.copy_(x)
         y.mul_(self.window)
         spec = torch.fft.rfft(padded, dim=1)  # [F, n_fft/2+1]
-        power = spec.real.square() + spec.imag.square()
+        squares = torch.view_as_real(spec).square_()  # [F, n_fft/2+1, 2] (re^2, im^2): one contiguous pass
+        power = torch.add(squares[..., 0], squares[..., 1])  # re^2 + im^2
         mel = power @ self.mel_t  # [F, n_mels]
         return mel.clamp_min_(cfg.log_floor).log_().to(torch.float32)
 
