@@ -336,30 +336,42 @@ class PackedStep:
             else:
                 qk.clamp_(min=0.0)
             q, k, v = qkv3.unbind(0)  # each [B, H, C, D] contiguous
-        if p.decay == "per_head":
-            key = (index, c, x.device, sdtype)
-            gates = self._gates.get(key)
-            if gates is None:
-                log_g = torch.log(p.head_gates.to(device=x.device, dtype=sdtype)).view(1, heads, 1).expand(1, heads, c)
-                gates = self._gates[key] = chunk_gates(log_g)
-        elif p.decay == "gated":
+        log_g = None
+        if p.decay == "gated":
             log_g = F.logsigmoid(qkv[:, 3 * d :].float()).to(sdtype)  # float32 gates, as the module's
             log_g = log_g.view(b, c, heads).transpose(1, 2)  # [B, H, C]
-            gates = chunk_gates(log_g)
-        else:
-            gates = None
-        S, z = state.S.to(sdtype), state.z.to(sdtype)
+        state = LinearAttentionState(state.S.to(sdtype), state.z.to(sdtype))
         o = torch.empty(b, c, heads, dim, dtype=sdtype, device=x.device)  # [B, C, H, D]
-        inplace = donate and S.is_contiguous() and z.is_contiguous()  # (else a fresh state, as without donate)
-        _, new_state = recurrent_chunk_step(
-            q, k, v, LinearAttentionState(S, z), gates=gates, eps=p.eps, out=o.transpose(1, 2), inplace=inplace
-        )
+        out = o.transpose(1, 2)  # [B, H, C, D] view
+        # a long chunk goes in pieces of the kernel's chunk size (memory O(C chunk_size), as the module step);
+        # the first piece updates a donated state in place, later ones the state this call made
+        inplace = donate and state.S.is_contiguous() and state.z.is_contiguous()
+        piece = self.config.chunk_size
+        for a in range(0, c, piece):
+            n = min(piece, c - a)
+            if p.decay == "per_head":
+                key = (index, n, x.device, sdtype)
+                gates = self._gates.get(key)
+                if gates is None:
+                    log_h = torch.log(p.head_gates.to(device=x.device, dtype=sdtype)).view(1, heads, 1)
+                    gates = self._gates[key] = chunk_gates(log_h.expand(1, heads, n))
+            elif p.decay == "gated":
+                gates = chunk_gates(log_g[..., a : a + n])
+            else:
+                gates = None
+            if n == c:  # the usual case: the whole chunk at once (no slicing)
+                qs, ks, vs, outs = q, k, v, out
+            else:
+                span = slice(a, a + n)
+                qs, ks, vs, outs = q[:, :, span], k[:, :, span], v[:, :, span], out[:, :, span]
+            _, state = recurrent_chunk_step(qs, ks, vs, state, gates=gates, eps=p.eps, out=outs, inplace=inplace)
+            inplace = True
         if p.norm == "rms":
             o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True).add_(p.norm_eps))
         elif p.norm == "layer":
             o = F.layer_norm(o, (dim,), eps=p.norm_eps)
         x.addmm_(o.view(b * c, d).to(x.dtype), p.out).add_(p.out_bias)
-        return new_state
+        return state
 
     def _conv(self, p: _Conv, x: torch.Tensor, state: ConvState, b: int, c: int) -> ConvState:
         """Adds the conv module branch to x [B * C, d] in place; returns the new cache."""

@@ -181,3 +181,16 @@ def test_donated_state_is_updated_in_place_with_the_same_result():
     first = state.layers[0].attention
     assert new_state.layers[0].attention.S.data_ptr() == first.S.data_ptr()  # written over the given state
     assert torch.equal(first.S, new_state.layers[0].attention.S)
+
+
+@pytest.mark.parametrize("decay", ["none", "per_head", "gated"])
+def test_packed_step_takes_a_long_chunk_in_kernel_sized_pieces(decay):
+    """A chunk longer than the kernel's chunk size (here 3 frames) goes in pieces, with the same results."""
+    model = _model(decay=decay, chunk_size=3)
+    feats = torch.randn(2, 4 * 11, 20)  # 11 encoder frames: pieces of 3, 3, 3, 2
+    packed_out, packed_states = _stream(PackedStep(model), model, feats, chunks=(28, 16))
+    plain_out, plain_states = _stream(model.step, model, feats, chunks=(28, 16))
+    assert (packed_out - plain_out).abs().max().item() <= 1e-5
+    _assert_states_close(packed_states[-1], plain_states[-1], 1e-5)
+    donated_out, _ = PackedStep(model)(feats, model.init_state(2), donate=True)
+    assert (donated_out - plain_out).abs().max().item() <= 1e-5
