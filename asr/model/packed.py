@@ -78,6 +78,7 @@ class _Attention(NamedTuple):
     eps: float
     heads: int
     head_dim: int
+    key_dim: int  # the feature map's output size (Dk of the state)
     random_features: bool  # q and k scaled by D^-1/4 before phi
     phi: torch.nn.Module  # a copy of the layer's feature map (used as is unless feature_map names a packed form)
 
@@ -139,6 +140,7 @@ def _pack_attention(layer: LinearAttention) -> _Attention:
         eps=layer.eps,
         heads=heads,
         head_dim=head_dim,
+        key_dim=layer.key_dim,
         random_features=layer.random_features,
         phi=copy.deepcopy(layer.phi),
     )
@@ -261,6 +263,20 @@ class PackedStep:
             raise ValueError(
                 f"chunk batch size {feats.shape[0]} does not match the state's {state.subsampling.frames.shape[0]}"
             )
+        # a state of another model (or of an older layout) would fail deep inside; say so here (first layer only)
+        expected = (1, self.freq1, self.channels)
+        if tuple(state.subsampling.hidden.shape[1:]) != expected:
+            raise ValueError(
+                f"the state's subsampling cache is {tuple(state.subsampling.hidden.shape)}, expected [B, *{expected}]"
+                " (a state made by another model?)"
+            )
+        first, attention = state.layers[0], self.blocks[0].attention
+        if isinstance(attention, _Attention):
+            want = (attention.heads, attention.key_dim, attention.head_dim)
+            S = getattr(first.attention, "S", None)
+            if S is None or tuple(S.shape[1:]) != want:
+                got = tuple(S.shape) if S is not None else type(first.attention).__name__
+                raise ValueError(f"the state's first attention state is {got}, expected S [B, *{want}]")
         if feats.device != self.device:
             raise ValueError(f"features are on {feats.device} but the model is on {self.device}")
 

@@ -161,6 +161,11 @@ def test_packed_step_rejects_bad_input():
         packed(torch.zeros(2, 16, 20, dtype=torch.int64), state)
     with pytest.raises(ValueError, match="EncoderState with 2 layer states"):
         packed(torch.zeros(2, 16, 20), state._replace(layers=state.layers[:1]))
+    other = _model(d_model=32, subsampling_channels=4)
+    with pytest.raises(ValueError, match="subsampling cache"):
+        packed(torch.zeros(2, 16, 20), other.init_state(2))
+    with pytest.raises(ValueError, match="first attention state"):
+        packed(torch.zeros(2, 16, 20), state._replace(layers=other.init_state(2).layers[:2]))
     with pytest.raises(ValueError, match="non-causal"):
         PackedStep(_model(causal=False))
     with pytest.raises(ValueError, match="packs a CTCModel"):
