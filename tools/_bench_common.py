@@ -417,9 +417,17 @@ def plot_sweep(
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    save_figure(fig, path, title=title)
+    return None
+
+
+def save_figure(fig: Any, path: Path, *, title: str | None = None, dpi: int = 110) -> None:
+    """A tool's figure: its title (if any), a tight layout, written to ``path`` (folder created), closed."""
+    import matplotlib.pyplot as plt
+
+    if title is not None:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
-    return None

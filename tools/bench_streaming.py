@@ -690,10 +690,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set(xscale="log", yscale="log", xlabel="streams in the batch", ylabel="batch step CPU time (ms)",
                title="One core, batched streams")  # fmt: skip
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    bc.save_figure(fig, path, dpi=120)
 
 
 # ------------------------------------------------------------------------------------------------- main

@@ -510,11 +510,7 @@ def plot(run: StreamRun, memory: dict[str, Any], path: Path, *, title: str) -> s
     ax_lat.set_xlabel("stream time (minutes)")
     ax_lat.grid(True, which="both", alpha=0.3)
     ax_lat.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    bc.save_figure(fig, path, title=title)
     return None
 
 

@@ -108,7 +108,7 @@ class Stream:
         # After a batch step the encoder state stays a row of the batch's state until someone reads
         # ``state`` (then it becomes this stream's own views): the next step of the same batch, in the same
         # order, continues the batch state as is instead of splitting and re-stacking every stream's state.
-        self._row: tuple[EncoderState, int, int] | None = None  # (batch state, row, batch size)
+        self._row: tuple[EncoderState, int] | None = None  # (batch state, row)
         self.finals: list[Segment] = []
         self._queued: list[torch.Tensor] = []  # 16 kHz samples accepted but not yet featurised
         self._resampler = None
@@ -122,7 +122,7 @@ class Stream:
     def state(self) -> StreamState:
         """Everything this stream carries between steps (explicit, typed; replaced, never mutated)."""
         if self._row is not None:
-            batch, row, _ = self._row
+            batch, row = self._row
             self._state = self._state._replace(encoder=_select_row(batch, row))
             self._row = None
         return self._state
@@ -212,7 +212,7 @@ def _select_row(state, row: int):
 def _same_batch(group: list[Stream]) -> bool:
     """Whether every stream of ``group`` is still row b of one batch state of len(group) rows, in order."""
     first = group[0]._row
-    if first is None or first[2] != len(group):
+    if first is None or first[0].subsampling.frames.shape[0] != len(group):
         return False
     return all(s._row is not None and s._row[0] is first[0] and s._row[1] == b for b, s in enumerate(group))
 
@@ -355,7 +355,7 @@ class Recognizer:
                 decoder=decoder,
                 trailing_blanks=trailing,
             )
-            s._row = (new_state, b, len(group)) if batched else None
+            s._row = (new_state, b) if batched else None
             if self.config.keep_log_probs:
                 s.log_probs.append(lp_cpu[b])
             self._check_endpoint(s)
