@@ -15,7 +15,12 @@ ATen calls) and 1.6-1.9x less time for one stream:
   into the [B, C, H, D] layout that the out projection reads;
 - the subsampling's first conv is one matmul with its bias on a column of ones; for a big batch the second
   conv never concatenates the cached row with the chunk's (it adds that row's taps to its first frame);
-  the projection's weight is permuted to read the second conv's channels-last output as is.
+  the projection's weight is permuted to read the second conv's channels-last output as is;
+- on the CPU, in float32, each linear attention layer's recurrence (read-out, decay, update, the RMS output
+  norm) runs in one C kernel that reads and writes each stream's state once
+  (``kernels.linear_attention.cpu_step``, compiled on first use) straight from the qkv matmul's output;
+  ``kernel="torch"`` keeps the PyTorch ops (``recurrent_chunk_step``), which sweep a big batch's state
+  five times.
 
 Weights are copied at construction (softmax layers and feature maps as module copies): a PackedStep is a
 snapshot for inference (build a new one after changing the model). Outputs equal ``CTCModel.step``'s up to
@@ -27,6 +32,7 @@ module for the attention itself; the rest is packed as above.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import NamedTuple
 
 import torch
@@ -39,9 +45,14 @@ from asr.model.ctc import CTCModel
 from asr.model.encoder import EncoderState
 from asr.model.subsampling import _IM2COL_ROWS, SubsamplingState, conv2_step
 from kernels import EluPlusOne, LinearAttentionState, ReLUFeatures
+from kernels.linear_attention import cpu_step
 from kernels.linear_attention.recurrent import ChunkGates, chunk_gates, recurrent_chunk_step
 
-__all__ = ["PackedStep"]
+__all__ = ["STEP_KERNELS", "PackedStep"]
+
+log = logging.getLogger(__name__)
+
+STEP_KERNELS = ("auto", "c", "torch")
 
 
 def _t(weight: torch.Tensor) -> torch.Tensor:
@@ -189,9 +200,11 @@ class PackedStep:
     model): half the state update's time, 5-12% of the step's (measured at 64-256 streams).
     """
 
-    def __init__(self, model: CTCModel) -> None:
+    def __init__(self, model: CTCModel, *, kernel: str = "auto") -> None:
         if not isinstance(model, CTCModel):
             raise ValueError(f"PackedStep packs a CTCModel, got {type(model).__name__}")
+        if kernel not in STEP_KERNELS:
+            raise ValueError(f"kernel must be one of {STEP_KERNELS}, got {kernel!r}")
         config = model.config
         if not config.causal:
             raise ValueError("a non-causal (bidirectional) model cannot stream (causal=False); use forward()")
@@ -217,11 +230,37 @@ class PackedStep:
             self.final_norm = _norm(encoder.final_norm)
             self.head, self.head_bias = _t(model.head.weight), _copy(model.head.bias)
         self._model = model  # for init_state (zeros shaped by the config)
+        self.kernel = self._resolve_kernel(kernel)
         self._gates: dict[tuple, ChunkGates] = {}  # (layer, C, device, dtype) -> a per-head decay's factors
 
     @property
     def device(self) -> torch.device:
         return self.proj.device
+
+    def _resolve_kernel(self, kernel: str) -> str:
+        """ "c" (the fused CPU kernel for float32 linear attention layers) or "torch"."""
+        on_cpu = self.device.type == "cpu"
+        if kernel == "torch":
+            return "torch"
+        if kernel == "c":
+            if not on_cpu:
+                raise ValueError(
+                    f"kernel='c' is the CPU kernel; this model is on {self.device} (use 'auto' or 'torch')"
+                )
+            cpu_step.load()  # raises CpuKernelUnavailable with the reason
+            return "c"
+        if not on_cpu:  # auto: the C kernel where it applies
+            return "torch"
+        try:
+            cpu_step.load()
+        except cpu_step.CpuKernelUnavailable as e:
+            log.warning(
+                "the fused CPU attention kernel is unavailable, stepping with PyTorch ops (slower for "
+                "many streams): %s",
+                e,
+            )
+            return "torch"
+        return "c"
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> EncoderState:
         return self._model.init_state(batch_size, device if device is not None else self.device)
@@ -335,6 +374,7 @@ class PackedStep:
         d = heads * dim
         qkv = torch.addmm(p.qkv_bias, h, p.qkv)  # [B * C, 3d (+ H)]
         sdtype = torch.float64 if torch.float64 in (qkv.dtype, state.S.dtype) else torch.float32
+        fused = self.kernel == "c" and sdtype == torch.float32  # the C kernel: float32 on the CPU
         qkv3 = qkv[:, : 3 * d].view(b, c, 3, heads, dim).permute(2, 0, 3, 1, 4)  # [3, B, H, C, D] view
         if p.feature_map == "module":
             q, k, v = qkv3.to(sdtype).unbind(0)
@@ -344,24 +384,33 @@ class PackedStep:
             q, k = p.phi(q, is_query=True).contiguous(), p.phi(k).contiguous()
             v = v.contiguous()
         else:
-            qkv3 = (qkv3 if qkv3.dtype == sdtype else qkv3.to(sdtype)).contiguous()  # one copy: the kernel's layout
-            qk = qkv3[:2]
+            if fused:  # the kernel reads q, k, v where the matmul wrote them: phi in place on its q, k columns
+                qk = qkv[:, : 2 * d]
+            else:  # one copy into the PyTorch step's layout
+                qkv3 = (qkv3 if qkv3.dtype == sdtype else qkv3.to(sdtype)).contiguous()
+                qk = qkv3[:2]
             if p.feature_map == "elu+1":  # exp(min(x, 0)) + max(x, 0): elu(x) + 1 bit for bit, no torch.where
                 e = qk.clamp(max=0.0).exp_()
                 qk.clamp_(min=0.0).add_(e)
             else:
                 qk.clamp_(min=0.0)
-            q, k, v = qkv3.unbind(0)  # each [B, H, C, D] contiguous
+            q, k, v = qkv3.unbind(0)  # each [B, H, C, D] (contiguous, or strided views of qkv when fused)
         log_g = None
         if p.decay == "gated":
             log_g = F.logsigmoid(qkv[:, 3 * d :].float()).to(sdtype)  # float32 gates, as the module's
             log_g = log_g.view(b, c, heads).transpose(1, 2)  # [B, H, C]
         state = LinearAttentionState(state.S.to(sdtype), state.z.to(sdtype))
-        o = torch.empty(b, c, heads, dim, dtype=sdtype, device=x.device)  # [B, C, H, D]
-        out = o.transpose(1, 2)  # [B, H, C, D] view
-        # a long chunk goes in pieces of the kernel's chunk size (memory O(C chunk_size), as the module step);
         # the first piece updates a donated state in place, later ones the state this call made
         inplace = donate and state.S.is_contiguous() and state.z.is_contiguous()
+        if fused and not inplace:  # the kernel always updates in place: on a copy of a state not given up
+            state = LinearAttentionState(
+                state.S.clone(memory_format=torch.contiguous_format),
+                state.z.clone(memory_format=torch.contiguous_format),
+            )
+        rms_eps = p.norm_eps if fused and p.norm == "rms" else None  # the kernel applies the RMS norm too
+        o = torch.empty(b, c, heads, dim, dtype=sdtype, device=x.device)  # [B, C, H, D]
+        out = o.transpose(1, 2)  # [B, H, C, D] view
+        # a long chunk goes in pieces of the kernel's chunk size (memory O(C chunk_size), as the module step)
         piece = self.config.chunk_size
         for a in range(0, c, piece):
             n = min(piece, c - a)
@@ -370,9 +419,13 @@ class PackedStep:
                 gates = self._gates.get(key)
                 if gates is None:
                     log_h = torch.log(p.head_gates.to(device=x.device, dtype=sdtype)).view(1, heads, 1)
-                    gates = self._gates[key] = chunk_gates(log_h.expand(1, heads, n))
+                    gates = self._gates[key] = ChunkGates(
+                        *(g.contiguous() for g in chunk_gates(log_h.expand(1, heads, n)))
+                    )
             elif p.decay == "gated":
                 gates = chunk_gates(log_g[..., a : a + n])
+                if fused:
+                    gates = ChunkGates(*(g.contiguous() for g in gates))
             else:
                 gates = None
             if n == c:  # the usual case: the whole chunk at once (no slicing)
@@ -380,9 +433,14 @@ class PackedStep:
             else:
                 span = slice(a, a + n)
                 qs, ks, vs, outs = q[:, :, span], k[:, :, span], v[:, :, span], out[:, :, span]
-            _, state = recurrent_chunk_step(qs, ks, vs, state, gates=gates, eps=p.eps, out=outs, inplace=inplace)
+            if fused:
+                _, state = cpu_step.fused_chunk_step(
+                    qs, ks, vs, state, gates=gates, eps=p.eps, out=outs, rms_eps=rms_eps
+                )
+            else:
+                _, state = recurrent_chunk_step(qs, ks, vs, state, gates=gates, eps=p.eps, out=outs, inplace=inplace)
             inplace = True
-        if p.norm == "rms":
+        if p.norm == "rms" and rms_eps is None:
             o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True).add_(p.norm_eps))
         elif p.norm == "layer":
             o = F.layer_norm(o, (dim,), eps=p.norm_eps)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from asr.model import CTCModel, EncoderState, ModelConfig, PackedStep
+from kernels.linear_attention import cpu_step
 
 _BASE = dict(vocab_size=11, input_dim=20, subsampling_channels=6, d_model=16, num_layers=2, num_heads=2,
              ff_dim=24, dropout=0.0, num_random_features=8, conv_kernel_size=5)  # fmt: skip
@@ -57,12 +58,15 @@ _LINEAR = list(
 )
 
 
+@pytest.mark.parametrize("kernel", ["c", "torch"])
 @pytest.mark.parametrize(("feature_map", "decay", "output_norm"), _LINEAR)
 @pytest.mark.parametrize("batch", [1, 5])
-def test_packed_step_equals_the_module_step(feature_map, decay, output_norm, batch):
+def test_packed_step_equals_the_module_step(feature_map, decay, output_norm, batch, kernel):
     model = _model(feature_map=feature_map, decay=decay, output_norm=output_norm)
     feats = torch.randn(batch, sum(_CHUNKS), 20)
-    packed_out, packed_states = _stream(PackedStep(model), model, feats)
+    packed = PackedStep(model, kernel=kernel)
+    assert packed.kernel == kernel
+    packed_out, packed_states = _stream(packed, model, feats)
     plain_out, plain_states = _stream(model.step, model, feats)
     assert packed_out.shape == plain_out.shape == (batch, sum(_CHUNKS) // 4, 11)
     assert (packed_out - plain_out).abs().max().item() <= 1e-5
@@ -170,11 +174,34 @@ def test_packed_step_rejects_bad_input():
         PackedStep(_model(causal=False))
     with pytest.raises(ValueError, match="packs a CTCModel"):
         PackedStep(model.encoder)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        PackedStep(model, kernel="fast")
 
 
-def test_donated_state_is_updated_in_place_with_the_same_result():
+def test_kernel_choice_when_the_c_kernel_cannot_be_built(monkeypatch, caplog):
+    """auto: the C kernel on the CPU, else PyTorch ops with a warning saying why; 'c' insists."""
+    model = _model()
+    assert PackedStep(model).kernel == "c"  # the machines that run the tests have a C compiler
+
+    def unavailable():
+        raise cpu_step.CpuKernelUnavailable("no C compiler here (test)")
+
+    monkeypatch.setattr(cpu_step, "load", unavailable)
+    with caplog.at_level("WARNING", logger="asr.model.packed"):
+        packed = PackedStep(model)
+    assert packed.kernel == "torch" and "no C compiler here (test)" in caplog.text
+    with pytest.raises(cpu_step.CpuKernelUnavailable, match="no C compiler here"):
+        PackedStep(model, kernel="c")
+    feats = torch.randn(2, 16, 20)
+    out, _ = packed(feats, model.init_state(2))
+    ref, _ = model.step(feats, model.init_state(2))
+    assert (out - ref).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("kernel", ["c", "torch"])
+def test_donated_state_is_updated_in_place_with_the_same_result(kernel):
     model = _model(decay="per_head", output_norm="rms")
-    packed = PackedStep(model)
+    packed = PackedStep(model, kernel=kernel)
     feats = torch.randn(4, 32, 20)
     _, state = packed(feats[:, :16], model.init_state(4))
     kept = EncoderState(*torch.utils._pytree.tree_map(lambda x: x.clone(), tuple(state)))
@@ -188,14 +215,15 @@ def test_donated_state_is_updated_in_place_with_the_same_result():
     assert torch.equal(first.S, new_state.layers[0].attention.S)
 
 
+@pytest.mark.parametrize("kernel", ["c", "torch"])
 @pytest.mark.parametrize("decay", ["none", "per_head", "gated"])
-def test_packed_step_takes_a_long_chunk_in_kernel_sized_pieces(decay):
+def test_packed_step_takes_a_long_chunk_in_kernel_sized_pieces(decay, kernel):
     """A chunk longer than the kernel's chunk size (here 3 frames) goes in pieces, with the same results."""
     model = _model(decay=decay, chunk_size=3)
     feats = torch.randn(2, 4 * 11, 20)  # 11 encoder frames: pieces of 3, 3, 3, 2
-    packed_out, packed_states = _stream(PackedStep(model), model, feats, chunks=(28, 16))
+    packed_out, packed_states = _stream(PackedStep(model, kernel=kernel), model, feats, chunks=(28, 16))
     plain_out, plain_states = _stream(model.step, model, feats, chunks=(28, 16))
     assert (packed_out - plain_out).abs().max().item() <= 1e-5
     _assert_states_close(packed_states[-1], plain_states[-1], 1e-5)
-    donated_out, _ = PackedStep(model)(feats, model.init_state(2), donate=True)
+    donated_out, _ = PackedStep(model, kernel=kernel)(feats, model.init_state(2), donate=True)
     assert (donated_out - plain_out).abs().max().item() <= 1e-5

@@ -1,0 +1,80 @@
+/* The recurrent form's chunk step, fused for the CPU: one pass over each (stream, head) state.
+ *
+ * Same maths as recurrent_chunk_step (recurrent.py), for float32 and inference only. With the chunk's decay
+ * factors (chunk_gates: pair P[t][s] = exp(c_t - c_s), query a_t = exp(c_t), key b_s = exp(c_T - c_s),
+ * whole w = exp(c_T); all ones without decay):
+ *     A[t][s] = (q_t . k_s) P[t][s]   (s <= t)
+ *     y_t     = (sum_s A[t][s] v_s + a_t q_t S) / (sum_s A[t][s] + a_t q_t . z + eps)
+ *     S      <- w S + sum_s b_s k_s v_s^T,   z <- w z + sum_s b_s k_s
+ * optionally followed by y_t <- y_t / sqrt(mean(y_t^2) + rms_eps) (the attention's per-head RMS output norm,
+ * gains folded elsewhere).
+ *
+ * Why: in PyTorch the step is ~15 batched ops, five of which sweep the state (read-out, decay, update: read
+ * and write), which for a big batch is the step's largest memory traffic. Here each row of S is loaded once,
+ * used for every query of the chunk, decayed, updated and stored: one read and one write of the state.
+ * The inner loops run over the value dimension (contiguous), so the compiler vectorises them without
+ * reassociating any sum (no -ffast-math: the order of additions per element is fixed).
+ *
+ * Layout: q, k [B, H, T, Dk] and v, out [B, H, T, Dv] with any strides (in elements) but a contiguous last
+ * dimension, so the caller can pass views of a projection's output; S [B, H, Dk, Dv] and z [B, H, Dk]
+ * contiguous, updated in place; gates contiguous [G, H, T, T], [G, H, T], [G, H, T], [G, H] with G = 1 (one
+ * decay for all streams) or B (per stream; gstride = 1), or all NULL (no decay).
+ */
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    const float *base;
+    long sb, sh, st; /* strides of the batch, head and time dimensions, in elements */
+} view4;
+
+static inline const float *row(view4 x, long b, long h, long t) { return x.base + b * x.sb + h * x.sh + t * x.st; }
+
+/* The kernel's arguments (sizes named T, DK, DV), shared by the entry point and its specialisations. */
+#define STEP_PARAMS(T, DK, DV)                                                                                \
+    long B, long H, long T, long DK, long DV, const float *q, long qsb, long qsh, long qst, const float *k,   \
+        long ksb, long ksh, long kst, const float *v, long vsb, long vsh, long vst, float *S, float *z,      \
+        const float *pair, const float *query, const float *key, const float *whole, long gstride, float *out, \
+        long osb, long osh, long ost, float eps, int rms, float rms_eps
+
+/* A chunk of 4 frames (160 ms at 40 ms per frame: the streaming default) with a common head size gets its own
+ * fully unrolled copy; anything else the general loop. */
+#define STEP_NAME step_4_16
+#define FIXED_T 4
+#define FIXED_D 16
+#include "cpu_step_body.h"
+#define STEP_NAME step_4_32
+#define FIXED_T 4
+#define FIXED_D 32
+#include "cpu_step_body.h"
+#define STEP_NAME step_4_48
+#define FIXED_T 4
+#define FIXED_D 48
+#include "cpu_step_body.h"
+#define STEP_NAME step_4_64
+#define FIXED_T 4
+#define FIXED_D 64
+#include "cpu_step_body.h"
+#define STEP_NAME step_any
+#include "cpu_step_body.h"
+
+typedef void step_fn(STEP_PARAMS(T, Dk, Dv), float *restrict work);
+
+/* Returns 0, or 1 when the workspace could not be allocated (nothing was written then). */
+int chunk_step_f32(STEP_PARAMS(T, Dk, Dv)) {
+    float *work = malloc(sizeof(float) * (size_t)(2 * Dk * T + T * Dv + T));
+    if (work == NULL) return 1;
+    step_fn *step = step_any;
+    if (T == 4 && Dk == Dv) {
+        switch (Dk) {
+            case 16: step = step_4_16; break;
+            case 32: step = step_4_32; break;
+            case 48: step = step_4_48; break;
+            case 64: step = step_4_64; break;
+        }
+    }
+    step(B, H, T, Dk, Dv, q, qsb, qsh, qst, k, ksb, ksh, kst, v, vsb, vsh, vst, S, z, pair, query, key, whole, gstride,
+         out, osb, osh, ost, eps, rms, rms_eps, work);
+    free(work);
+    return 0;
+}

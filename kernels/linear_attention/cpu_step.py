@@ -1,0 +1,175 @@
+"""The recurrent chunk step fused for the CPU (``cpu_step.c``): one pass over each stream's state.
+
+``fused_chunk_step`` is ``recurrent.recurrent_chunk_step(..., inplace=True)`` for float32 CPU tensors, for
+inference (no autograd), with the attention's per-head RMS output norm optionally fused in. The PyTorch form
+sweeps a big batch's state five times per chunk (read-out, decay, update's read and write); this one reads
+and writes it once. Tested against ``recurrent_chunk_step`` and the float64 reference (tests/kernels/
+test_cpu_step.py): outputs and the state out, for every decay form and strided inputs.
+
+The C source is compiled on first use with the system's C compiler (``$CC``, else ``cc``; Debian: gcc) for
+this CPU (``-O3 -march=native``) and cached by a hash of the source, flags, compiler and CPU in
+``$TRANSCURRENT_KERNEL_CACHE`` (default ``~/.cache/transcurrent/kernels``). ``available()`` says whether that
+works here; ``load()`` raises :class:`CpuKernelUnavailable` with the compiler's message when it does not.
+Called through ctypes: no PyTorch headers, a compile of about a second.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from kernels.linear_attention.recurrent import ChunkGates
+from kernels.linear_attention.state import LinearAttentionState
+
+__all__ = ["CpuKernelUnavailable", "available", "fused_chunk_step", "load"]
+
+log = logging.getLogger(__name__)
+
+_SOURCE = Path(__file__).with_name("cpu_step.c")
+_HEADERS = (Path(__file__).with_name("cpu_step_body.h"),)  # included by the source: part of the cache key
+_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-std=c11", "-shared", "-fPIC")
+
+
+class CpuKernelUnavailable(RuntimeError):
+    """The fused CPU kernel cannot be built or loaded here (no C compiler, say)."""
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("TRANSCURRENT_KERNEL_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "transcurrent" / "kernels"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+@lru_cache(maxsize=1)
+def load() -> ctypes.CDLL:
+    """Compile (once per source, compiler and CPU) and load the kernel library; raises CpuKernelUnavailable."""
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        raise CpuKernelUnavailable(
+            f"the fused CPU step needs a C compiler and {cc!r} was not found: install one (Debian: apt-get install "
+            "gcc libc6-dev; `make` does it as root) or set $CC, or use the PyTorch step (kernel='torch')"
+        )
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    sources = [path.read_bytes() for path in (_SOURCE, *_HEADERS)]
+    key = hashlib.sha256(b"\0".join([*sources, " ".join(_FLAGS).encode(), version.encode(), _cpu_flags().encode()]))
+    path = _cache_dir() / f"cpu_step-{key.hexdigest()[:16]}.so"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            built = Path(tmp) / path.name
+            done = subprocess.run([cc, *_FLAGS, str(_SOURCE), "-o", str(built), "-lm"], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise CpuKernelUnavailable(f"compiling {_SOURCE.name} with {cc} failed:\n{done.stderr.strip()}")
+            os.replace(built, path)  # atomic: a concurrent builder's copy is the same library
+        log.info("compiled the fused CPU step kernel: %s", path)
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as e:
+        raise CpuKernelUnavailable(f"loading {path} failed: {e}") from e
+    long, ptr = ctypes.c_long, ctypes.c_void_p
+    lib.chunk_step_f32.restype = ctypes.c_int
+    lib.chunk_step_f32.argtypes = (
+        [long] * 5
+        + [ptr, long, long, long] * 3
+        + [ptr, ptr]
+        + [ptr] * 4
+        + [long]
+        + [ptr, long, long, long]
+        + [ctypes.c_float, ctypes.c_int, ctypes.c_float]
+    )
+    return lib
+
+
+def available() -> bool:
+    """Whether the kernel builds and loads here (compiles it on the first call)."""
+    try:
+        load()
+    except CpuKernelUnavailable:
+        return False
+    return True
+
+
+def _view(x: torch.Tensor, name: str, shape: tuple[int, ...]) -> list:
+    if tuple(x.shape) != shape:
+        raise ValueError(f"{name} must be {list(shape)}, got {list(x.shape)}")
+    if x.stride(-1) != 1 and x.shape[-1] > 1:
+        raise ValueError(f"{name} needs a contiguous last dimension, got strides {x.stride()}")
+    return [x.data_ptr(), x.stride(0), x.stride(1), x.stride(2)]
+
+
+def _gate(x: torch.Tensor, name: str, batch: int, tail: tuple[int, ...]) -> tuple[int, int]:
+    if x.dim() != 1 + len(tail) or x.shape[0] not in (1, batch) or tuple(x.shape[1:]) != tail:
+        raise ValueError(f"gates.{name} must be [1 or {batch}, {', '.join(map(str, tail))}], got {list(x.shape)}")
+    if x.dtype != torch.float32 or not x.is_contiguous() or x.device.type != "cpu":
+        raise ValueError(f"gates.{name} must be a contiguous float32 CPU tensor")
+    return x.data_ptr(), x.shape[0]
+
+
+def fused_chunk_step(
+    q: torch.Tensor,  # [B, H, T, Dk], feature-mapped (any strides, contiguous last dim)
+    k: torch.Tensor,  # [B, H, T, Dk]
+    v: torch.Tensor,  # [B, H, T, Dv]
+    state: LinearAttentionState,  # S [B, H, Dk, Dv], z [B, H, Dk]: contiguous float32, updated in place
+    *,
+    gates: ChunkGates | None = None,  # chunk_gates(log_g) for a decay ([1|B, H, ...]), None for none
+    eps: float = 1e-6,
+    out: torch.Tensor | None = None,  # [B, H, T, Dv] result (any strides, contiguous last dim)
+    rms_eps: float | None = None,  # apply the per-head RMS norm to the result with this epsilon
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """Advance the state by a chunk of T frames in place (the caller gives the state up) and return
+    (out, state). Float32 CPU tensors only; no autograd. Raises ValueError on a bad argument and
+    CpuKernelUnavailable when the kernel cannot be built here."""
+    S, z = state
+    B, H, T, Dk = q.shape
+    Dv = v.shape[-1]
+    tensors = {"q": q, "k": k, "v": v, "S": S, "z": z} | ({} if out is None else {"out": out})
+    for name, x in tensors.items():
+        if x.dtype != torch.float32 or x.device.type != "cpu":
+            raise ValueError(f"{name} must be a float32 CPU tensor, got {x.dtype} on {x.device}")
+        if x.requires_grad and torch.is_grad_enabled():
+            raise ValueError("fused_chunk_step is for inference: no autograd (use recurrent_chunk_step)")
+    if tuple(S.shape) != (B, H, Dk, Dv) or tuple(z.shape) != (B, H, Dk):
+        raise ValueError(
+            f"state must be S [{B}, {H}, {Dk}, {Dv}] and z [{B}, {H}, {Dk}], got {list(S.shape)}, {list(z.shape)}"
+        )
+    if not (S.is_contiguous() and z.is_contiguous()):
+        raise ValueError("the state (S and z) must be contiguous: it is updated in place")
+    if out is None:
+        out = torch.empty(B, H, T, Dv, dtype=torch.float32)
+    args = [B, H, T, Dk, Dv]
+    args += _view(q, "q", (B, H, T, Dk)) + _view(k, "k", (B, H, T, Dk)) + _view(v, "v", (B, H, T, Dv))
+    args += [S.data_ptr(), z.data_ptr()]
+    if gates is None:
+        args += [None] * 4 + [0]
+    else:
+        pair, g = _gate(gates.pair, "pair", B, (H, T, T))
+        query, g1 = _gate(gates.query, "query", B, (H, T, 1))
+        key, g2 = _gate(gates.key, "key", B, (H, T, 1))
+        whole, g3 = _gate(gates.whole, "whole", B, (H, 1, 1))
+        if len({g, g1, g2, g3}) != 1:
+            raise ValueError("the gates' batch sizes differ")
+        args += [pair, query, key, whole, int(g == B and B > 1)]
+    args += _view(out, "out", (B, H, T, Dv))
+    args += [eps, int(rms_eps is not None), 0.0 if rms_eps is None else rms_eps]
+    if load().chunk_step_f32(*args):
+        raise MemoryError("fused_chunk_step: the kernel's workspace could not be allocated")
+    return out, state
