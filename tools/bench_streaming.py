@@ -108,13 +108,20 @@ def build_model(
     return CTCModel(model_config(attention, overrides or {}, base)).eval().to(device)
 
 
+STEPS = ("packed", "packed_torch", "module")
+
+
 def step_function(model: CTCModel, kind: str):
-    """How the benchmark steps ``model``: ``"packed"`` (PackedStep, as the Recognizer does) or ``"module"``."""
+    """How the benchmark steps ``model``: ``"packed"`` (PackedStep as the Recognizer has it: on the CPU its
+    linear attention in the fused C kernel), ``"packed_torch"`` (PackedStep on PyTorch ops only) or
+    ``"module"`` (CTCModel.step, the plain form)."""
     if kind == "packed":
         return PackedStep(model)
+    if kind == "packed_torch":
+        return PackedStep(model, kernel="torch")
     if kind == "module":
         return model.step
-    raise ValueError(f"step must be 'packed' or 'module', got {kind!r}")
+    raise ValueError(f"step must be one of {STEPS}, got {kind!r}")
 
 
 def state_bytes(state: Any) -> int:
@@ -480,7 +487,7 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
     def batch_stepper(n: int, kind: str):
         """One timed batch step of ``n`` streams per call (CPU seconds); the state carries on."""
         step = step_function(model, kind)
-        if kind == "packed":  # as the Recognizer steps a batch: its stacked state is updated in place
+        if kind != "module":  # as the Recognizer steps a batch: its stacked state is updated in place
             packed = step
             step = lambda x, state: packed(x, state, donate=True)  # noqa: E731
         x = torch.randn(n, CHUNK_FRAMES, model.config.input_dim, device=device)
@@ -502,6 +509,9 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
 
     n_model, model_points = _largest_within(
         lambda n: model_step_time(n, "packed"), CHUNK_S, start=8, n_max=args.max_streams
+    )
+    n_torch, torch_points = _largest_within(
+        lambda n: model_step_time(n, "packed_torch"), CHUNK_S, start=8, n_max=args.max_streams
     )
     n_module, module_points = _largest_within(
         lambda n: model_step_time(n, "module"), CHUNK_S, start=8, n_max=args.max_streams
@@ -532,7 +542,7 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
     # achieved / bound, measured in turns: the model's FLOP rate in a batch step over the matmul rate measured
     # just before it, round after round (machine noise moves both alike; the searches above cannot pair them)
     paired = {}
-    for kind, n in (("packed", n_model), ("module", n_module)):
+    for kind, n in (("packed", n_model), ("packed_torch", n_torch), ("module", n_module)):
         n = max(n, 8)
         timed, ratios, capacity, mms = batch_stepper(n, kind), [], [], []
         for _ in range(args.paired_rounds):
@@ -546,12 +556,15 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
     return {
         "chunk_s": CHUNK_S,
         "model_step": {"max_streams": n_model, "points": model_points, "capped": _capped(model_points)},
+        "step_kernel": PackedStep(model).kernel,
+        "packed_torch_step": {"max_streams": n_torch, "points": torch_points, "capped": _capped(torch_points)},
         "module_step": {"max_streams": n_module, "points": module_points, "capped": _capped(module_points)},
         "recognizer": {"max_streams": n_rec, "points": rec_points, "capped": _capped(rec_points)},
         "matmul_flops_per_s": flops,
         "model_flops_per_audio_s": per_second,
         "bound_streams": bound,
         "achieved_over_bound_model": n_model / bound,
+        "achieved_over_bound_packed_torch": n_torch / bound,
         "achieved_over_bound_module": n_module / bound,
         "paired_over_bound": paired,
         "achieved_over_bound_recognizer": n_rec / bound,
@@ -633,8 +646,12 @@ def tables(results: dict[str, Any], *, markdown: bool) -> str:
             return f"{pr['median']:.2f} ({spread}; {pr.get('capacity_median', 0):.0f} streams at batch {pr['streams']})"
 
         rows = [
-            ["model step (PackedStep, donated state)", streams("model_step"), f"{thr['bound_streams']:.0f}",
-             f"{thr['achieved_over_bound_model']:.2f}", paired("packed")],
+            [f"model step (PackedStep, {thr.get('step_kernel', 'torch')} attention kernel, donated state)",
+             streams("model_step"), f"{thr['bound_streams']:.0f}", f"{thr['achieved_over_bound_model']:.2f}",
+             paired("packed")],
+            *([["model step (PackedStep, PyTorch ops only, donated state)", streams("packed_torch_step"),
+                f"{thr['bound_streams']:.0f}", f"{thr['achieved_over_bound_packed_torch']:.2f}",
+                paired("packed_torch")]] if "packed_torch_step" in thr else []),
             ["model step (CTCModel.step)", streams("module_step"), f"{thr['bound_streams']:.0f}",
              f"{thr['achieved_over_bound_module']:.2f}", paired("module")],
             ["recognizer (samples -> text)", streams("recognizer"), f"{thr['bound_streams']:.0f}",
@@ -682,8 +699,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
     thr = results.get("throughput")
     if thr:
         ax = axes[1]
-        paths = (("model_step", "packed step"), ("module_step", "module step"), ("recognizer", "recognizer"))
+        paths = (("model_step", f"packed step ({thr.get('step_kernel', 'torch')} kernel)"),
+                 ("packed_torch_step", "packed step (PyTorch ops)"), ("module_step", "module step"),
+                 ("recognizer", "recognizer"))  # fmt: skip
         for key, label in paths:
+            if key not in thr:  # results of an older run
+                continue
             pts = thr[key]["points"]
             ax.plot([n for n, _ in pts], [1e3 * t for _, t in pts], "o-", label=label)
         ax.axhline(1e3 * CHUNK_S, color="grey", lw=0.8, ls=":", label="160 ms")
@@ -704,8 +725,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: one core)")
     p.add_argument("--base", choices=("bundled", "default"), default="bundled",
                    help="model configuration before overrides: the bundled model's, or ModelConfig's defaults")
-    p.add_argument("--step", choices=("packed", "module"), default="packed",
-                   help="latency section: step through PackedStep (as the Recognizer) or CTCModel.step")
+    p.add_argument("--step", choices=STEPS, default="packed",
+                   help="latency section: step through PackedStep (as the Recognizer), PackedStep on PyTorch "
+                   "ops only, or CTCModel.step")
     p.add_argument("--checkpoints", type=lambda s: [float(x) for x in s.split(",")], default=None,
                    help="history lengths in seconds, comma-separated (default 10,60,600,3600)")  # fmt: skip
     p.add_argument("--window", type=int, default=200, help="trace steps summarised before each checkpoint")

@@ -34,7 +34,7 @@ from asr.audio import validate_waveform
 from asr.decoding import BeamState, GreedyState, Hypothesis, beam_step, greedy_step
 from asr.features import FbankState, StreamingFbank
 from asr.model.encoder import EncoderState, stack_states
-from asr.model.packed import PackedStep
+from asr.model.packed import STEP_KERNELS, PackedStep
 from asr.pipeline import AsrModel
 from asr.streaming.endpoint import EndpointConfig, detect_endpoint
 
@@ -90,12 +90,16 @@ class RecognizerConfig:
     keep_log_probs: bool = False  # keep every step's log-probs on the stream (tests, diagnostics; grows!)
     packed: bool = True  # step with asr.model.PackedStep (weights laid out for inference; ~1.6-1.9x faster);
     #   False: through the modules (CTCModel.step), the plain form. Same results up to float rounding.
+    step_kernel: str = "auto"  # PackedStep's kernel: "auto" (the fused C attention kernel on the CPU, PyTorch
+    #   ops elsewhere or, with a warning, where it cannot be compiled), "c" (insist) or "torch"
 
     def __post_init__(self) -> None:
         if self.chunk_frames < 4 or self.chunk_frames % 4:
             raise ValueError(f"chunk_frames must be a positive multiple of 4, got {self.chunk_frames}")
         if self.beam < 1:
             raise ValueError(f"beam must be >= 1, got {self.beam}")
+        if self.step_kernel not in STEP_KERNELS:
+            raise ValueError(f"step_kernel must be one of {STEP_KERNELS}, got {self.step_kernel!r}")
 
 
 class Stream:
@@ -248,7 +252,7 @@ class Recognizer:
         self.bundle.model.eval()
         # The step: a snapshot of the weights laid out for inference (build a new Recognizer after changing
         # the model), or the model's own step.
-        self._packed = PackedStep(self.bundle.model) if config.packed else None
+        self._packed = PackedStep(self.bundle.model, kernel=config.step_kernel) if config.packed else None
         self.fbank = StreamingFbank(bundle.features)
         self.sample_rate = bundle.features.sample_rate
         self.seconds_per_frame = bundle.seconds_per_frame

@@ -49,12 +49,21 @@ def test_streaming_logits_equal_full_forward(bundle, audio, sizes):
     assert s.result.text == bundle.tokenizer.decode(greedy_search(full).tokens)
 
 
+@pytest.mark.parametrize("step", [dict(), dict(step_kernel="torch"), dict(packed=False)], ids=["c", "torch", "module"])
 @pytest.mark.parametrize("overrides", [dict(decay="per_head", output_norm="rms"), dict(decay="gated")])
-def test_streaming_exact_for_decay_variants(audio, overrides):
+def test_streaming_exact_for_decay_variants(audio, overrides, step):
+    """Each way of stepping (the fused C attention kernel, PackedStep on PyTorch ops, the module step)."""
     bundle = make_bundle(**overrides)
     full = _full_log_probs(bundle, audio)
-    s = _stream(bundle, audio, [1234, 160, 5000])
+    s = _stream(bundle, audio, [1234, 160, 5000], **step)
+    rec = s._recognizer
+    assert rec._packed is None if step.get("packed") is False else rec._packed.kernel == step.get("step_kernel", "c")
     assert (torch.cat(s.log_probs) - full).abs().max() <= 1e-4
+
+
+def test_recognizer_config_names_a_bad_step_kernel():
+    with pytest.raises(ValueError, match="step_kernel must be one of"):
+        RecognizerConfig(step_kernel="gpu")
 
 
 def test_softmax_baseline_streams_exactly(audio):
