@@ -38,6 +38,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from asr.model import subsampling_kernel
 from asr.model.attention import LinearAttention, SoftmaxAttention
 from asr.model.blocks import BlockState, EncoderBlock
 from asr.model.conv_module import ConvState, causal_depthwise_step
@@ -216,6 +217,7 @@ class PackedStep:
             # conv1 as a [rows, 9 taps + 1] x [10, C] matmul: the bias rides on a column of ones
             conv1 = sub.conv1.weight.detach().reshape(sub.channels, 9).t()  # [9, C]
             self.conv1 = torch.cat([conv1, sub.conv1.bias.detach()[None]]).contiguous()  # [10, C]
+            self.conv1_taps, self.conv1_bias = conv1.contiguous(), _copy(sub.conv1.bias)  # the C kernel's
             # [C, C, 3, 3], channels-last as the activations it meets (else the conv converts it on every call)
             self.conv2 = sub.conv2.weight.detach().contiguous(memory_format=torch.channels_last)
             first_row = sub.conv2.weight.detach()[:, :, :1]  # [C, C, 1, 3]: the taps on the cached row
@@ -248,11 +250,13 @@ class PackedStep:
                     f"kernel='c' is the CPU kernel; this model is on {self.device} (use 'auto' or 'torch')"
                 )
             cpu_step.load()  # raises CpuKernelUnavailable with the reason
+            subsampling_kernel.load()
             return "c"
         if not on_cpu:  # auto: the C kernel where it applies
             return "torch"
         try:
             cpu_step.load()
+            subsampling_kernel.load()
         except cpu_step.CpuKernelUnavailable as e:
             log.warning(
                 "the fused CPU attention kernel is unavailable, stepping with PyTorch ops (slower for "
@@ -324,6 +328,14 @@ class PackedStep:
         n = t // 4
         x = x.to(self.proj.dtype)
         frames = torch.cat([state.frames.reshape(b, 1, f), x], dim=1)  # [B, 1 + 4n, F]
+        if self.kernel == "c" and x.dtype == torch.float32:
+            # conv1 + SiLU in C, written after the cached row of the buffer conv2 reads: no copy of either
+            h1 = torch.empty(b, 1 + 2 * n, self.freq1, self.channels, dtype=x.dtype, device=x.device)
+            h1[:, :1] = state.hidden
+            subsampling_kernel.conv1_silu(frames, self.conv1_taps, self.conv1_bias, h1[:, 1:])
+            h2 = F.silu(conv2_step(h1, self.conv2, self.conv2_bias, self.conv2_mat), inplace=True)  # [B, n, F2, C]
+            y = torch.addmm(self.proj_bias, h2.reshape(b * n, -1), self.proj)  # [B * n, d]
+            return y, SubsamplingState(frames=frames[:, -1:].unsqueeze(1), hidden=h1[:, -1:])
         windows = torch.empty(b * 2 * n * self.freq1, 10, dtype=x.dtype, device=x.device)  # 3x3 taps, 1
         windows[:, 9] = 1.0
         windows[:, :9].view(b, 2 * n, self.freq1, 3, 3).copy_(frames.unfold(1, 3, 2).unfold(2, 3, 2))

@@ -6,85 +6,34 @@ sweeps a big batch's state five times per chunk (read-out, decay, update's read 
 and writes it once. Tested against ``recurrent_chunk_step`` and the float64 reference (tests/kernels/
 test_cpu_step.py): outputs and the state out, for every decay form and strided inputs.
 
-The C source is compiled on first use with the system's C compiler (``$CC``, else ``cc``; Debian: gcc) for
-this CPU (``-O3 -march=native``) and cached by a hash of the source, flags, compiler and CPU in
-``$TRANSCURRENT_KERNEL_CACHE`` (default ``~/.cache/transcurrent/kernels``). ``available()`` says whether that
-works here; ``load()`` raises :class:`CpuKernelUnavailable` with the compiler's message when it does not.
-Called through ctypes: no PyTorch headers, a compile of about a second.
+The C source is compiled on first use for this CPU and cached (``kernels.cbuild``); ``available()`` says
+whether that works here, ``load()`` raises :class:`CpuKernelUnavailable` with the compiler's message when it
+does not. Called through ctypes: no PyTorch headers, a compile of about a second.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from kernels.cbuild import CKernelUnavailable, build
 from kernels.linear_attention.recurrent import ChunkGates
 from kernels.linear_attention.state import LinearAttentionState
 
 __all__ = ["CpuKernelUnavailable", "available", "fused_chunk_step", "load"]
 
-log = logging.getLogger(__name__)
-
 _SOURCE = Path(__file__).with_name("cpu_step.c")
 _HEADERS = (Path(__file__).with_name("cpu_step_body.h"),)  # included by the source: part of the cache key
-_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-std=c11", "-shared", "-fPIC")
-
-
-class CpuKernelUnavailable(RuntimeError):
-    """The fused CPU kernel cannot be built or loaded here (no C compiler, say)."""
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("TRANSCURRENT_KERNEL_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "transcurrent" / "kernels"
-
-
-def _cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return platform.processor()
+CpuKernelUnavailable = CKernelUnavailable  # the kernel cannot be built or loaded here (no C compiler, say)
 
 
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL:
     """Compile (once per source, compiler and CPU) and load the kernel library; raises CpuKernelUnavailable."""
-    cc = os.environ.get("CC", "cc")
-    if shutil.which(cc) is None:
-        raise CpuKernelUnavailable(
-            f"the fused CPU step needs a C compiler and {cc!r} was not found: install one (Debian: apt-get install "
-            "gcc libc6-dev; `make` does it as root) or set $CC, or use the PyTorch step (kernel='torch')"
-        )
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    sources = [path.read_bytes() for path in (_SOURCE, *_HEADERS)]
-    key = hashlib.sha256(b"\0".join([*sources, " ".join(_FLAGS).encode(), version.encode(), _cpu_flags().encode()]))
-    path = _cache_dir() / f"cpu_step-{key.hexdigest()[:16]}.so"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            built = Path(tmp) / path.name
-            done = subprocess.run([cc, *_FLAGS, str(_SOURCE), "-o", str(built), "-lm"], capture_output=True, text=True)
-            if done.returncode != 0:
-                raise CpuKernelUnavailable(f"compiling {_SOURCE.name} with {cc} failed:\n{done.stderr.strip()}")
-            os.replace(built, path)  # atomic: a concurrent builder's copy is the same library
-        log.info("compiled the fused CPU step kernel: %s", path)
-    try:
-        lib = ctypes.CDLL(str(path))
-    except OSError as e:
-        raise CpuKernelUnavailable(f"loading {path} failed: {e}") from e
+    lib = build("cpu_step", _SOURCE, _HEADERS, fallback="use the PyTorch step (kernel='torch')")
     long, ptr = ctypes.c_long, ctypes.c_void_p
     lib.chunk_step_f32.restype = ctypes.c_int
     lib.chunk_step_f32.argtypes = (

@@ -91,7 +91,8 @@ def test_packed_step_other_architectures(overrides):
     _assert_states_close(packed_states[-1], plain_states[-1], 1e-5)
 
 
-def test_packed_step_big_batches_take_the_library_convolutions():
+@pytest.mark.parametrize("kernel", ["c", "torch"])
+def test_packed_step_big_batches_take_the_library_convolutions(kernel):
     """Past 16 (stream, frame) rows the depthwise conv and the subsampling's conv2 run through oneDNN."""
     from asr.model.conv_module import _WINDOWED_ROWS
     from asr.model.subsampling import _IM2COL_ROWS
@@ -100,7 +101,7 @@ def test_packed_step_big_batches_take_the_library_convolutions():
     batch = 9
     assert batch * 4 > max(_WINDOWED_ROWS, _IM2COL_ROWS)
     feats = torch.randn(batch, 48, 20)
-    packed_out, packed_states = _stream(PackedStep(model), model, feats, chunks=(16, 16, 16))
+    packed_out, packed_states = _stream(PackedStep(model, kernel=kernel), model, feats, chunks=(16, 16, 16))
     plain_out, plain_states = _stream(model.step, model, feats, chunks=(16, 16, 16))
     assert (packed_out - plain_out).abs().max().item() <= 1e-5
     _assert_states_close(packed_states[-1], plain_states[-1], 1e-5)

@@ -1,0 +1,73 @@
+"""Build a C source into a shared library on first use and load it with ctypes (the CPU kernels' loader).
+
+The library is compiled with the system's C compiler (``$CC``, else ``cc``; Debian: gcc) for this CPU
+(``-O3 -march=native``) and cached under a hash of the sources (headers included), flags, compiler version
+and CPU flags in ``$TRANSCURRENT_KERNEL_CACHE`` (default ``~/.cache/transcurrent/kernels``): one compile per
+machine, about a second (no PyTorch headers). A failure raises :class:`CKernelUnavailable` with the cause and
+the remedy; nothing half-built is left in the cache.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+__all__ = ["FLAGS", "CKernelUnavailable", "build", "cache_dir"]
+
+log = logging.getLogger(__name__)
+
+FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-std=c11", "-shared", "-fPIC")
+
+
+class CKernelUnavailable(RuntimeError):
+    """A C kernel cannot be built or loaded here (no C compiler, say)."""
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("TRANSCURRENT_KERNEL_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "transcurrent" / "kernels"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def build(name: str, source: Path, headers: tuple[Path, ...] = (), *, fallback: str) -> ctypes.CDLL:
+    """Compile ``source`` (which includes ``headers``) once per content, compiler and CPU, and load it.
+    ``fallback`` completes the error message: what the user can do instead."""
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        raise CKernelUnavailable(
+            f"the {name} kernel needs a C compiler and {cc!r} was not found: install one (Debian: apt-get install "
+            f"gcc libc6-dev; `make` does it as root) or set $CC, or {fallback}"
+        )
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    sources = [path.read_bytes() for path in (source, *headers)]
+    key = hashlib.sha256(b"\0".join([*sources, " ".join(FLAGS).encode(), version.encode(), _cpu_flags().encode()]))
+    path = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            built = Path(tmp) / path.name
+            done = subprocess.run([cc, *FLAGS, str(source), "-o", str(built), "-lm"], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise CKernelUnavailable(f"compiling {source.name} with {cc} failed:\n{done.stderr.strip()}")
+            os.replace(built, path)  # atomic: a concurrent builder's copy is the same library
+        log.info("compiled the %s kernel: %s", name, path)
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as e:
+        raise CKernelUnavailable(f"loading {path} failed: {e}") from e
