@@ -18,12 +18,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
-__all__ = ["FLAGS", "CKernelUnavailable", "build", "cache_dir"]
+__all__ = ["FLAGS", "FLOAT", "INT", "LONG", "PTR", "CKernelUnavailable", "build", "cache_dir"]
 
 log = logging.getLogger(__name__)
 
 FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-std=c11", "-shared", "-fPIC")
+VEXP = Path(__file__).with_name("vexp.h")  # shared by every kernel (on the include path, part of every key)
 
 
 class CKernelUnavailable(RuntimeError):
@@ -45,8 +47,19 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def build(name: str, source: Path, headers: tuple[Path, ...] = (), *, fallback: str) -> ctypes.CDLL:
-    """Compile ``source`` (which includes ``headers``) once per content, compiler and CPU, and load it.
+LONG, PTR, FLOAT, INT = ctypes.c_long, ctypes.c_void_p, ctypes.c_float, ctypes.c_int  # for signatures
+
+
+def build(
+    name: str,
+    source: Path,
+    headers: tuple[Path, ...] = (),
+    *,
+    functions: dict[str, tuple[Any, list[Any]]],
+    fallback: str,
+) -> ctypes.CDLL:
+    """Compile ``source`` (which includes ``headers``, and may include kernels/vexp.h) once per content,
+    compiler and CPU, load it, and declare ``functions`` (name -> (restype, argtypes)) for ctypes.
     ``fallback`` completes the error message: what the user can do instead."""
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
@@ -55,6 +68,7 @@ def build(name: str, source: Path, headers: tuple[Path, ...] = (), *, fallback: 
             f"gcc libc6-dev; `make` does it as root) or set $CC, or {fallback}"
         )
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    headers = (*headers, VEXP)
     sources = [path.read_bytes() for path in (source, *headers)]
     key = hashlib.sha256(b"\0".join([*sources, " ".join(FLAGS).encode(), version.encode(), _cpu_flags().encode()]))
     path = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
@@ -62,12 +76,17 @@ def build(name: str, source: Path, headers: tuple[Path, ...] = (), *, fallback: 
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
             built = Path(tmp) / path.name
-            done = subprocess.run([cc, *FLAGS, str(source), "-o", str(built), "-lm"], capture_output=True, text=True)
+            command = [cc, *FLAGS, f"-I{VEXP.parent}", str(source), "-o", str(built), "-lm"]
+            done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 raise CKernelUnavailable(f"compiling {source.name} with {cc} failed:\n{done.stderr.strip()}")
             os.replace(built, path)  # atomic: a concurrent builder's copy is the same library
         log.info("compiled the %s kernel: %s", name, path)
     try:
-        return ctypes.CDLL(str(path))
+        lib = ctypes.CDLL(str(path))
     except OSError as e:
         raise CKernelUnavailable(f"loading {path} failed: {e}") from e
+    for function, (restype, argtypes) in functions.items():
+        getattr(lib, function).restype = restype
+        getattr(lib, function).argtypes = argtypes
+    return lib

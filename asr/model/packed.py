@@ -38,7 +38,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from asr.model import subsampling_kernel
+from asr.model import block_kernel, subsampling_kernel
 from asr.model.attention import LinearAttention, SoftmaxAttention
 from asr.model.blocks import BlockState, EncoderBlock
 from asr.model.conv_module import ConvState, causal_depthwise_step
@@ -251,12 +251,14 @@ class PackedStep:
                 )
             cpu_step.load()  # raises CpuKernelUnavailable with the reason
             subsampling_kernel.load()
+            block_kernel.load()
             return "c"
         if not on_cpu:  # auto: the C kernel where it applies
             return "torch"
         try:
             cpu_step.load()
             subsampling_kernel.load()
+            block_kernel.load()
         except cpu_step.CpuKernelUnavailable as e:
             log.warning(
                 "the fused CPU attention kernel is unavailable, stepping with PyTorch ops (slower for "
@@ -395,18 +397,17 @@ class PackedStep:
                 q, k = q * scale, k * scale
             q, k = p.phi(q, is_query=True).contiguous(), p.phi(k).contiguous()
             v = v.contiguous()
+        elif fused:  # the kernel reads q, k, v where the matmul wrote them and applies phi itself
+            q, k, v = qkv3.unbind(0)  # strided [B, H, C, D] views of qkv
         else:
-            if fused:  # the kernel reads q, k, v where the matmul wrote them: phi in place on its q, k columns
-                qk = qkv[:, : 2 * d]
-            else:  # one copy into the PyTorch step's layout
-                qkv3 = (qkv3 if qkv3.dtype == sdtype else qkv3.to(sdtype)).contiguous()
-                qk = qkv3[:2]
+            qkv3 = (qkv3 if qkv3.dtype == sdtype else qkv3.to(sdtype)).contiguous()  # one copy: the kernel's layout
+            qk = qkv3[:2]
             if p.feature_map == "elu+1":  # exp(min(x, 0)) + max(x, 0): elu(x) + 1 bit for bit, no torch.where
                 e = qk.clamp(max=0.0).exp_()
                 qk.clamp_(min=0.0).add_(e)
             else:
                 qk.clamp_(min=0.0)
-            q, k, v = qkv3.unbind(0)  # each [B, H, C, D] (contiguous, or strided views of qkv when fused)
+            q, k, v = qkv3.unbind(0)  # each [B, H, C, D] contiguous
         log_g = None
         if p.decay == "gated":
             log_g = F.logsigmoid(qkv[:, 3 * d :].float()).to(sdtype)  # float32 gates, as the module's
@@ -446,8 +447,9 @@ class PackedStep:
                 span = slice(a, a + n)
                 qs, ks, vs, outs = q[:, :, span], k[:, :, span], v[:, :, span], out[:, :, span]
             if fused:
+                phi = None if p.feature_map == "module" else p.feature_map  # "elu+1" or "relu": in the kernel
                 _, state = cpu_step.fused_chunk_step(
-                    qs, ks, vs, state, gates=gates, eps=p.eps, out=outs, rms_eps=rms_eps
+                    qs, ks, vs, state, gates=gates, eps=p.eps, out=outs, rms_eps=rms_eps, phi=phi
                 )
             else:
                 _, state = recurrent_chunk_step(qs, ks, vs, state, gates=gates, eps=p.eps, out=outs, inplace=inplace)
@@ -461,8 +463,14 @@ class PackedStep:
 
     def _conv(self, p: _Conv, x: torch.Tensor, state: ConvState, b: int, c: int) -> ConvState:
         """Adds the conv module branch to x [B * C, d] in place; returns the new cache."""
-        h = F.glu(torch.addmm(p.inner_bias, _layer_norm(x, p.norm), p.inner), dim=-1)  # [B * C, d]
-        full = torch.cat([state.cache, h.view(b, c, -1)], dim=1)  # [B, K - 1 + C, d]
+        if self.kernel == "c" and x.dtype == torch.float32:  # the gate written after the cached rows
+            cached = state.cache.shape[1]
+            full = torch.empty(b, cached + c, x.shape[1], dtype=x.dtype, device=x.device)  # [B, K - 1 + C, d]
+            full[:, :cached] = state.cache
+            block_kernel.bias_glu(torch.mm(_layer_norm(x, p.norm), p.inner), p.inner_bias, full[:, cached:])
+        else:
+            h = F.glu(torch.addmm(p.inner_bias, _layer_norm(x, p.norm), p.inner), dim=-1)  # [B * C, d]
+            full = torch.cat([state.cache, h.view(b, c, -1)], dim=1)  # [B, K - 1 + C, d]
         y = causal_depthwise_step(full, p.depthwise, p.depthwise_bias).reshape(b * c, -1)
         y = F.silu(_layer_norm(y, p.tail_norm), inplace=True)
         x.addmm_(y, p.outer).add_(p.outer_bias)

@@ -7,31 +7,9 @@
  * is accumulated in registers and activated before it is stored, once, wherever the caller wants it (the
  * rows after the cached one in the buffer the second conv reads).
  *
- * exp is a Cephes-style range reduction and degree-6 polynomial (relative error ~2e-7, i.e. ~2 ulp): the
- * compiler vectorises it, where a call to libm's expf would not be.
+ * The SiLU's exp is kernels/vexp.h's (vectorisable, ~2 ulp).
  */
-#include <stdint.h>
-#include <string.h>
-
-static inline float exp_approx(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest (1.5 * 2^23 trick) */
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f; /* x - n ln 2, ln 2 in two parts */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23; /* 2^n */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-static inline float silu(float a) { return a / (1.0f + exp_approx(-a)); }
+#include "vexp.h"
 
 /* x[b, r, f] at x + b * xsb + r * xst + f; w [9, C] (tap i * 3 + j); out[b, t, f, c] at out + b * osb + t * ost +
  * f * C + c, for t < T1 and f < F1 (the caller guarantees the input rows 2 * T1 + 1 and columns 2 * F1 + 1). */
@@ -49,7 +27,7 @@ static inline __attribute__((always_inline)) void conv1_silu(long B, long T1, lo
                 for (long c = 0; c < C; c++) { /* vectorised over channels: 9 broadcast taps, one store */
                     float a = bias[c];
                     for (int k = 0; k < 9; k++) a += taps[k] * w[k * C + c];
-                    o[c] = silu(a);
+                    o[c] = silu_approx(a);
                 }
             }
         }

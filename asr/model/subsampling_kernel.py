@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.cbuild import CKernelUnavailable, build
+from kernels.cbuild import LONG, PTR, CKernelUnavailable, build
 
 __all__ = ["CKernelUnavailable", "conv1_silu", "load"]
 
@@ -25,11 +25,8 @@ _SOURCE = Path(__file__).with_name("subsampling_kernel.c")
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL:
     """Compile (once per source, compiler and CPU) and load the library; raises CKernelUnavailable."""
-    lib = build("subsampling", _SOURCE, fallback="use the PyTorch step (kernel='torch')")
-    long, ptr = ctypes.c_long, ctypes.c_void_p
-    lib.conv1_silu_f32.restype = None
-    lib.conv1_silu_f32.argtypes = [long] * 4 + [ptr, long, long, ptr, ptr, ptr, long, long]
-    return lib
+    functions = {"conv1_silu_f32": (None, [LONG] * 4 + [PTR, LONG, LONG, PTR, PTR, PTR, LONG, LONG])}
+    return build("subsampling", _SOURCE, functions=functions, fallback="use the PyTorch step (kernel='torch')")
 
 
 def conv1_silu(frames: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

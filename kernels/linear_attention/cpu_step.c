@@ -7,7 +7,9 @@
  *     y_t     = (sum_s A[t][s] v_s + a_t q_t S) / (sum_s A[t][s] + a_t q_t . z + eps)
  *     S      <- w S + sum_s b_s k_s v_s^T,   z <- w z + sum_s b_s k_s
  * optionally followed by y_t <- y_t / sqrt(mean(y_t^2) + rms_eps) (the attention's per-head RMS output norm,
- * gains folded elsewhere).
+ * gains folded elsewhere), and optionally with the feature map applied to q and k on the way in (phi = 1:
+ * elu(x) + 1 with kernels/vexp.h's exp, 2: relu; 0: q and k come mapped), so the projection's output is
+ * read as it is.
  *
  * Why: in PyTorch the step is ~15 batched ops, five of which sweep the state (read-out, decay, update: read
  * and write), which for a big batch is the step's largest memory traffic. Here each row of S is loaded once,
@@ -23,6 +25,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "vexp.h"
+
 typedef struct {
     const float *base;
     long sb, sh, st; /* strides of the batch, head and time dimensions, in elements */
@@ -35,7 +39,7 @@ static inline const float *row(view4 x, long b, long h, long t) { return x.base 
     long B, long H, long T, long DK, long DV, const float *q, long qsb, long qsh, long qst, const float *k,   \
         long ksb, long ksh, long kst, const float *v, long vsb, long vsh, long vst, float *S, float *z,      \
         const float *pair, const float *query, const float *key, const float *whole, long gstride, float *out, \
-        long osb, long osh, long ost, float eps, int rms, float rms_eps
+        long osb, long osh, long ost, float eps, int rms, float rms_eps, int phi
 
 /* A chunk of 4 frames (160 ms at 40 ms per frame: the streaming default) with a common head size gets its own
  * fully unrolled copy; anything else the general loop. */
@@ -74,7 +78,7 @@ int chunk_step_f32(STEP_PARAMS(T, Dk, Dv)) {
         }
     }
     step(B, H, T, Dk, Dv, q, qsb, qsh, qst, k, ksb, ksh, kst, v, vsb, vsh, vst, S, z, pair, query, key, whole, gstride,
-         out, osb, osh, ost, eps, rms, rms_eps, work);
+         out, osb, osh, ost, eps, rms, rms_eps, phi, work);
     free(work);
     return 0;
 }

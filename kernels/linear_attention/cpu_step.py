@@ -1,7 +1,8 @@
 """The recurrent chunk step fused for the CPU (``cpu_step.c``): one pass over each stream's state.
 
 ``fused_chunk_step`` is ``recurrent.recurrent_chunk_step(..., inplace=True)`` for float32 CPU tensors, for
-inference (no autograd), with the attention's per-head RMS output norm optionally fused in. The PyTorch form
+inference (no autograd), with the feature map (elu+1 or relu, on q and k) and the attention's per-head RMS
+output norm optionally fused in. The PyTorch form
 sweeps a big batch's state five times per chunk (read-out, decay, update's read and write); this one reads
 and writes it once. Tested against ``recurrent_chunk_step`` and the float64 reference (tests/kernels/
 test_cpu_step.py): outputs and the state out, for every decay form and strided inputs.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.cbuild import CKernelUnavailable, build
+from kernels.cbuild import FLOAT, INT, LONG, PTR, CKernelUnavailable, build
 from kernels.linear_attention.recurrent import ChunkGates
 from kernels.linear_attention.state import LinearAttentionState
 
@@ -28,24 +29,16 @@ __all__ = ["CpuKernelUnavailable", "available", "fused_chunk_step", "load"]
 _SOURCE = Path(__file__).with_name("cpu_step.c")
 _HEADERS = (Path(__file__).with_name("cpu_step_body.h"),)  # included by the source: part of the cache key
 CpuKernelUnavailable = CKernelUnavailable  # the kernel cannot be built or loaded here (no C compiler, say)
+_PHI = {None: 0, "elu+1": 1, "relu": 2}  # the kernel's feature-map codes
 
 
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL:
     """Compile (once per source, compiler and CPU) and load the kernel library; raises CpuKernelUnavailable."""
-    lib = build("cpu_step", _SOURCE, _HEADERS, fallback="use the PyTorch step (kernel='torch')")
-    long, ptr = ctypes.c_long, ctypes.c_void_p
-    lib.chunk_step_f32.restype = ctypes.c_int
-    lib.chunk_step_f32.argtypes = (
-        [long] * 5
-        + [ptr, long, long, long] * 3
-        + [ptr, ptr]
-        + [ptr] * 4
-        + [long]
-        + [ptr, long, long, long]
-        + [ctypes.c_float, ctypes.c_int, ctypes.c_float]
-    )
-    return lib
+    signature = [LONG] * 5 + [PTR, LONG, LONG, LONG] * 3 + [PTR, PTR] + [PTR] * 4 + [LONG]
+    signature += [PTR, LONG, LONG, LONG] + [FLOAT, INT, FLOAT, INT]
+    functions = {"chunk_step_f32": (ctypes.c_int, signature)}
+    return build("cpu_step", _SOURCE, _HEADERS, functions=functions, fallback="use the PyTorch step (kernel='torch')")
 
 
 def available() -> bool:
@@ -83,10 +76,13 @@ def fused_chunk_step(
     eps: float = 1e-6,
     out: torch.Tensor | None = None,  # [B, H, T, Dv] result (any strides, contiguous last dim)
     rms_eps: float | None = None,  # apply the per-head RMS norm to the result with this epsilon
+    phi: str | None = None,  # apply this feature map to q and k first: "elu+1" or "relu" (None: already mapped)
 ) -> tuple[torch.Tensor, LinearAttentionState]:
     """Advance the state by a chunk of T frames in place (the caller gives the state up) and return
     (out, state). Float32 CPU tensors only; no autograd. Raises ValueError on a bad argument and
     CpuKernelUnavailable when the kernel cannot be built here."""
+    if phi not in _PHI:
+        raise ValueError(f"phi must be one of {list(_PHI)}, got {phi!r}")
     S, z = state
     B, H, T, Dk = q.shape
     Dv = v.shape[-1]
@@ -118,7 +114,7 @@ def fused_chunk_step(
             raise ValueError("the gates' batch sizes differ")
         args += [pair, query, key, whole, int(g == B and B > 1)]
     args += _view(out, "out", (B, H, T, Dv))
-    args += [eps, int(rms_eps is not None), 0.0 if rms_eps is None else rms_eps]
+    args += [eps, int(rms_eps is not None), 0.0 if rms_eps is None else rms_eps, _PHI[phi]]
     if load().chunk_step_f32(*args):
         raise MemoryError("fused_chunk_step: the kernel's workspace could not be allocated")
     return out, state

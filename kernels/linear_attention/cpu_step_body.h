@@ -27,14 +27,29 @@ static void STEP_NAME(STEP_PARAMS(T_arg, Dk_arg, Dv_arg), float *restrict work) 
             const float *qa = query ? query + (g * H + h) * T : NULL;
             const float *kb = key ? key + (g * H + h) * T : NULL;
             float w = whole ? whole[g * H + h] : 1.0f;
+            /* the feature map on q and k (into the scratch rows that become the decayed queries and keys) */
+            for (long t = 0; t < T; t++) {
+                const float *qt = row(Q, b, h, t), *kt = row(K, b, h, t);
+                float *qf = qd + t * Dk, *kf = kd + t * Dk;
+                if (phi == 1) {
+                    for (long i = 0; i < Dk; i++) qf[i] = qt[i] > 0.0f ? qt[i] + 1.0f : exp_approx(qt[i]);
+                    for (long i = 0; i < Dk; i++) kf[i] = kt[i] > 0.0f ? kt[i] + 1.0f : exp_approx(kt[i]);
+                } else if (phi == 2) {
+                    for (long i = 0; i < Dk; i++) qf[i] = qt[i] > 0.0f ? qt[i] : 0.0f;
+                    for (long i = 0; i < Dk; i++) kf[i] = kt[i] > 0.0f ? kt[i] : 0.0f;
+                } else {
+                    for (long i = 0; i < Dk; i++) qf[i] = qt[i];
+                    for (long i = 0; i < Dk; i++) kf[i] = kt[i];
+                }
+            }
             /* intra-chunk scores A[t][s] = (q_t . k_s) P[t][s], their row sums and the intra-chunk numerators */
             for (long t = 0; t < T; t++) {
-                const float *qt = row(Q, b, h, t);
+                const float *qt = qd + t * Dk;
                 float *nt = num + t * Dv;
                 float sum = 0.0f;
                 for (long j = 0; j < Dv; j++) nt[j] = 0.0f;
                 for (long s = 0; s <= t; s++) {
-                    const float *ks = row(K, b, h, s);
+                    const float *ks = kd + s * Dk;
                     float a = 0.0f;
 #pragma omp simd reduction(+ : a)
                     for (long i = 0; i < Dk; i++) a += qt[i] * ks[i];
@@ -44,13 +59,12 @@ static void STEP_NAME(STEP_PARAMS(T_arg, Dk_arg, Dv_arg), float *restrict work) 
                     for (long j = 0; j < Dv; j++) nt[j] += a * vs[j];
                 }
                 den[t] = sum;
-                float at = qa ? qa[t] : 1.0f;
-                for (long i = 0; i < Dk; i++) qd[t * Dk + i] = qt[i] * at;
             }
-            for (long s = 0; s < T; s++) {
-                const float *ks = row(K, b, h, s);
-                float bs = kb ? kb[s] : 1.0f;
-                for (long i = 0; i < Dk; i++) kd[s * Dk + i] = ks[i] * bs;
+            /* queries decayed from the chunk start, keys to its end */
+            for (long t = 0; t < T; t++) {
+                float at = qa ? qa[t] : 1.0f, bt = kb ? kb[t] : 1.0f;
+                for (long i = 0; i < Dk; i++) qd[t * Dk + i] *= at;
+                for (long i = 0; i < Dk; i++) kd[t * Dk + i] *= bt;
             }
             float *restrict Sbh = S + (b * H + h) * Dk * Dv;
             float *restrict zbh = z + (b * H + h) * Dk;

@@ -101,6 +101,30 @@ def test_strided_inputs_a_transposed_output_and_the_fused_rms_norm(decay, T, D):
     _close(new.S, ref_state.S)
 
 
+@pytest.mark.parametrize("phi", ["elu+1", "relu"])
+@pytest.mark.parametrize(("T", "D"), [(4, 48), (3, 20)])
+def test_the_feature_map_applied_in_the_kernel(phi, T, D):
+    """Raw projections in (negative values too), phi applied on the way in: equals phi first, then the step."""
+    B, H = 2, 4
+    g = torch.Generator().manual_seed(11)
+    proj = torch.randn(B, T, 3, H, D, generator=g) * 2
+    q, k, v = proj.permute(2, 0, 3, 1, 4).unbind(0)
+    _, _, _, state = _inputs(B, H, T, D, D, seed=5)
+    gates = _gates("per_head", B, H, T, seed=0)
+    mapped = (
+        (lambda x: torch.nn.functional.elu(x.double()) + 1) if phi == "elu+1" else (lambda x: x.double().clamp(min=0))
+    )
+    ref_out, ref_state = _reference(mapped(q), mapped(k), v, state, gates, None)
+    before = proj.clone()
+    out, new = cpu_step.fused_chunk_step(
+        q, k, v, LinearAttentionState(state.S.clone(), state.z.clone()), gates=gates, phi=phi
+    )
+    assert torch.equal(proj, before)  # the projection is read, not mapped in place
+    _close(out, ref_out)
+    _close(new.S, ref_state.S)
+    _close(new.z, ref_state.z)
+
+
 def test_a_long_stream_of_chunks_equals_the_recurrence():
     """200 chunks through one state (decay per head): errors do not accumulate."""
     B, H, T, D = 2, 4, 4, 48
@@ -132,6 +156,8 @@ def test_bad_arguments_are_refused_with_the_reason():
         cpu_step.fused_chunk_step(q, k, v, state, out=torch.empty(2, 2, 4, 9))
     with pytest.raises(ValueError, match=r"gates\.pair"):
         cpu_step.fused_chunk_step(q, k, v, state, gates=_gates("per_head", 2, 2, 5, seed=0))
+    with pytest.raises(ValueError, match="phi must be one of"):
+        cpu_step.fused_chunk_step(q, k, v, state, phi="softmax")
     with pytest.raises(ValueError, match="autograd"):
         cpu_step.fused_chunk_step(q.requires_grad_(), k, v, state)
     S0 = state.S.clone()
