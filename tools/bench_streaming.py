@@ -646,7 +646,7 @@ def tables(results: dict[str, Any], *, markdown: bool) -> str:
             return f"{pr['median']:.2f} ({spread}; {pr.get('capacity_median', 0):.0f} streams at batch {pr['streams']})"
 
         rows = [
-            [f"model step (PackedStep, {thr.get('step_kernel', 'torch')} attention kernel, donated state)",
+            [f"model step (PackedStep{' with its C kernels' if thr.get('step_kernel') == 'c' else ''}, donated state)",
              streams("model_step"), f"{thr['bound_streams']:.0f}", f"{thr['achieved_over_bound_model']:.2f}",
              paired("packed")],
             *([["model step (PackedStep, PyTorch ops only, donated state)", streams("packed_torch_step"),
@@ -699,7 +699,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     thr = results.get("throughput")
     if thr:
         ax = axes[1]
-        paths = (("model_step", f"packed step ({thr.get('step_kernel', 'torch')} kernel)"),
+        paths = (("model_step", "packed step" + (" (C kernels)" if thr.get("step_kernel") == "c" else "")),
                  ("packed_torch_step", "packed step (PyTorch ops)"), ("module_step", "module step"),
                  ("recognizer", "recognizer"))  # fmt: skip
         for key, label in paths:
