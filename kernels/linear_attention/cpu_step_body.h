@@ -27,6 +27,14 @@ static void STEP_NAME(STEP_PARAMS(T_arg, Dk_arg, Dv_arg), float *restrict work) 
             const float *qa = query ? query + (g * H + h) * T : NULL;
             const float *kb = key ? key + (g * H + h) * T : NULL;
             float w = whole ? whole[g * H + h] : 1.0f;
+            /* the next (stream, head)'s state is fetched while this one computes: a big batch's state does
+             * not stay in cache between steps, and one state block is read only once per step */
+            if (b * H + h + 1 < B * H) { /* (256 streams, cold state: 22 -> 15 ms for six layers, measured) */
+                const char *nS = (const char *)(S + (b * H + h + 1) * Dk * Dv);
+                const char *nz = (const char *)(z + (b * H + h + 1) * Dk);
+                for (long at = 0; at < Dk * Dv * (long)sizeof(float); at += 64) __builtin_prefetch(nS + at, 1, 2);
+                for (long at = 0; at < Dk * (long)sizeof(float); at += 64) __builtin_prefetch(nz + at, 1, 2);
+            }
             /* the feature map on q and k (into the scratch rows that become the decayed queries and keys) */
             for (long t = 0; t < T; t++) {
                 const float *qt = row(Q, b, h, t), *kt = row(K, b, h, t);
