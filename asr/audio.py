@@ -429,6 +429,10 @@ def _finish(data: np.ndarray, *, name: str) -> torch.Tensor:
 
 
 def _check_finite(x: torch.Tensor, *, name: str, error: type[ValueError] = ValueError) -> None:
+    # One reduction in the usual case: a float64 sum of float32 samples is finite exactly when every sample
+    # is (it cannot overflow), ~3x cheaper than isfinite + all for a 160 ms chunk (a live stream's every call)
+    if x.dtype != torch.float64 and math.isfinite(float(x.sum(dtype=torch.float64))):
+        return
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         bad = (~finite).nonzero()

@@ -7,6 +7,7 @@ from asr.decoding.ctc import (
     Hypothesis,
     beam_search,
     beam_step,
+    greedy_advance,
     greedy_search,
     greedy_step,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "Hypothesis",
     "beam_search",
     "beam_step",
+    "greedy_advance",
     "greedy_search",
     "greedy_step",
 ]

@@ -44,12 +44,17 @@ def greedy_step(log_probs: torch.Tensor, state: GreedyState, *, blank: int = 0) 
     if log_probs.shape[0] == 0:
         return state
     best_lp, best = log_probs.float().max(dim=-1)
-    best_l = best.tolist()
-    lp_l = best_lp.tolist()
+    return greedy_advance(best.tolist(), best_lp.tolist(), state, blank=blank)
+
+
+def greedy_advance(best: list[int], best_lp: list[float], state: GreedyState, *, blank: int = 0) -> GreedyState:
+    """``greedy_step`` from each frame's best label and its log-probability (a batch's argmax taken once)."""
+    if len(best) != len(best_lp):
+        raise ValueError(f"got {len(best)} labels and {len(best_lp)} log-probabilities")
     tokens, frames, confs = list(state.hyp.tokens), list(state.hyp.frames), list(state.hyp.confidences)
     prev = state.prev
     score = state.hyp.score
-    for i, (tok, lp) in enumerate(zip(best_l, lp_l)):
+    for i, (tok, lp) in enumerate(zip(best, best_lp)):
         score += lp  # frame by frame, so any chunking sums in the same order
         if tok != blank and tok != prev:
             tokens.append(tok)
@@ -57,7 +62,7 @@ def greedy_step(log_probs: torch.Tensor, state: GreedyState, *, blank: int = 0) 
             confs.append(math.exp(lp))
         prev = tok
     hyp = Hypothesis(tuple(tokens), tuple(frames), tuple(confs), score)
-    return GreedyState(hyp=hyp, prev=prev, frame=state.frame + len(best_l))
+    return GreedyState(hyp=hyp, prev=prev, frame=state.frame + len(best))
 
 
 def greedy_search(log_probs: torch.Tensor, *, blank: int = 0) -> Hypothesis:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from asr.audio import validate_waveform
-from asr.decoding import BeamState, GreedyState, Hypothesis, beam_step, greedy_step
+from asr.decoding import BeamState, GreedyState, Hypothesis, beam_step, greedy_advance
 from asr.features import FbankState, StreamingFbank
 from asr.model.encoder import EncoderState, stack_states
 from asr.model.packed import STEP_KERNELS, PackedStep
@@ -342,11 +342,12 @@ class Recognizer:
         else:
             log_probs, new_state = self.bundle.model.step(x, state)
         lp_cpu = log_probs.float().cpu()
-        best = lp_cpu.argmax(-1).tolist()  # [B][n / 4] best label per frame, for the endpoint's silence count
+        best_lp, best = lp_cpu.max(-1)  # [B, n / 4] best label per frame: the greedy decoder's and the endpoint's
+        best, best_lp = best.tolist(), best_lp.tolist()
         blank = self.bundle.tokenizer.blank_id
         for b, s in enumerate(group):
             if isinstance(s._state.decoder, GreedyState):
-                decoder = greedy_step(lp_cpu[b], s._state.decoder, blank=blank)
+                decoder = greedy_advance(best[b], best_lp[b], s._state.decoder, blank=blank)
             else:
                 decoder = beam_step(lp_cpu[b], s._state.decoder, beam=self.config.beam, blank=blank)
             nonblank = [i for i, label in enumerate(best[b]) if label != blank]

@@ -295,6 +295,8 @@ def test_validate_float_input_is_copied_not_aliased():
         (np.zeros((2, 3, 4), np.float32), 16000, {}, r"shape \(2, 3, 4\)"),
         (np.array([0.0, np.nan, 0.0], np.float32), 16000, {}, "NaN/inf"),
         (np.array([0.0, np.inf], np.float64), 16000, {}, "NaN/inf"),
+        (np.array([np.inf, 0.5, -np.inf], np.float32), 16000, {}, "NaN/inf"),  # +inf and -inf: a NaN sum
+        (np.array([1e300, 0.0], np.float64), 16000, {}, "NaN/inf"),  # beyond float32: inf after conversion
         (np.array([True, False]), 16000, {}, "unsupported sample dtype"),
         ([0.0, 0.1], 16000, {}, "numpy array or torch tensor"),
     ],
@@ -302,6 +304,13 @@ def test_validate_float_input_is_copied_not_aliased():
 def test_validate_rejects_bad_input(samples, rate, kwargs, match):
     with pytest.raises(ValueError, match=match):
         validate_waveform(samples, rate, name="mic", **kwargs)
+
+
+def test_huge_but_finite_samples_are_not_mistaken_for_inf():
+    """The finiteness check sums in float64: float32's largest values cannot overflow it."""
+    x = np.full(100_000, np.finfo(np.float32).max, np.float32)
+    out = validate_waveform(x, 16000, name="mic")
+    assert torch.isfinite(out).all() and out.shape == (100_000,)
 
 
 def test_resample_identity_and_rate_checks():

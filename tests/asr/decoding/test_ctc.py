@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from asr.decoding import BeamState, GreedyState, beam_search, beam_step, greedy_search, greedy_step
+from asr.decoding import BeamState, GreedyState, beam_search, beam_step, greedy_advance, greedy_search, greedy_step
 
 
 def _random_log_probs(T, V, seed, peaky=3.0):
@@ -66,6 +66,20 @@ def test_chunked_decoding_equals_whole(seed):
         start += n
     assert gs.hyp == whole_g
     assert bs.best() == whole_b
+
+
+def test_greedy_advance_from_a_batch_argmax_equals_greedy_step():
+    """The recognizer takes one argmax for the whole batch and advances each stream from its rows."""
+    lp = torch.stack([_random_log_probs(12, 7, seed) for seed in range(3)])  # [B, T, V]
+    best_lp, best = lp.max(-1)
+    for b in range(3):
+        step_state, advance_state = GreedyState(), GreedyState()
+        for a in range(0, 12, 4):
+            step_state = greedy_step(lp[b, a : a + 4], step_state)
+            advance_state = greedy_advance(best[b, a : a + 4].tolist(), best_lp[b, a : a + 4].tolist(), advance_state)
+        assert advance_state == step_state and step_state.hyp == greedy_search(lp[b])
+    with pytest.raises(ValueError, match="2 labels and 1 log-prob"):
+        greedy_advance([1, 2], [0.0], GreedyState())
 
 
 def test_beam_one_matches_greedy_on_peaky_posteriors():
