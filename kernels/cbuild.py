@@ -73,14 +73,20 @@ def build(
     key = hashlib.sha256(b"\0".join([*sources, " ".join(FLAGS).encode(), version.encode(), _cpu_flags().encode()]))
     path = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            built = Path(tmp) / path.name
-            command = [cc, *FLAGS, f"-I{VEXP.parent}", str(source), "-o", str(built), "-lm"]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise CKernelUnavailable(f"compiling {source.name} with {cc} failed:\n{done.stderr.strip()}")
-            os.replace(built, path)  # atomic: a concurrent builder's copy is the same library
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+                built = Path(tmp) / path.name
+                command = [cc, *FLAGS, f"-I{VEXP.parent}", str(source), "-o", str(built), "-lm"]
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise CKernelUnavailable(f"compiling {source.name} with {cc} failed:\n{done.stderr.strip()}")
+                os.replace(built, path)  # atomic: a concurrent builder's copy is the same library
+        except OSError as e:  # an unwritable cache folder, say
+            raise CKernelUnavailable(
+                f"cannot build the {name} kernel in {path.parent} ({e}): set $TRANSCURRENT_KERNEL_CACHE to a "
+                f"writable folder, or {fallback}"
+            ) from e
         log.info("compiled the %s kernel: %s", name, path)
     try:
         lib = ctypes.CDLL(str(path))

@@ -214,3 +214,15 @@ def test_a_changed_source_or_header_builds_a_new_library(monkeypatch, tmp_path):
         assert len(list((tmp_path / "cache").glob("cpu_step-*.so"))) == 2
     finally:
         cpu_step.load.cache_clear()
+
+
+def test_an_unwritable_cache_folder_is_a_clear_error(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TRANSCURRENT_KERNEL_CACHE", str(blocker / "cache"))
+    cpu_step.load.cache_clear()
+    try:
+        with pytest.raises(cpu_step.CpuKernelUnavailable, match="TRANSCURRENT_KERNEL_CACHE"):
+            cpu_step.load()
+    finally:
+        cpu_step.load.cache_clear()
