@@ -61,6 +61,7 @@ from asr.data.manifest import Utterance  # noqa: E402
 from asr.data.sources import load_utterances  # noqa: E402
 from asr.evaluate import evaluate_batch, reference_text  # noqa: E402
 from asr.live import recognizer_config  # noqa: E402
+from asr.model import PackedStep  # noqa: E402
 from asr.pipeline import AsrModel, load_asr_model  # noqa: E402
 from asr.scoring import score_corpus, score_utterance  # noqa: E402
 from asr.streaming import EndpointConfig, Recognizer, Segment  # noqa: E402
@@ -299,7 +300,9 @@ def replay_steps(
     """Encoder steps from the kept states, interleaved (machine noise hits both alike): median times.
 
     The live per-chunk times on a shared machine follow its load; this compares the step cost at the start
-    and at the end of the stream under the same conditions."""
+    and at the end of the stream under the same conditions, through the step the Recognizer uses
+    (``PackedStep``; states are never modified by it)."""
+    step = PackedStep(bundle.model)
     frames = recognizer_config(chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms).chunk_frames
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(1, frames, bundle.features.n_mels, generator=g).to(bundle.device)  # [1, T, n_mels]
@@ -307,7 +310,7 @@ def replay_steps(
     for r in range(rounds + 1):
         for name, state in snapshots.items():
             t0, c0 = time.perf_counter(), time.thread_time()
-            lp, _ = bundle.model.step(x, state)
+            lp, _ = step(x, state)
             lp.cpu()
             if r:  # round 0 warms up
                 times[name].append((time.perf_counter() - t0, time.thread_time() - c0))

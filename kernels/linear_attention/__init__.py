@@ -14,7 +14,8 @@ a fallback (auto on CUDA without triton) warns.
 Streaming: ``causal_linear_attention_step(q, k, v, state)`` continues a carried state by a short chunk (the
 model's per-chunk step). Same maths and results as ``causal_linear_attention(..., initial_state=state)``, but
 lean: shape checks only, no backend dispatch, no autograd Function, a dozen batched ops per call
-(``recurrent.recurrent_chunk_step``).
+(``recurrent.recurrent_chunk_step``). For inference on the CPU, ``cpu_step.fused_chunk_step`` is the same step
+in one C pass over each stream's state (float32, in place; compiled on first use), tested against it.
 """
 
 from __future__ import annotations
