@@ -343,8 +343,10 @@ and memory and per-chunk compute stay flat; but without resets the character err
 is higher than decoding the utterances one by one (the state carries the previous utterances into the next, and a
 word cut at an endpoint costs characters): the decayed model (b) loses less than the pure sum (a), and resetting
 the state at each endpoint halves the bundled model's loss. (The timing rows are as each run measured them: the
-study's runs predate the packed streaming step, so their per-chunk times and real-time factors are not
-comparable with the bundled model's.)
+bundled model's two runs step through `PackedStep` with its C kernels (the start/end replay too); the study's
+runs predate the packed step and replay through `CTCModel.step`, so their per-chunk times and real-time factors
+are not comparable with the bundled model's. Transcripts do not depend on the step: the bundled run's segments
+and WER/CER are identical to those of its run on PyTorch ops.)
 
 {parts['long']}
 
