@@ -1,8 +1,10 @@
-"""The conv module's gate in C, for the CPU streaming step (``block_kernel.c``).
+"""The conv module's pointwise parts in C, for the CPU streaming step (``block_kernel.c``).
 
 ``bias_glu(x, bias, out)``: GLU(x + bias) written into ``out`` (any batch and time strides: PackedStep passes
-the rows after the cached ones of the buffer the depthwise conv reads). Float32 CPU, inference. Tested
-against PyTorch's GLU (tests/asr/model/test_block_kernel.py). Built on first use (``kernels.cbuild``).
+the rows after the cached ones of the buffer the depthwise conv reads); ``dwconv_ln_silu(x, weight, bias,
+norm_weight, norm_bias, eps)``: the causal depthwise conv over that buffer, LayerNorm and SiLU in one pass.
+Float32 CPU, inference. Tested against PyTorch (tests/asr/model/test_block_kernel.py). Built on first use
+(``kernels.cbuild``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from kernels.cbuild import LONG, PTR, CKernelUnavailable, build
+from kernels.cbuild import FLOAT, LONG, PTR, CKernelUnavailable, build
 
-__all__ = ["CKernelUnavailable", "bias_glu", "load"]
+__all__ = ["CKernelUnavailable", "bias_glu", "dwconv_ln_silu", "load"]
 
 _SOURCE = Path(__file__).with_name("block_kernel.c")
 
@@ -23,7 +25,10 @@ _SOURCE = Path(__file__).with_name("block_kernel.c")
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL:
     """Compile (once per source, compiler and CPU) and load the library; raises CKernelUnavailable."""
-    functions = {"bias_glu_f32": (None, [LONG, LONG, LONG, PTR, LONG, PTR, PTR, LONG, LONG])}
+    functions = {
+        "bias_glu_f32": (None, [LONG, LONG, LONG, PTR, LONG, PTR, PTR, LONG, LONG]),
+        "dwconv_ln_silu_f32": (None, [LONG] * 4 + [PTR, LONG, LONG] + [PTR] * 4 + [FLOAT, PTR]),
+    }
     return build("block", _SOURCE, functions=functions, fallback="use the PyTorch step (kernel='torch')")
 
 
@@ -47,4 +52,39 @@ def bias_glu(x: torch.Tensor, bias: torch.Tensor, out: torch.Tensor) -> torch.Te
     load().bias_glu_f32(
         b, t, d, x.data_ptr(), x.stride(0), bias.contiguous().data_ptr(), out.data_ptr(), out.stride(0), out.stride(1)
     )
+    return out
+
+
+def dwconv_ln_silu(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    norm_weight: torch.Tensor,
+    norm_bias: torch.Tensor,
+    eps: float,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """x [B, K - 1 + T, d] (the cached rows, then the chunk's; any batch and time strides), weight [K, d] (tap
+    k of channel j at [k, j]), bias, norm_weight, norm_bias [d] -> out [B * T, d] = silu(layer_norm(causal
+    depthwise conv)) (float32, contiguous)."""
+    _check(x=x, weight=weight, bias=bias, norm_weight=norm_weight, norm_bias=norm_bias)
+    if x.dim() != 3 or weight.dim() != 2 or weight.shape[1] != x.shape[2] or not weight.is_contiguous():
+        raise ValueError(f"x must be [B, K - 1 + T, d] and weight a contiguous [K, d], got {list(x.shape)} and "
+                         f"{list(weight.shape)}")  # fmt: skip
+    b, rows, d = x.shape
+    k = weight.shape[0]
+    t = rows - (k - 1)
+    if t < 1:
+        raise ValueError(f"x has {rows} rows: a {k}-tap conv needs at least {k}")
+    for name, v in (("bias", bias), ("norm_weight", norm_weight), ("norm_bias", norm_bias)):
+        if tuple(v.shape) != (d,):
+            raise ValueError(f"{name} must be [{d}], got {list(v.shape)}")
+    if out is None:
+        out = torch.empty(b * t, d, dtype=torch.float32)
+    elif tuple(out.shape) != (b * t, d) or not out.is_contiguous() or out.dtype != torch.float32:
+        raise ValueError(f"out must be a contiguous float32 [{b * t}, {d}], got {list(out.shape)}")
+    load().dwconv_ln_silu_f32(
+        b, t, k, d, x.data_ptr(), x.stride(0), x.stride(1), weight.data_ptr(), bias.contiguous().data_ptr(),
+        norm_weight.contiguous().data_ptr(), norm_bias.contiguous().data_ptr(), eps, out.data_ptr(),
+    )  # fmt: skip
     return out

@@ -100,6 +100,7 @@ class _Conv(NamedTuple):
     inner: torch.Tensor  # [d, 2d]
     inner_bias: torch.Tensor  # [2d]
     depthwise: torch.Tensor  # [d, K]
+    depthwise_taps: torch.Tensor  # [K, d] (the C kernel's layout)
     depthwise_bias: torch.Tensor  # [d]
     tail_norm: _Norm
     outer: torch.Tensor  # [d, d]
@@ -168,6 +169,7 @@ def _pack_block(block: EncoderBlock) -> _Block:
             inner=_t(m.pointwise_in.weight),
             inner_bias=_copy(m.pointwise_in.bias),
             depthwise=m.depthwise.weight.detach().squeeze(1).clone(),
+            depthwise_taps=m.depthwise.weight.detach().squeeze(1).t().contiguous(),
             depthwise_bias=_copy(m.depthwise.bias),
             tail_norm=_norm(m.norm),
             outer=_t(m.pointwise_out.weight),
@@ -463,15 +465,18 @@ class PackedStep:
 
     def _conv(self, p: _Conv, x: torch.Tensor, state: ConvState, b: int, c: int) -> ConvState:
         """Adds the conv module branch to x [B * C, d] in place; returns the new cache."""
-        if self.kernel == "c" and x.dtype == torch.float32:  # the gate written after the cached rows
+        if self.kernel == "c" and x.dtype == torch.float32:
+            # the gate written after the cached rows, then the depthwise conv, its LayerNorm and SiLU in one pass
             cached = state.cache.shape[1]
             full = torch.empty(b, cached + c, x.shape[1], dtype=x.dtype, device=x.device)  # [B, K - 1 + C, d]
             full[:, :cached] = state.cache
             block_kernel.bias_glu(torch.mm(_layer_norm(x, p.norm), p.inner), p.inner_bias, full[:, cached:])
+            tail = p.tail_norm
+            y = block_kernel.dwconv_ln_silu(full, p.depthwise_taps, p.depthwise_bias, tail.weight, tail.bias, tail.eps)
         else:
             h = F.glu(torch.addmm(p.inner_bias, _layer_norm(x, p.norm), p.inner), dim=-1)  # [B * C, d]
             full = torch.cat([state.cache, h.view(b, c, -1)], dim=1)  # [B, K - 1 + C, d]
-        y = causal_depthwise_step(full, p.depthwise, p.depthwise_bias).reshape(b * c, -1)
-        y = F.silu(_layer_norm(y, p.tail_norm), inplace=True)
+            y = causal_depthwise_step(full, p.depthwise, p.depthwise_bias).reshape(b * c, -1)
+            y = F.silu(_layer_norm(y, p.tail_norm), inplace=True)
         x.addmm_(y, p.outer).add_(p.outer_bias)
         return ConvState(full[:, c:])

@@ -1,6 +1,7 @@
-"""The conv module's gate in C (asr/model/block_kernel.c) against PyTorch's GLU: written into a strided buffer
-after cached rows (as PackedStep does), sizes that take the vector loop and its remainder, gate values across
-the range of the approximated exp, and the argument checks."""
+"""The conv module's C parts (asr/model/block_kernel.c) against PyTorch: the gate (GLU) written into a strided
+buffer after cached rows (as PackedStep does), the depthwise conv + LayerNorm + SiLU read from such a buffer,
+sizes that take the vector loops and their remainders, values across the range of the approximated exp, and
+the argument checks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asr.model.block_kernel import bias_glu
+from asr.model.block_kernel import bias_glu, dwconv_ln_silu
+from asr.model.conv_module import causal_depthwise_step
 
 
 @pytest.mark.parametrize(("b", "t", "d"), [(256, 4, 192), (3, 5, 7), (1, 1, 16)])
@@ -39,3 +41,29 @@ def test_bad_arguments_are_refused():
         bias_glu(x, bias, torch.empty(2, 4, 4))
     with pytest.raises(ValueError, match="contiguous last dimension"):
         bias_glu(x, bias, torch.empty(2, 3, 4).transpose(1, 2))
+
+
+@pytest.mark.parametrize(("b", "t", "k", "d"), [(256, 4, 15, 192), (3, 7, 5, 20), (1, 1, 3, 16), (2, 2, 1, 8)])
+def test_dwconv_ln_silu_matches_depthwise_layer_norm_silu(b, t, k, d):
+    g = torch.Generator().manual_seed(k * d)
+    store = torch.randn(b, k - 1 + t + 3, d, generator=g) * 2  # rows after the view are not read
+    x = store[:, : k - 1 + t]  # batch stride != rows * d, as a buffer with spare rows would give
+    w = torch.randn(d, k, generator=g)  # the module's [d, K]
+    bias, gain, shift = (torch.randn(d, generator=g) for _ in range(3))
+    out = dwconv_ln_silu(x, w.t().contiguous(), bias, gain, shift, 1e-5)
+    conv = causal_depthwise_step(x.double(), w.double(), bias.double())  # [B, T, d]
+    ref = F.silu(F.layer_norm(conv, (d,), gain.double(), shift.double(), 1e-5)).reshape(b * t, d)
+    assert out.shape == (b * t, d)
+    assert (out.double() - ref).abs().max().item() <= 2e-5 * (1 + ref.abs().max().item())
+
+
+def test_dwconv_ln_silu_refuses_bad_arguments():
+    x, w, v = torch.randn(2, 6, 8), torch.randn(5, 8), torch.randn(8)
+    with pytest.raises(ValueError, match="at least 7"):
+        dwconv_ln_silu(x, torch.randn(7, 8), v, v, v, 1e-5)
+    with pytest.raises(ValueError, match=r"contiguous \[K, d\]"):
+        dwconv_ln_silu(x, torch.randn(10, 8)[::2], v, v, v, 1e-5)
+    with pytest.raises(ValueError, match=r"norm_bias must be \[8\]"):
+        dwconv_ln_silu(x, w, v, v, torch.randn(9), 1e-5)
+    with pytest.raises(ValueError, match="float32"):
+        dwconv_ln_silu(x.double(), w, v, v, v, 1e-5)
