@@ -475,6 +475,18 @@ def _largest_within(time_of, budget_s: float, *, start: int, n_max: int) -> tupl
     return lo, sorted(seen)
 
 
+def _search(time_of, budget_s: float, *, start: int, n_max: int, repeats: int) -> dict[str, Any]:
+    """``_largest_within`` run ``repeats`` times: the median of the sizes found (one probe's bad second
+    decides a single search on a shared machine), every search's size and every probe."""
+    found, points = [], []
+    for _ in range(repeats):
+        n, seen = _largest_within(time_of, budget_s, start=start, n_max=n_max)
+        found.append(n)
+        points += seen
+    return {"max_streams": int(statistics.median_low(found)), "searches": found, "points": sorted(points),
+            "capped": _capped(points)}  # fmt: skip
+
+
 def _capped(points: list[tuple[int, float]]) -> bool:
     """True when every batch size tried ran within real time (the search hit --max-streams)."""
     return all(t < CHUNK_S for _, t in points)
@@ -507,15 +519,11 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
         timed = batch_stepper(n, kind)
         return statistics.median(timed() for _ in range(7))
 
-    n_model, model_points = _largest_within(
-        lambda n: model_step_time(n, "packed"), CHUNK_S, start=8, n_max=args.max_streams
-    )
-    n_torch, torch_points = _largest_within(
-        lambda n: model_step_time(n, "packed_torch"), CHUNK_S, start=8, n_max=args.max_streams
-    )
-    n_module, module_points = _largest_within(
-        lambda n: model_step_time(n, "module"), CHUNK_S, start=8, n_max=args.max_streams
-    )
+    search = dict(start=8, n_max=args.max_streams, repeats=args.search_repeats)
+    model_search = _search(lambda n: model_step_time(n, "packed"), CHUNK_S, **search)
+    torch_search = _search(lambda n: model_step_time(n, "packed_torch"), CHUNK_S, **search)
+    module_search = _search(lambda n: model_step_time(n, "module"), CHUNK_S, **search)
+    n_model, n_torch, n_module = (x["max_streams"] for x in (model_search, torch_search, module_search))
 
     audio, _ = load_speech(1)
     bundle = make_bundle(audio, seed=args.seed, device=device, overrides=args.model, base=args.base)
@@ -534,7 +542,8 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
             cpus.append(clock.cpu)
         return statistics.median(cpus[1:])
 
-    n_rec, rec_points = _largest_within(recognizer_time, CHUNK_S, start=8, n_max=args.max_streams)
+    rec_search = _search(recognizer_time, CHUNK_S, **search)
+    n_rec = rec_search["max_streams"]
 
     flops = matmul_flops(device)
     per_second = model.flops_per_second()
@@ -555,11 +564,12 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
     rec_state = Recognizer(bundle, device=device).initial_state()
     return {
         "chunk_s": CHUNK_S,
-        "model_step": {"max_streams": n_model, "points": model_points, "capped": _capped(model_points)},
+        "search_repeats": args.search_repeats,
+        "model_step": model_search,
         "step_kernel": PackedStep(model).kernel,
-        "packed_torch_step": {"max_streams": n_torch, "points": torch_points, "capped": _capped(torch_points)},
-        "module_step": {"max_streams": n_module, "points": module_points, "capped": _capped(module_points)},
-        "recognizer": {"max_streams": n_rec, "points": rec_points, "capped": _capped(rec_points)},
+        "packed_torch_step": torch_search,
+        "module_step": module_search,
+        "recognizer": rec_search,
         "matmul_flops_per_s": flops,
         "model_flops_per_audio_s": per_second,
         "bound_streams": bound,
@@ -635,8 +645,10 @@ def tables(results: dict[str, Any], *, markdown: bool) -> str:
         header = ["path", "streams in real time", "bound", "achieved / bound",
                   "in turns with matmul: median (range; capacity)"]  # fmt: skip
 
-        def streams(key: str) -> str:  # ">= N" when the search stopped at --max-streams
-            return (">= " if thr[key].get("capped") else "") + str(thr[key]["max_streams"])
+        def streams(key: str) -> str:  # ">= N" when the search stopped at --max-streams; each search's size
+            found = thr[key].get("searches", [])
+            each = f" ({' / '.join(map(str, found))})" if len(found) > 1 else ""
+            return (">= " if thr[key].get("capped") else "") + str(thr[key]["max_streams"]) + each
 
         def paired(kind: str) -> str:
             pr = thr.get("paired_over_bound", {}).get(kind)
@@ -658,7 +670,8 @@ def tables(results: dict[str, Any], *, markdown: bool) -> str:
              f"{thr['achieved_over_bound_recognizer']:.2f}", "-"],
         ]  # fmt: skip
         parts.append(
-            "Concurrent real-time streams on one core (batch step CPU time < 160 ms per 160 ms chunk):\n"
+            "Concurrent real-time streams on one core (batch step CPU time < 160 ms per 160 ms chunk; the median "
+            f"of {thr.get('search_repeats', 1)} searches, each search's in brackets):\n"
             + bc.render_table(header, rows, markdown=markdown)
             + f"\nbound = matmul {thr['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s / model "
             f"{thr['model_flops_per_audio_s'] / 1e9:.3f} GFLOP per audio second; state per stream: encoder "
@@ -736,6 +749,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rtf-repeats", type=int, default=3)
     p.add_argument("--max-streams", type=int, default=4096)
     p.add_argument("--paired-rounds", type=int, default=9, help="throughput: rounds of step vs matmul in turns")
+    p.add_argument("--search-repeats", type=int, default=3,
+                   help="throughput: searches per path (the median is reported; a single probe's noise decides one)")
     p.add_argument("--sections", default="latency,rtf,throughput", help="which parts to run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("overrides", nargs="*", metavar="model.FIELD=VALUE",
@@ -757,7 +772,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rtf_repeats = min(args.rtf_repeats, 2)
         args.max_streams = min(args.max_streams, 64)
         args.paired_rounds = min(args.paired_rounds, 3)
+        args.search_repeats = 1
         args.recompute_cap_s = min(args.recompute_cap_s, 5.0)
+    if args.search_repeats < 1:
+        p.error(f"--search-repeats must be >= 1, got {args.search_repeats}")
     unknown = set(args.sections.split(",")) - {"latency", "rtf", "throughput"}
     if unknown:
         p.error(f"unknown --sections {sorted(unknown)}")

@@ -37,6 +37,19 @@ def test_largest_within_finds_the_boundary_by_doubling_and_bisection():
     assert n == 64  # capped by n_max: the largest power of two tried
 
 
+def test_search_repeats_report_the_median_and_every_search():
+    calls = []
+
+    def time_of(n):  # 1 ms per stream + 5 ms, and a neighbour's burst during the very second probe
+        calls.append(n)
+        return 0.005 + 0.001 * n + (0.5 if len(calls) == 2 else 0.0)
+
+    result = bench._search(time_of, 0.160, start=8, n_max=4096, repeats=3)
+    assert len(result["searches"]) == 3 and result["searches"][0] < 16  # one bad probe ruined one search
+    assert result["max_streams"] == sorted(result["searches"])[1] >= 146  # the median ignores it
+    assert result["points"] == sorted(result["points"]) and not result["capped"]
+
+
 def test_kv_cache_state_has_the_history_length_and_steps():
     model = bench.build_model("softmax", seed=0, device=torch.device("cpu"))
     state = bench.kv_cache_state(model, 2.0, device=torch.device("cpu"), seed=0)
