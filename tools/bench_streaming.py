@@ -18,10 +18,12 @@ steps it: through ``asr.model.PackedStep`` (``--step module``: through ``CTCMode
    out) on real speech (pocketsphinx-testdata's LibriVox files), split into front end, encoder and the rest;
    the same with the module step, timed in turns with it; beside them pocketsphinx on the same audio, fed in
    the same chunks.
-3. Throughput: the largest batch of streams one core steps within 160 ms per 160 ms chunk (the packed step,
-   the module step, and the whole Recognizer); memory per stream (state bytes); the bound = single-core
-   matmul FLOP/s measured here / the model's FLOPs per second of audio (CTCModel.flops_per_second), and
-   achieved / bound.
+3. Throughput: the largest batch of streams one core steps within 160 ms per 160 ms chunk (the packed step
+   with its C kernels and on PyTorch ops, the module step, and the whole Recognizer; each the median of
+   --search-repeats searches); memory per stream (state bytes); the bound = single-core matmul FLOP/s
+   measured here / the model's FLOPs per second of audio (CTCModel.flops_per_second), and achieved / bound:
+   against one matmul probe, against the probes bracketing each search, and in turns (each step right after
+   a probe) - the last two set the step against the machine's speed at the time and decide the check.
 
 Weights are random (seeded): speed does not depend on them. Writes DIR/bench_streaming.{json,md,png}.
 
@@ -475,16 +477,23 @@ def _largest_within(time_of, budget_s: float, *, start: int, n_max: int) -> tupl
     return lo, sorted(seen)
 
 
-def _search(time_of, budget_s: float, *, start: int, n_max: int, repeats: int) -> dict[str, Any]:
+def _search(
+    time_of, budget_s: float, *, start: int, n_max: int, repeats: int, probe=None
+) -> dict[str, Any]:
     """``_largest_within`` run ``repeats`` times: the median of the sizes found (one probe's bad second
-    decides a single search on a shared machine), every search's size and every probe."""
-    found, points = [], []
+    decides a single search on a shared machine), every search's size and every probe. With ``probe`` (a
+    matmul FLOP/s probe), each search is bracketed by one before and one after: ``search_matmul`` holds their
+    means, so each search can be set against the machine's speed during it."""
+    found, points, rates = [], [], []
     for _ in range(repeats):
+        before = probe() if probe else None
         n, seen = _largest_within(time_of, budget_s, start=start, n_max=n_max)
+        if probe:
+            rates.append((before + probe()) / 2)
         found.append(n)
         points += seen
     return {"max_streams": int(statistics.median_low(found)), "searches": found, "points": sorted(points),
-            "capped": _capped(points)}  # fmt: skip
+            "capped": _capped(points), "search_matmul": rates}  # fmt: skip
 
 
 def _capped(points: list[tuple[int, float]]) -> bool:
@@ -520,7 +529,8 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
         return statistics.median(timed() for _ in range(7))
 
     search = dict(start=8, n_max=args.max_streams, repeats=args.search_repeats)
-    model_search = _search(lambda n: model_step_time(n, "packed"), CHUNK_S, **search)
+    probe = lambda: matmul_flops(device, repeats=3)  # noqa: E731
+    model_search = _search(lambda n: model_step_time(n, "packed"), CHUNK_S, **search, probe=probe)
     torch_search = _search(lambda n: model_step_time(n, "packed_torch"), CHUNK_S, **search)
     module_search = _search(lambda n: model_step_time(n, "module"), CHUNK_S, **search)
     n_model, n_torch, n_module = (x["max_streams"] for x in (model_search, torch_search, module_search))
@@ -574,6 +584,9 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
         "model_flops_per_audio_s": per_second,
         "bound_streams": bound,
         "achieved_over_bound_model": n_model / bound,
+        # each search against the matmul probes bracketing it (the machine's speed during that search)
+        "search_over_own_bound_model": [n * per_second / mm for n, mm in
+                                        zip(model_search["searches"], model_search["search_matmul"])],
         "achieved_over_bound_packed_torch": n_torch / bound,
         "achieved_over_bound_module": n_module / bound,
         "paired_over_bound": paired,
@@ -678,14 +691,19 @@ def tables(results: dict[str, Any], *, markdown: bool) -> str:
             f"{bc.format_bytes(thr['encoder_state_bytes_per_stream'])}, whole stream "
             f"{bc.format_bytes(thr['stream_state_bytes_per_stream'])}"
         )
-        achieved = thr["achieved_over_bound_model"]
-        both = [achieved]
+        # The check uses the two figures that set the step against the machine's speed at the time: the
+        # searches against the matmul probes bracketing each, and the steps in turns with the probe. The search
+        # against the one probe above is printed too (machine phases shift it by +-20% here).
+        own = thr.get("search_over_own_bound_model") or [thr["achieved_over_bound_model"]]
+        checked = [statistics.median(own)]
         if "packed" in thr.get("paired_over_bound", {}):
-            both.append(thr["paired_over_bound"]["packed"]["median"])
-        ok = min(both) >= TARGET_OF_BOUND
+            checked.append(thr["paired_over_bound"]["packed"]["median"])
+        ok = min(checked) >= TARGET_OF_BOUND
         parts.append(
-            f"model step achieves {' / '.join(f'{x:.2f}' for x in both)} of the bound (search / in turns; "
-            f"target >= {TARGET_OF_BOUND}): {'PASS' if ok else 'FAIL'}"
+            f"model step achieves {thr['achieved_over_bound_model']:.2f} of the bound by the search against the "
+            f"one matmul probe; {statistics.median(own):.2f} by the searches against the probes bracketing each "
+            f"({' / '.join(f'{x:.2f}' for x in own)}); {checked[-1]:.2f} in turns. Target >= {TARGET_OF_BOUND} "
+            f"(the last two): {'PASS' if ok else 'FAIL'}"
         )
     return "\n\n".join(parts)
 

@@ -100,5 +100,6 @@ def test_rtf_and_throughput_sections_compare_packed_and_module_steps(tmp_path, c
         pr = thr["paired_over_bound"][kind]
         assert len(pr["ratios"]) == 2 and pr["median"] > 0
     assert thr["module_step"]["max_streams"] >= 0 and thr["model_step"]["points"]
+    assert len(thr["model_step"]["search_matmul"]) == 1 and thr["search_over_own_bound_model"][0] >= 0
     out = capsys.readouterr().out
     assert "encoder steps (CTCModel.step)" in out and "in turns with matmul" in out
