@@ -16,11 +16,13 @@ ATen calls) and 1.6-1.9x less time for one stream:
 - the subsampling's first conv is one matmul with its bias on a column of ones; for a big batch the second
   conv never concatenates the cached row with the chunk's (it adds that row's taps to its first frame);
   the projection's weight is permuted to read the second conv's channels-last output as is;
-- on the CPU, in float32, each linear attention layer's recurrence (read-out, decay, update, the RMS output
-  norm) runs in one C kernel that reads and writes each stream's state once
-  (``kernels.linear_attention.cpu_step``, compiled on first use) straight from the qkv matmul's output;
-  ``kernel="torch"`` keeps the PyTorch ops (``recurrent_chunk_step``), which sweep a big batch's state
-  five times.
+- on the CPU, in float32 (``kernel="auto"`` or ``"c"``), four parts run in small C kernels compiled on first
+  use (``kernels.cbuild``): each linear attention layer's recurrence - feature map, read-out, decay,
+  update, RMS output norm - in one pass over each stream's state, straight from the qkv matmul's output
+  (``kernels.linear_attention.cpu_step``; the PyTorch ops sweep a big batch's state five times); the
+  subsampling's conv1 + SiLU written into the buffer conv2 reads (``subsampling_kernel``); the conv
+  module's GLU written after its cached rows, then its depthwise conv + LayerNorm + SiLU in one pass
+  (``block_kernel``). ``kernel="torch"`` keeps PyTorch ops only (same results up to float rounding).
 
 Weights are copied at construction (softmax layers and feature maps as module copies): a PackedStep is a
 snapshot for inference (build a new one after changing the model). Outputs equal ``CTCModel.step``'s up to
@@ -242,7 +244,7 @@ class PackedStep:
         return self.proj.device
 
     def _resolve_kernel(self, kernel: str) -> str:
-        """ "c" (the fused CPU kernel for float32 linear attention layers) or "torch"."""
+        """The kernel this step runs: "c" (the C kernels, on the CPU in float32) or "torch"."""
         on_cpu = self.device.type == "cpu"
         if kernel == "torch":
             return "torch"
@@ -263,7 +265,7 @@ class PackedStep:
             block_kernel.load()
         except cpu_step.CpuKernelUnavailable as e:
             log.warning(
-                "the fused CPU attention kernel is unavailable, stepping with PyTorch ops (slower for "
+                "the CPU C kernels are unavailable, stepping with PyTorch ops (same results, slower for "
                 "many streams): %s",
                 e,
             )

@@ -90,8 +90,8 @@ class RecognizerConfig:
     keep_log_probs: bool = False  # keep every step's log-probs on the stream (tests, diagnostics; grows!)
     packed: bool = True  # step with asr.model.PackedStep (weights laid out for inference; ~1.6-1.9x faster);
     #   False: through the modules (CTCModel.step), the plain form. Same results up to float rounding.
-    step_kernel: str = "auto"  # PackedStep's kernel: "auto" (the fused C attention kernel on the CPU, PyTorch
-    #   ops elsewhere or, with a warning, where it cannot be compiled), "c" (insist) or "torch"
+    step_kernel: str = "auto"  # PackedStep's kernel: "auto" (its C kernels on the CPU in float32; PyTorch ops
+    #   elsewhere or, with a warning, where they cannot be compiled), "c" (insist) or "torch"
 
     def __post_init__(self) -> None:
         if self.chunk_frames < 4 or self.chunk_frames % 4:
