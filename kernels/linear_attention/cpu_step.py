@@ -67,7 +67,7 @@ def _gate(x: torch.Tensor, name: str, batch: int, tail: tuple[int, ...]) -> tupl
 
 
 def fused_chunk_step(
-    q: torch.Tensor,  # [B, H, T, Dk], feature-mapped (any strides, contiguous last dim)
+    q: torch.Tensor,  # [B, H, T, Dk], feature-mapped unless phi is given (any strides, contiguous last dim)
     k: torch.Tensor,  # [B, H, T, Dk]
     v: torch.Tensor,  # [B, H, T, Dv]
     state: LinearAttentionState,  # S [B, H, Dk, Dv], z [B, H, Dk]: contiguous float32, updated in place
@@ -83,6 +83,8 @@ def fused_chunk_step(
     CpuKernelUnavailable when the kernel cannot be built here."""
     if phi not in _PHI:
         raise ValueError(f"phi must be one of {list(_PHI)}, got {phi!r}")
+    if q.dim() != 4 or v.dim() != 4:
+        raise ValueError(f"q, k, v must be [B, H, T, D], got q {list(q.shape)} and v {list(v.shape)}")
     S, z = state
     B, H, T, Dk = q.shape
     Dv = v.shape[-1]

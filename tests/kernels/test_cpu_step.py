@@ -156,6 +156,8 @@ def test_bad_arguments_are_refused_with_the_reason():
         cpu_step.fused_chunk_step(q, k, v, state, out=torch.empty(2, 2, 4, 9))
     with pytest.raises(ValueError, match=r"gates\.pair"):
         cpu_step.fused_chunk_step(q, k, v, state, gates=_gates("per_head", 2, 2, 5, seed=0))
+    with pytest.raises(ValueError, match=r"must be \[B, H, T, D\]"):
+        cpu_step.fused_chunk_step(q[0], k, v, state)
     with pytest.raises(ValueError, match="phi must be one of"):
         cpu_step.fused_chunk_step(q, k, v, state, phi="softmax")
     with pytest.raises(ValueError, match="autograd"):
