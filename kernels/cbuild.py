@@ -20,7 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FLAGS", "FLOAT", "INT", "LONG", "PTR", "CKernelUnavailable", "build", "cache_dir"]
+import torch
+
+__all__ = ["FLAGS", "FLOAT", "INT", "LONG", "PTR", "CKernelUnavailable", "build", "cache_dir", "check_float32_cpu"]
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +98,10 @@ def build(
         getattr(lib, function).restype = restype
         getattr(lib, function).argtypes = argtypes
     return lib
+
+
+def check_float32_cpu(**tensors: Any) -> None:
+    """The C kernels read raw float32 host memory: refuse anything else by name (before any is written)."""
+    for name, x in tensors.items():
+        if x.dtype != torch.float32 or x.device.type != "cpu":
+            raise ValueError(f"{name} must be a float32 CPU tensor, got {x.dtype} on {x.device}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.cbuild import FLOAT, LONG, PTR, CKernelUnavailable, build
+from kernels.cbuild import FLOAT, LONG, PTR, CKernelUnavailable, build, check_float32_cpu
 
 __all__ = ["CKernelUnavailable", "bias_glu", "dwconv_ln_silu", "load"]
 
@@ -33,9 +33,8 @@ def load() -> ctypes.CDLL:
 
 
 def _check(**tensors: torch.Tensor) -> None:
+    check_float32_cpu(**tensors)
     for name, x in tensors.items():
-        if x.dtype != torch.float32 or x.device.type != "cpu":
-            raise ValueError(f"{name} must be a float32 CPU tensor, got {x.dtype} on {x.device}")
         if x.stride(-1) != 1:
             raise ValueError(f"{name} needs a contiguous last dimension, got strides {x.stride()}")
 

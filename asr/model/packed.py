@@ -190,6 +190,12 @@ def _pack_block(block: EncoderBlock) -> _Block:
     )
 
 
+def _load_c_kernels() -> None:
+    """Build (once per machine) and load the C kernels the CPU step uses; raises CKernelUnavailable."""
+    for kernel in (cpu_step, subsampling_kernel, block_kernel):
+        kernel.load()
+
+
 def _layer_norm(x: torch.Tensor, norm: _Norm) -> torch.Tensor:
     return F.layer_norm(x, norm.weight.shape, norm.weight, norm.bias, norm.eps)
 
@@ -253,16 +259,12 @@ class PackedStep:
                 raise ValueError(
                     f"kernel='c' is the CPU kernel; this model is on {self.device} (use 'auto' or 'torch')"
                 )
-            cpu_step.load()  # raises CpuKernelUnavailable with the reason
-            subsampling_kernel.load()
-            block_kernel.load()
+            _load_c_kernels()  # raises CKernelUnavailable with the reason
             return "c"
-        if not on_cpu:  # auto: the C kernel where it applies
+        if not on_cpu:  # auto: the C kernels where they apply
             return "torch"
         try:
-            cpu_step.load()
-            subsampling_kernel.load()
-            block_kernel.load()
+            _load_c_kernels()
         except cpu_step.CpuKernelUnavailable as e:
             log.warning(
                 "the CPU C kernels are unavailable, stepping with PyTorch ops (same results, slower for "

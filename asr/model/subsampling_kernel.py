@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.cbuild import LONG, PTR, CKernelUnavailable, build
+from kernels.cbuild import LONG, PTR, CKernelUnavailable, build, check_float32_cpu
 
 __all__ = ["CKernelUnavailable", "conv1_silu", "load"]
 
@@ -32,9 +32,7 @@ def load() -> ctypes.CDLL:
 def conv1_silu(frames: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """frames [B, R, F] (contiguous rows), weight [9, C] (tap = time * 3 + frequency, contiguous), bias [C]
     -> out [B, T1, F1, C] (each [F1, C] block contiguous) with R >= 2 T1 + 1 and F >= 2 F1 + 1; returns out."""
-    for name, x in (("frames", frames), ("weight", weight), ("bias", bias), ("out", out)):
-        if x.dtype != torch.float32 or x.device.type != "cpu":
-            raise ValueError(f"{name} must be a float32 CPU tensor, got {x.dtype} on {x.device}")
+    check_float32_cpu(frames=frames, weight=weight, bias=bias, out=out)
     if frames.dim() != 3 or frames.stride(2) != 1:
         raise ValueError(f"frames must be [B, R, F] with contiguous rows, got {list(frames.shape)}")
     b, rows, bins = frames.shape

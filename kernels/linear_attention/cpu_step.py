@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.cbuild import FLOAT, INT, LONG, PTR, CKernelUnavailable, build
+from kernels.cbuild import FLOAT, INT, LONG, PTR, CKernelUnavailable, build, check_float32_cpu
 from kernels.linear_attention.recurrent import ChunkGates
 from kernels.linear_attention.state import LinearAttentionState
 
@@ -89,11 +89,9 @@ def fused_chunk_step(
     B, H, T, Dk = q.shape
     Dv = v.shape[-1]
     tensors = {"q": q, "k": k, "v": v, "S": S, "z": z} | ({} if out is None else {"out": out})
-    for name, x in tensors.items():
-        if x.dtype != torch.float32 or x.device.type != "cpu":
-            raise ValueError(f"{name} must be a float32 CPU tensor, got {x.dtype} on {x.device}")
-        if x.requires_grad and torch.is_grad_enabled():
-            raise ValueError("fused_chunk_step is for inference: no autograd (use recurrent_chunk_step)")
+    check_float32_cpu(**tensors)
+    if torch.is_grad_enabled() and any(x.requires_grad for x in tensors.values()):
+        raise ValueError("fused_chunk_step is for inference: no autograd (use recurrent_chunk_step)")
     if tuple(S.shape) != (B, H, Dk, Dv) or tuple(z.shape) != (B, H, Dk):
         raise ValueError(
             f"state must be S [{B}, {H}, {Dk}, {Dv}] and z [{B}, {H}, {Dk}], got {list(S.shape)}, {list(z.shape)}"

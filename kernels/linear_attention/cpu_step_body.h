@@ -91,10 +91,13 @@ static void STEP_NAME(STEP_PARAMS(T_arg, Dk_arg, Dv_arg), float *restrict work) 
                 zbh[i] = zi;
             }
             /* one pass over the state: row S[i] is loaded once, read by every query, decayed, updated with the
-             * chunk's keys and values, and stored. With fixed sizes, in column blocks of 16 (one AVX-512
-             * register): each query's accumulator and each value row stay in registers for the whole pass. */
+             * chunk's keys and values, and stored; in column blocks of 16 where Dv allows (one AVX-512
+             * register): with fixed sizes each query's accumulator and each value row stay in registers. */
 #ifdef FIXED_T
             enum { JB = Dv % 16 == 0 ? 16 : Dv };
+#else
+            const long JB = Dv % 16 == 0 ? 16 : Dv;
+#endif
             for (long jb = 0; jb < Dv; jb += JB) {
                 float acc[T][JB], vb[T][JB];
                 for (long t = 0; t < T; t++) {
@@ -118,27 +121,6 @@ static void STEP_NAME(STEP_PARAMS(T_arg, Dk_arg, Dv_arg), float *restrict work) 
                 for (long t = 0; t < T; t++)
                     for (long j = 0; j < JB; j++) num[t * Dv + jb + j] += acc[t][j];
             }
-#else
-            float acc[T][Dv];
-            for (long t = 0; t < T; t++)
-                for (long j = 0; j < Dv; j++) acc[t][j] = 0.0f;
-            for (long i = 0; i < Dk; i++) {
-                float *Si = Sbh + i * Dv, si[Dv];
-                for (long j = 0; j < Dv; j++) si[j] = Si[j];
-                for (long t = 0; t < T; t++) {
-                    const float c = qd[t * Dk + i];
-                    for (long j = 0; j < Dv; j++) acc[t][j] += c * si[j];
-                }
-                for (long j = 0; j < Dv; j++) si[j] *= w;
-                for (long s = 0; s < T; s++) {
-                    const float c = kd[s * Dk + i], *vs = row(V, b, h, s);
-                    for (long j = 0; j < Dv; j++) si[j] += c * vs[j];
-                }
-                for (long j = 0; j < Dv; j++) Si[j] = si[j];
-            }
-            for (long t = 0; t < T; t++)
-                for (long j = 0; j < Dv; j++) num[t * Dv + j] += acc[t][j];
-#endif
             /* out = num / (den + eps), then the optional RMS norm */
             for (long t = 0; t < T; t++) {
                 float *ot = (float *)row((view4){out, osb, osh, ost}, b, h, t);
