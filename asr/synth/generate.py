@@ -79,6 +79,15 @@ PRESETS: dict[str, dict] = {
         "chapter_size": 2,
         "text": TextConfig(min_words=4, max_words=8),
     },
+    # Clean speech for training with on-the-fly augmentation (rooms, noise, codecs are applied per epoch by
+    # the trainer, asr/augment.py): engine, voice, rate, pitch and level vary here, nothing else. Short phrases
+    # (two words and up) are kept, since people say them.
+    "clean": {
+        "utts_per_speaker": 60,
+        "split_shares": (0.94, 0.03, 0.03),
+        "augment": AugmentConfig(reverb_prob=0.0, noise_prob=0.0),
+        "text": TextConfig(min_words=2, max_words=16),
+    },
 }
 
 

@@ -11,7 +11,8 @@ import soundfile as sf
 from asr.synth import engines as engines_module
 from asr.synth.engines import Request, available_engines
 
-FREE_ENGINES = {"espeak-ng", "flite", "festival", "piper"}  # installed by deps/ and pyproject.toml
+# Installed by deps/debian-packages.txt, deps/debian-nonfree-packages.txt and pyproject.toml.
+FREE_ENGINES = {"espeak-ng", "flite", "festival", "piper", "pico", "rhvoice"}
 
 
 def test_the_free_engines_are_found_with_their_voices(synth_engines):
@@ -22,7 +23,11 @@ def test_the_free_engines_are_found_with_their_voices(synth_engines):
         "kal_diphone",
         "ked_diphone",
         "cmu_us_slt_arctic_hts",
+        "don_diphone",
+        "rab_diphone",
     }
+    assert set(synth_engines["rhvoice"].voice_names) == {"alan", "bdl", "clb", "slt"}  # the LGPL voices only
+    assert set(synth_engines["pico"].voice_names) == {"en-US", "en-GB"}
     for engine in synth_engines.values():
         assert engine.version() and engine.version() != "unknown"
         assert engine.licence
@@ -49,6 +54,14 @@ def test_every_engine_speaks_every_kind_of_voice(synth_engines, tmp_path):
         if engine.deterministic:
             first, again = (sf.read(r.wav_path)[0] for r in requests[:2])
             assert np.array_equal(first, again), name
+
+
+def test_non_commercial_voices_are_used_only_when_named(synth_engines):
+    # MBROLA voices forbid commercial use: never part of the default engine set, whatever is installed.
+    assert not {"mbrola", "festival-mbrola"} & set(synth_engines)
+    assert not engines_module.ENGINES["mbrola"].default_enabled
+    assert not engines_module.ENGINES["festival-mbrola"].default_enabled
+    assert all(engines_module.ENGINES[name].default_enabled for name in FREE_ENGINES)
 
 
 def test_unknown_and_missing_engines_are_reported(monkeypatch):
