@@ -13,6 +13,7 @@ from the plan once all its audio exists. Chapters are synthesised in parallel wo
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import logging
 import multiprocessing
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from asr.synth.effects import SAMPLE_RATE, AugmentConfig, EffectParams, apply_effects, draw_effects
 from asr.synth.engines import ENGINE_WEIGHTS, Engine, Request, SpeakerVoice, available_engines
-from asr.synth.text import SPLITS, TextConfig, load_sentences
+from asr.synth.text import OMIT_AT_DEFAULT, SPLITS, TextConfig, load_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,16 @@ class SynthConfig:
     chapter_size: int = 20  # utterances per chapter folder (one chapter is one worker task)
     text: TextConfig = field(default_factory=TextConfig)  # sentence sources and split
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # per-utterance effect ranges
+    # engine/voice/rate settings never planned: setting_key() values or fnmatch patterns ("espeak-ng:en-sc*"),
+    # e.g. those tools/score_voices.py finds Whisper cannot read (its excluded_settings.txt)
+    excluded_settings: tuple[str, ...] = field(default=(), metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         if not self.hours > 0:
             raise ValueError(f"hours must be positive, got {self.hours}")
         if len(self.split_shares) != 3 or min(self.split_shares) <= 0:
             raise ValueError(f"split_shares must be three positive shares, got {self.split_shares}")
+        object.__setattr__(self, "excluded_settings", tuple(self.excluded_settings))  # YAML/JSON give lists
         if self.utts_per_speaker < 1 or self.chapter_size < 1:
             raise ValueError(
                 f"utts_per_speaker and chapter_size must be >= 1, got {self.utts_per_speaker} and {self.chapter_size}"
@@ -88,6 +93,40 @@ PRESETS: dict[str, dict] = {
         "augment": AugmentConfig(reverb_prob=0.0, noise_prob=0.0),
         "text": TextConfig(min_words=2, max_words=16),
     },
+    # A second clean corpus with varied text: about 40% book sentences (fortunes, WordNet, the King James
+    # bible, the Jargon File, GCIDE's quotations, WordNet's definitions, questions from those books) and 60%
+    # what people say to machines (commands, questions, numbers, digit strings, times, dates, spelled letters,
+    # short phrases, single words); the real-speech reference sentences are kept out of train.
+    "varied": {
+        "utts_per_speaker": 60,
+        "split_shares": (0.94, 0.03, 0.03),
+        "augment": AugmentConfig(reverb_prob=0.0, noise_prob=0.0),
+        "text": TextConfig(
+            min_words=2,
+            max_words=16,
+            use_fortunes=False,
+            use_wordnet=False,
+            extra_sources=(
+                ("fortunes", 8000),
+                ("wordnet", 6000),
+                ("bible", 3000),
+                ("jargon", 1500),
+                ("gcide", 3000),
+                ("glosses", 3000),
+                ("text_questions", 1500),
+                ("commands", 7000),
+                ("questions", 5000),
+                ("numbers", 4000),
+                ("digits", 3500),
+                ("times", 3000),
+                ("dates", 3000),
+                ("letters", 3000),
+                ("phrases", 3000),
+                ("words", 3000),
+            ),
+            exclude_references=True,
+        ),
+    },
 }
 
 
@@ -100,18 +139,58 @@ def estimate_seconds(text: str, *, speed: float) -> float:
 
 
 def _config_dict(config: SynthConfig) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    """The config as JSON values; fields marked OMIT_AT_DEFAULT are left out while at their default, so a
+    corpus planned before such a field existed still resumes."""
+    return json.loads(json.dumps(_fields_dict(config)))
 
 
-def _allocate_speakers(engine: Engine, counts: dict[str, int], rng: random.Random) -> dict[str, list[SpeakerVoice]]:
-    """Pick ``counts[split]`` speakers per split with no split group shared between splits."""
+def _fields_dict(obj):
+    if not dataclasses.is_dataclass(obj):
+        return obj
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("plan") == OMIT_AT_DEFAULT["plan"] and value == _default_of(f):
+            continue
+        out[f.name] = _fields_dict(value)  # a plain value as it is: json.dumps makes tuples lists
+    return out
+
+
+def _default_of(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def setting_key(voice: SpeakerVoice | dict) -> str:
+    """A speaker's engine/voice/rate setting (the unit tools/score_voices.py scores): ``flite:slt:rate1.15``."""
+    v = voice if isinstance(voice, dict) else dataclasses.asdict(voice)
+    return f"{v['engine']}:{v['voice']}:rate{v['rate']:.2f}"
+
+
+def _excluded(voice: SpeakerVoice, patterns: tuple[str, ...]) -> bool:
+    key = setting_key(voice)
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
+def _allocate_speakers(
+    engine: Engine, counts: dict[str, int], rng: random.Random, excluded: tuple[str, ...] = ()
+) -> dict[str, list[SpeakerVoice]]:
+    """Pick ``counts[split]`` speakers per split with no split group shared between splits, leaving out the
+    speakers whose setting matches ``excluded``."""
     groups: dict[str, list[SpeakerVoice]] = defaultdict(list)
     for sp in engine.speakers(rng):
-        groups[sp.split_group].append(sp)
+        if not _excluded(sp, excluded):
+            groups[sp.split_group].append(sp)
     order = sorted(groups)
     rng.shuffle(order)
     if len(order) < len(SPLITS):
-        raise ValueError(f"engine {engine.name} has {len(order)} speaker groups; need one per split")
+        raise ValueError(
+            f"engine {engine.name} has {len(order)} speaker groups left (excluded settings: {list(excluded)}); "
+            "need one per split"
+        )
     # Test and dev first (at least one each, leaving one for each later split); train gets the rest.
     out: dict[str, list[SpeakerVoice]] = {}
     start = 0
@@ -163,6 +242,11 @@ def make_plan(config: SynthConfig, engines: dict[str, Engine], pools: dict[str, 
     A pure function of its arguments: the same config, engines and sentence pools give the same plan.
     """
     weights = {name: config.engine_weights.get(name, 0.0) for name in engines}
+    for name, engine in engines.items() if config.excluded_settings else ():
+        candidates = engine.speakers(random.Random(f"{config.seed}:engine:{name}"))  # what the plan draws from
+        if all(_excluded(sp, config.excluded_settings) for sp in candidates):
+            logger.warning("engine %s: every setting is excluded; its share goes to the other engines", name)
+            weights[name] = 0.0
     if sum(weights.values()) <= 0:
         raise ValueError(f"engine_weights {config.engine_weights} give no share to the engines {list(engines)}")
     total_w = sum(weights.values())
@@ -185,7 +269,7 @@ def make_plan(config: SynthConfig, engines: dict[str, Engine], pools: dict[str, 
         rng = random.Random(f"{config.seed}:engine:{name}")
         hours = {s: _PLAN_MARGIN * config.hours * shares[s] / share_total * weights[name] / total_w for s in SPLITS}
         counts = {s: max(1, round(hours[s] * 3600.0 / mean_s / config.utts_per_speaker)) for s in SPLITS}
-        chosen = _allocate_speakers(engine, counts, rng)
+        chosen = _allocate_speakers(engine, counts, rng, config.excluded_settings)
         for split in SPLITS:
             per_voice, cursor[split] = _plan_split(
                 engine=engine,
