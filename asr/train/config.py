@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from asr.augment import SpecAugmentConfig
+from asr.augment import (
+    SPEED_FACTORS,
+    BabbleConfig,
+    CodecConfig,
+    EqConfig,
+    GainConfig,
+    NoiseConfig,
+    RoomConfig,
+    SpecAugmentConfig,
+    TelephoneConfig,
+    VtlpConfig,
+)
 from asr.features import FbankConfig
 from asr.model.config import ModelConfig
 
@@ -44,9 +55,31 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    speed_perturb: bool = True  # 3-way speed perturbation (0.9 / 1.0 / 1.1, one factor per utterance)
+    """On-the-fly augmentation, drawn anew every epoch (asr/augment). Every waveform stage is off (prob 0) by
+    default; recipes/synth/world.yaml turns them on for clean synthetic speech. Order: speed -> room -> noise ->
+    babble -> EQ -> level -> telephone -> codec -> fbank -> VTLP -> CMVN -> SpecAugment."""
+
+    speed_perturb: bool = True  # speed perturbation, one factor per utterance from speed_factors
+    speed_factors: tuple[float, ...] = SPEED_FACTORS  # drawn uniformly (tempo and pitch together, as sox speed)
+    vtlp: VtlpConfig = field(default_factory=VtlpConfig)  # vocal tract length: warp of the fbank frequency axis
+    room: RoomConfig = field(default_factory=RoomConfig)  # simulated rooms (RIR bank, pyroomacoustics)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)  # coloured noise at an SNR
+    babble: BabbleConfig = field(default_factory=BabbleConfig)  # other training utterances under the speech
+    eq: EqConfig = field(default_factory=EqConfig)  # microphone EQ (shelves, peaks)
+    gain: GainConfig = field(default_factory=GainConfig)  # recording level
+    telephone: TelephoneConfig = field(default_factory=TelephoneConfig)  # 300-3400 Hz band (and 8 kHz)
+    codec: CodecConfig = field(default_factory=CodecConfig)  # mu-law, GSM, Opus, codec2, MP3 round trips
     spec_augment: bool = True  # frequency and time masking of the normalised features
     spec: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # masking details
+
+    def __post_init__(self) -> None:
+        if not self.speed_factors or not all(0.5 <= f <= 2.0 for f in self.speed_factors):
+            raise ValueError(f"augment.speed_factors must be a non-empty list in [0.5, 2], got {self.speed_factors}")
+
+    @property
+    def fastest_speed(self) -> float:
+        """The largest speed factor in use (the shortest audio: the fewest CTC frames), 1.0 without perturbation."""
+        return max(self.speed_factors) if self.speed_perturb else 1.0
 
 
 @dataclass(frozen=True)

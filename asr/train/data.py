@@ -1,9 +1,10 @@
 """Training data: utterances -> (targets, cached audio) -> padded feature batches.
 
 Audio is decoded once and cached in memory as int16 (an hour of 16 kHz audio is ~115 MB), so later epochs only
-pay for speed perturbation, the filterbank and SpecAugment. Problems are counted by reason and logged, never
-silently dropped: utterances too long, text the tokenizer cannot encode, transcripts too long for CTC at the
-model's frame rate, and audio that fails to load mid-run (skipped for the rest of the run).
+pay for augmentation (speed, the waveform chain of asr.augment, VTLP), the filterbank and SpecAugment. Problems
+are counted by reason and logged, never silently dropped: utterances too long, text the tokenizer cannot encode,
+transcripts too long for CTC at the model's frame rate, and audio that fails to load mid-run (skipped for the
+rest of the run).
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from asr.augment import SpecAugment, speed_perturb
+from asr.augment import SPEED_FACTORS, SpecAugment, WaveAugmenter, speed_perturb
 from asr.data.manifest import Utterance
 from asr.features import FbankConfig, GlobalCMVN, compute_fbank
 from asr.text.base import Tokenizer
 from asr.train.config import AugmentConfig
 
 logger = logging.getLogger(__name__)
-
-SPEED_FACTORS = (0.9, 1.0, 1.1)
 
 
 @dataclass(frozen=True)
@@ -57,13 +56,13 @@ class TrainingData:
         max_seconds: float,
         on_oov: str = "skip_utterance",
         name: str = "train",
+        fastest_speed: float = max(SPEED_FACTORS),
     ) -> None:
         self.features = features
         self.name = name
         self.skipped: Counter[str] = Counter()
         self.utterances: list[Utterance] = []
         self.targets: list[list[int]] = []
-        slowest = max(SPEED_FACTORS)
         for utt in utterances:
             if utt.duration > max_seconds:
                 self._skip(utt, f"longer than max_utterance_seconds={max_seconds}")
@@ -80,7 +79,7 @@ class TrainingData:
             if not ids:
                 self._skip(utt, "empty transcript")
                 continue
-            frames = features.num_frames(int(utt.duration / slowest * features.sample_rate))
+            frames = features.num_frames(int(utt.duration / fastest_speed * features.sample_rate))
             if frames // subsampling < ctc_min_frames(ids):
                 self._skip(utt, "transcript too long for CTC at the model's frame rate")
                 continue
@@ -117,6 +116,24 @@ class TrainingData:
             self._audio[i] = cached
         return torch.from_numpy(cached.astype(np.float32) / 32768.0)
 
+    def _other_audio(self, i: int):
+        """Babble source for utterance ``i``: another utterance's samples, drawn with the generator given."""
+
+        def draw(rng: np.random.Generator) -> np.ndarray | None:
+            if len(self) < 2:
+                return None
+            j = int(rng.integers(0, len(self) - 1))
+            j += j >= i  # any utterance but i
+            if j in self.failed:
+                return None
+            try:
+                return self.audio(j).numpy()
+            except ValueError as exc:
+                self._fail(j, exc)
+                return None
+
+        return draw
+
     def fit_cmvn(self, *, max_utterances: int, seed: int) -> GlobalCMVN:
         from asr.features import CMVNAccumulator
 
@@ -146,10 +163,17 @@ class TrainingData:
         cmvn: GlobalCMVN,
         augment: AugmentConfig | None,
         generator: torch.Generator | None = None,
+        augmenter: WaveAugmenter | None = None,
     ) -> Batch | None:
-        """Features and targets for ``indices``; None when every utterance of the batch failed to load."""
+        """Features and targets for ``indices``; None when every utterance of the batch failed to load.
+
+        ``augmenter``: the waveform chain and VTLP (built once per run: it holds the RIR bank); each utterance
+        draws one seed from ``generator`` for it, after its speed factor.
+        """
         feats, ids, targets, failed = [], [], [], []
         spec = SpecAugment(augment.spec) if augment and augment.spec_augment else None
+        if augmenter is not None and not augmenter.enabled:
+            augmenter = None
         for i in indices:
             if i in self.failed:
                 failed.append(self.utterances[i].id)
@@ -162,9 +186,18 @@ class TrainingData:
                 continue
             if augment and augment.speed_perturb:
                 assert generator is not None, "augmentation needs a generator"
-                factor = SPEED_FACTORS[int(torch.randint(0, len(SPEED_FACTORS), (1,), generator=generator))]
+                factors = augment.speed_factors
+                factor = factors[int(torch.randint(0, len(factors), (1,), generator=generator))]
                 samples = speed_perturb(samples, factor=factor, sample_rate=self.features.sample_rate)
-            x = cmvn.apply(compute_fbank(samples, self.features))
+            useed = None
+            if augmenter is not None:
+                assert generator is not None, "augmentation needs a generator"
+                useed = int(torch.randint(0, 2**62, (1,), generator=generator))
+                samples = augmenter(samples, seed=useed, other=self._other_audio(i)).samples
+            x = compute_fbank(samples, self.features)
+            if useed is not None:
+                x, _ = augmenter.warp_features(x, seed=useed, fbank=self.features)
+            x = cmvn.apply(x)
             if spec is not None:
                 x = spec(x, generator=generator)
             feats.append(x)

@@ -22,6 +22,8 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from asr.augment import WaveAugmenter, load_or_build_rir_bank
+from asr.augment.chain import WAVE_STAGES
 from asr.configs import apply_overrides, config_to_dict
 from asr.data.batching import BatchingConfig, DynamicBatcher
 from asr.data.sources import load_utterances
@@ -81,17 +83,22 @@ def _autocast(cfg: TrainConfig, device: torch.device):
 
 
 def _check_resume_config(saved: dict, current: dict) -> None:
+    """Refuse a resume whose configuration differs from the run's. A key the run's config.yaml lacks (a run
+    started before the key existed) matches when the current value is the key's default."""
     diffs = []
+    defaults = yaml.safe_load(yaml.safe_dump(config_to_dict(TrainConfig()), sort_keys=False))
 
-    def walk(a, b, prefix=""):
+    def walk(a, b, d, prefix=""):
         for key in sorted(set(a) | set(b)):
-            va, vb = a.get(key), b.get(key)
+            va, vb, vd = a.get(key), b.get(key), (d or {}).get(key)
+            if key not in a and vb == vd:
+                continue
             if isinstance(va, dict) and isinstance(vb, dict):
-                walk(va, vb, f"{prefix}{key}.")
+                walk(va, vb, vd if isinstance(vd, dict) else {}, f"{prefix}{key}.")
             elif va != vb and f"{prefix}{key}" not in _RESUMABLE_CHANGES:
                 diffs.append(f"{prefix}{key}: run has {va!r}, now {vb!r}")
 
-    walk(saved, current)
+    walk(saved, current, defaults)
     if diffs:
         raise ValueError("cannot resume with a different configuration:\n  " + "\n  ".join(diffs))
 
@@ -102,6 +109,27 @@ def load_train_config(recipe: str | None, overrides: dict) -> TrainConfig:
     merged = load_recipe(recipe) if recipe else {}
     config = apply_overrides(TrainConfig(), merged)
     return apply_overrides(config, overrides)
+
+
+def _wave_augmenter(config: TrainConfig, run_dir: Path, info: DistInfo) -> WaveAugmenter | None:
+    """The waveform chain of the recipe (None when every stage is off); rank 0 builds the RIR bank once (cached
+    in augment.room.cache_dir or <run dir>/cache), the other ranks load it."""
+    aug, sr = config.augment, config.features.sample_rate
+    bank = None
+    if aug.room.prob > 0:
+        options = {"cache_dir": run_dir / "cache", "seed": config.seed, "sample_rate": sr}
+        if info.is_main:
+            bank = load_or_build_rir_bank(aug.room, **options, progress=True)
+        barrier(info)
+        if bank is None:
+            bank = load_or_build_rir_bank(aug.room, **options, progress=False)
+    augmenter = WaveAugmenter.from_config(aug, sample_rate=sr, rir_bank=bank)
+    if not augmenter.enabled:
+        return None
+    if info.is_main:
+        on = {name: getattr(aug, name).prob for name in ("vtlp", *WAVE_STAGES) if getattr(aug, name).prob > 0}
+        logger.info("waveform augmentation (probabilities): %s", on)
+    return augmenter
 
 
 class _Metrics:
@@ -185,12 +213,14 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         subsampling=subsampling,
         max_seconds=config.data.max_utterance_seconds,
         on_oov=config.data.on_oov,
+        fastest_speed=config.augment.fastest_speed,
     )
     cmvn_path = run_dir / "cmvn.safetensors"
     if info.is_main and not cmvn_path.exists():
         data.fit_cmvn(max_utterances=config.data.cmvn_max_utterances, seed=config.seed).save(cmvn_path)
     barrier(info)
     cmvn = GlobalCMVN.load(cmvn_path)
+    augmenter = _wave_augmenter(config, run_dir, info)
 
     dev = None
     if config.data.dev and info.is_main:
@@ -302,7 +332,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
             t0 = time.time()
-            batch = data.make_batch(plan[b], cmvn=cmvn, augment=config.augment, generator=gen)
+            batch = data.make_batch(plan[b], cmvn=cmvn, augment=config.augment, generator=gen, augmenter=augmenter)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "rank %d epoch %d batch %d ids %s",

@@ -1,25 +1,15 @@
-"""Training-time augmentation: SpecAugment on features and speed perturbation on waveforms.
-
-Both take their randomness from an explicitly passed generator (``torch.Generator`` for SpecAugment,
-``random.Random`` for the speed choice), never from hidden global state, so a data loader worker seeded with
-(seed, rank, worker, epoch) reproduces its augmentations exactly.
-"""
+"""SpecAugment (Park et al. 2019) on one utterance's normalised features, seeded by an explicit generator."""
 
 from __future__ import annotations
 
 import logging
 import math
-import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torchaudio.functional as AF
 import torchaudio.transforms as AT
 
 logger = logging.getLogger(__name__)
-
-SPEED_FACTORS = (0.9, 1.0, 1.1)  # Kaldi / ESPnet 3-way speed perturbation
 
 
 @dataclass(frozen=True)
@@ -32,9 +22,7 @@ class SpecAugmentConfig:
     time_mask_multiplicity: float = 0.0  # > 0: adaptive count, floor(multiplicity * T) masks (p_M, 2019b)
     max_time_masks: int = 20  # cap on the adaptive count
     time_mask_width: int = 40  # T: each time mask covers [0, T) frames ...
-    time_mask_ratio: float = (
-        0.05  # ... and at most ratio * T frames of a T-frame utterance (adaptive width, p_S)
-    )
+    time_mask_ratio: float = 0.05  # ... and at most ratio * T frames of a T-frame utterance (adaptive width, p_S)
     mask_value: float = 0.0  # fill value (0 is the mean after global CMVN)
 
     def __post_init__(self) -> None:
@@ -67,9 +55,7 @@ class SpecAugment(torch.nn.Module):
     def forward(self, features: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         """Return a masked copy of ``features [T, D]``; the input is not modified."""
         if features.ndim != 2:
-            raise ValueError(
-                f"SpecAugment expects one utterance's features [T, D], got {tuple(features.shape)}"
-            )
+            raise ValueError(f"SpecAugment expects one utterance's features [T, D], got {tuple(features.shape)}")
         cfg = self.config
         # torchaudio's masking draws from the global RNG: run it under a forked RNG seeded from `generator`,
         # so the result depends on `generator` alone and the caller's global RNG stream is left untouched.
@@ -83,32 +69,3 @@ class SpecAugment(torch.nn.Module):
                 spec = self.time_masking(spec, cfg.mask_value)
         out = spec.transpose(0, 1)  # [T, D]
         return out.clone() if out.data_ptr() == features.data_ptr() else out
-
-
-def speed_perturb(samples: torch.Tensor, *, factor: float, sample_rate: int = 16000) -> torch.Tensor:
-    """Play ``samples [N]`` ``factor`` times faster (tempo and pitch, as ``sox speed``): ``[~N / factor]``.
-
-    The audio is treated as if recorded at ``sample_rate * factor`` Hz and resampled to ``sample_rate``.
-    """
-    if not math.isfinite(factor) or factor <= 0:
-        raise ValueError(f"speed factor must be > 0, got {factor}")
-    if factor == 1.0:
-        return samples
-    orig = int(round(sample_rate * factor))
-    if abs(orig - sample_rate * factor) > 1e-6 * sample_rate:
-        raise ValueError(f"speed factor {factor} at {sample_rate} Hz is not a whole number of Hz ({orig})")
-    return AF.resample(samples, orig_freq=orig, new_freq=sample_rate)
-
-
-def random_speed_perturb(
-    samples: torch.Tensor,
-    *,
-    rng: random.Random,
-    factors: Sequence[float] = SPEED_FACTORS,
-    sample_rate: int = 16000,
-) -> tuple[torch.Tensor, float]:
-    """Speed-perturb by a factor drawn uniformly from ``factors`` with ``rng``: ``(samples, factor)``."""
-    if not factors:
-        raise ValueError("no speed factors to choose from")
-    factor = float(rng.choice(list(factors)))
-    return speed_perturb(samples, factor=factor, sample_rate=sample_rate), factor
