@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("asr.commands.plot", "draw a run's loss and dev-WER curves to PNG"),
     "live": ("asr.commands.live", "transcribe the microphone live (Ctrl-C to stop)"),
     "devices": ("asr.commands.devices", "list audio input devices (for 'asr live --input-device')"),
+    "serve": ("asr.commands.serve", "serve live transcription over WebSockets (page at /, /ws, /healthz, /metrics)"),
+    "stream-client": ("asr.commands.stream_client", "stream an audio file to 'asr serve' in real time, print results"),
 }
 
 

@@ -1,0 +1,177 @@
+"""A Python client of ``asr serve``: send audio as a microphone would (in real time, in small frames) and collect
+what comes back, with the latency of each result (``asr stream-client``, tools/bench_serve.py, the tests).
+
+Latency is measured the way the page measures it: every result carries ``audio_decoded``, the seconds of this
+stream's audio its text covers; the client remembers when it sent the frame holding that instant, and the
+latency is the time from that send to the result's arrival (the audio's last sample sent -> text seen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+
+@dataclass
+class StreamOutcome:
+    """Everything one stream got back."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)  # every server message, in order
+    latencies: list[float] = field(default_factory=list)  # seconds, per partial: its audio sent -> it received
+    final_latencies: list[float] = field(default_factory=list)  # the same for finals
+    close_code: int | None = None
+    seconds_sent: float = 0.0
+    vanished: bool = False  # the client dropped the connection on purpose (vanish_after)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    @property
+    def finals(self) -> list[dict[str, Any]]:
+        return self.of_type("final")
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return self.of_type("error")
+
+    @property
+    def done(self) -> dict[str, Any] | None:
+        found = self.of_type("done")
+        return found[-1] if found else None
+
+    @property
+    def text(self) -> str:
+        """The finals' texts, space-joined."""
+        return " ".join(m["text"] for m in self.finals if m["text"])
+
+
+def encode_frame(samples: np.ndarray, fmt: str) -> bytes:
+    """float32 samples -> a binary frame (s16le: clipped and rounded; f32le: as is)."""
+    if fmt == "s16le":
+        return np.round(np.clip(samples, -1.0, 32767 / 32768) * 32768.0).astype("<i2").tobytes()
+    if fmt == "f32le":
+        return np.asarray(samples, dtype="<f4").tobytes()
+    raise ValueError(f"format must be 's16le' or 'f32le', got {fmt!r}")
+
+
+async def stream_audio(
+    url: str,
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    frame_ms: float = 20.0,
+    realtime: bool = True,
+    fmt: str = "s16le",
+    token: str | None = None,
+    token_in_header: bool = True,
+    on_message: Callable[[dict[str, Any]], object] | None = None,
+    http: aiohttp.ClientSession | None = None,
+    vanish_after: float | None = None,
+    stop: bool = True,
+    timeout: float = 60.0,
+) -> StreamOutcome:
+    """Stream ``samples`` (float32 mono at ``sample_rate``) to ``url`` and collect the results.
+
+    ``realtime``: frame i is sent when its last sample would have been captured (a live microphone).
+    ``vanish_after``: after that many seconds of audio, drop the TCP connection without a WebSocket close (a
+    client that vanished). ``stop``: send the stop message after the audio (else just wait for the server).
+    ``timeout``: seconds to wait for the server after the audio is sent.
+    """
+    if frame_ms <= 0:
+        raise ValueError(f"frame_ms must be > 0, got {frame_ms}")
+    samples = np.asarray(samples, dtype=np.float32)
+    step = max(1, int(round(sample_rate * frame_ms / 1000.0)))
+    out = StreamOutcome()
+    sent_ends: list[float] = []  # seconds of audio sent after each frame
+    sent_times: list[float] = []  # when each frame was sent (time.monotonic)
+    headers = {"Authorization": f"Bearer {token}"} if token and token_in_header else {}
+    start: dict[str, Any] = {"type": "start", "sample_rate": int(sample_rate), "format": fmt}
+    if token and not token_in_header:
+        start["token"] = token
+    own = http is None
+    http = http or aiohttp.ClientSession()
+    try:
+        async with http.ws_connect(url, headers=headers, heartbeat=None, max_msg_size=0) as ws:
+            first: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+            async def receive() -> None:
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    now = time.monotonic()
+                    m = json.loads(msg.data)
+                    out.messages.append(m)
+                    if not first.done():
+                        first.set_result(m)
+                    decoded = m.get("audio_decoded")
+                    if decoded is not None and m["type"] in ("partial", "final"):
+                        i = bisect.bisect_left(sent_ends, decoded - 1e-4)
+                        if i < len(sent_times):
+                            (out.latencies if m["type"] == "partial" else out.final_latencies).append(
+                                now - sent_times[i]
+                            )
+                    if on_message is not None:
+                        on_message(m)
+                if not first.done():
+                    first.set_result({})
+
+            receiver = asyncio.create_task(receive())
+            await ws.send_str(json.dumps(start))
+            reply = await asyncio.wait_for(asyncio.shield(first), timeout)
+            if reply.get("type") == "ready":
+                t0 = time.monotonic()
+                for begin in range(0, len(samples), step):
+                    end = min(begin + step, len(samples))
+                    if vanish_after is not None and begin / sample_rate >= vanish_after:
+                        _drop(ws)
+                        out.vanished = True
+                        break
+                    if realtime:
+                        wait = t0 + end / sample_rate - time.monotonic()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                    if ws.closed:
+                        break
+                    try:
+                        await ws.send_bytes(encode_frame(samples[begin:end], fmt))
+                    except ConnectionResetError:  # the server closed the stream (an error, a limit, shutdown)
+                        break
+                    sent_ends.append(end / sample_rate)
+                    sent_times.append(time.monotonic())
+                    out.seconds_sent = end / sample_rate
+                if stop and not ws.closed and not out.vanished:
+                    try:
+                        await ws.send_str('{"type": "stop"}')
+                    except ConnectionResetError:
+                        pass
+            if out.vanished:
+                receiver.cancel()
+            else:
+                await asyncio.wait_for(receiver, timeout)
+            out.close_code = ws.close_code
+    finally:
+        if own:
+            await http.close()
+    return out
+
+
+def _drop(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Cut the TCP connection under a WebSocket without a close frame (the server sees the peer vanish)."""
+    sock = ws.get_extra_info("socket")
+    if sock is not None:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def percentiles(values: list[float], qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> dict[str, float]:
+    """``{"p50": ..., "p95": ..., "p99": ...}`` (NaN for no values)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return {f"p{round(q * 100)}": float(np.quantile(arr, q)) if arr.size else float("nan") for q in qs}
