@@ -26,6 +26,19 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
+class ExtraTrainConfig:
+    """A second training set mixed into every epoch (e.g. real speech beside synthetic)."""
+
+    manifest: str = ""  # a manifest (.jsonl), a LibriSpeech-layout folder or a Kaldi data dir
+    share: float = 0.15  # fraction of every epoch's training audio drawn from it (uniformly, with replacement)
+    augment: bool = True  # the waveform chain (augment.room, noise, ...) applies to it too
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share < 1.0:
+            raise ValueError(f"data.extra_train share must be in (0, 1), got {self.share}")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     train: str = "data/synth/train"  # a manifest (.jsonl), a LibriSpeech-layout folder or a Kaldi data dir
     dev: str | None = "data/synth/dev"  # evaluated at epoch ends (greedy WER); None: no dev evaluation
@@ -40,8 +53,20 @@ class DataConfig:
     dev_max_utterances: int | None = 300  # cap on the dev utterances decoded at each epoch end
     cmvn_max_utterances: int = 2000  # utterances sampled for the global CMVN statistics
     on_oov: str = "skip_utterance"  # text the tokenizer cannot encode: "skip_utterance" (counted) or "raise"
+    extra_train: tuple[ExtraTrainConfig, ...] = ()  # other sets mixed into every epoch at a share of its audio
+    num_workers: int = 1  # DataLoader worker processes building batches ahead of training (0: in the trainer)
+    prefetch_batches: int = 4  # batches each worker builds ahead
 
     def __post_init__(self) -> None:
+        if any(not e.manifest for e in self.extra_train):
+            raise ValueError("data.extra_train: every entry needs a manifest")
+        if sum(e.share for e in self.extra_train) >= 1.0:
+            raise ValueError(f"data.extra_train shares must sum to < 1, got {[e.share for e in self.extra_train]}")
+        if self.num_workers < 0 or self.prefetch_batches < 1:
+            raise ValueError(
+                f"need data.num_workers >= 0 and prefetch_batches >= 1, got {self.num_workers}, "
+                f"{self.prefetch_batches}"
+            )
         if self.tokenizer not in TOKENIZERS:
             raise ValueError(f"data.tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
         if self.on_oov not in ("skip_utterance", "raise"):
@@ -116,7 +141,7 @@ class TrainConfig:
     epochs: int = 20  # passes over the training data
     max_steps: int | None = None  # stop after this many optimiser steps (None: run all epochs)
     seed: int = 0  # seeds batching, augmentation, dropout and initialisation (with the rank)
-    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32" or "bf16"
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA and CPUs with AMX/AVX512-BF16, else fp32), "fp32", "bf16"
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
     num_threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
     checkpoint_every_steps: int = 500  # write a resumable checkpoint every N steps (and at each epoch end)

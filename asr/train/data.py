@@ -9,16 +9,19 @@ rest of the run).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from asr.augment import SPEED_FACTORS, SpecAugment, WaveAugmenter, speed_perturb
+from asr.data.batching import BatchingConfig, DynamicBatcher, EpochPlan
 from asr.data.manifest import Utterance
 from asr.features import FbankConfig, GlobalCMVN, compute_fbank
 from asr.text.base import Tokenizer
@@ -35,6 +38,13 @@ class Batch:
     targets: torch.Tensor  # [sum(target_lengths)] token ids, concatenated
     target_lengths: torch.Tensor  # [B]
     failed: tuple[str, ...] = ()  # ids whose audio failed to load while building this batch
+    failures: tuple[tuple[str, str], ...] = ()  # (id, reason) of audio first found broken by this batch's builder
+    key: tuple[int, int] = (-1, -1)  # (epoch, batch index) it was built for
+
+    @property
+    def empty(self) -> bool:
+        """True when every utterance of the batch failed to load (no features)."""
+        return not self.ids
 
 
 def ctc_min_frames(targets: Sequence[int]) -> int:
@@ -57,13 +67,19 @@ class TrainingData:
         on_oov: str = "skip_utterance",
         name: str = "train",
         fastest_speed: float = max(SPEED_FACTORS),
+        sources: Sequence[int] | None = None,
     ) -> None:
+        """``sources``: per utterance, which training set it comes from (0 the main one, k the k-th of
+        data.extra_train); kept in :attr:`sources` for the utterances kept."""
         self.features = features
         self.name = name
         self.skipped: Counter[str] = Counter()
         self.utterances: list[Utterance] = []
         self.targets: list[list[int]] = []
-        for utt in utterances:
+        self.sources: list[int] = []
+        if sources is not None and len(sources) != len(utterances):
+            raise ValueError(f"{name}: {len(sources)} source labels for {len(utterances)} utterances")
+        for n, utt in enumerate(utterances):
             if utt.duration > max_seconds:
                 self._skip(utt, f"longer than max_utterance_seconds={max_seconds}")
                 continue
@@ -85,6 +101,7 @@ class TrainingData:
                 continue
             self.utterances.append(utt)
             self.targets.append(ids)
+            self.sources.append(0 if sources is None else int(sources[n]))
         if self.skipped:
             logger.warning(
                 "%s: skipped %d utterances: %s", name, sum(self.skipped.values()), dict(self.skipped)
@@ -92,7 +109,10 @@ class TrainingData:
         if not self.utterances:
             raise ValueError(f"{name}: no usable utterances (skipped: {dict(self.skipped)})")
         self._audio: dict[int, np.ndarray] = {}
-        self.failed: set[int] = set()
+        self.failed: set[int] = set()  # utterances whose audio failed in this process (not loaded again)
+        self._new_failures: list[tuple[str, str]] = []  # (id, reason) not yet handed out in a Batch
+        self.reported: dict[str, str] = {}  # id -> reason, logged by report_failures (the training process)
+        self.no_wave_augment: frozenset[int] = frozenset()  # sources the waveform chain leaves alone
 
     def _skip(self, utt: Utterance, reason: str) -> None:
         if self.skipped[reason] < 3:
@@ -147,14 +167,26 @@ class TrainingData:
                 acc.add(compute_fbank(self.audio(i), self.features))
             except ValueError as exc:
                 self._fail(i, exc)
+        self.report_failures(self._drain_failures())
         return acc.result()
 
     def _fail(self, i: int, exc: Exception) -> None:
+        """Note a broken file (it is skipped from now on in this process); logged by report_failures, in the
+        training process, from the Batch that carries it (batches may be built in a loader worker)."""
         if i not in self.failed:
             self.failed.add(i)
-            logger.warning(
-                "%s: audio of %s failed, skipped from now on: %s", self.name, self.utterances[i].id, exc
-            )
+            self._new_failures.append((self.utterances[i].id, str(exc)))
+
+    def _drain_failures(self) -> tuple[tuple[str, str], ...]:
+        out, self._new_failures = tuple(self._new_failures), []
+        return out
+
+    def report_failures(self, failures: Sequence[tuple[str, str]]) -> None:
+        """Log each newly broken file once (call in the training process with each Batch's ``failures``)."""
+        for utt_id, reason in failures:
+            if utt_id not in self.reported:
+                self.reported[utt_id] = reason
+                logger.warning("%s: audio of %s failed, skipped from now on: %s", self.name, utt_id, reason)
 
     def make_batch(
         self,
@@ -164,11 +196,13 @@ class TrainingData:
         augment: AugmentConfig | None,
         generator: torch.Generator | None = None,
         augmenter: WaveAugmenter | None = None,
-    ) -> Batch | None:
-        """Features and targets for ``indices``; None when every utterance of the batch failed to load.
+        key: tuple[int, int] = (-1, -1),
+    ) -> Batch:
+        """Features and targets for ``indices`` (an empty Batch when every utterance failed to load).
 
         ``augmenter``: the waveform chain and VTLP (built once per run: it holds the RIR bank); each utterance
-        draws one seed from ``generator`` for it, after its speed factor.
+        draws one seed from ``generator`` for it, after its speed factor (also for a source the chain leaves
+        alone, so that the draws do not depend on the source).
         """
         feats, ids, targets, failed = [], [], [], []
         spec = SpecAugment(augment.spec) if augment and augment.spec_augment else None
@@ -193,7 +227,10 @@ class TrainingData:
             if augmenter is not None:
                 assert generator is not None, "augmentation needs a generator"
                 useed = int(torch.randint(0, 2**62, (1,), generator=generator))
-                samples = augmenter(samples, seed=useed, other=self._other_audio(i)).samples
+                if self.sources[i] in self.no_wave_augment:
+                    useed = None
+                else:
+                    samples = augmenter(samples, seed=useed, other=self._other_audio(i)).samples
             x = compute_fbank(samples, self.features)
             if useed is not None:
                 x, _ = augmenter.warp_features(x, seed=useed, fbank=self.features)
@@ -203,10 +240,8 @@ class TrainingData:
             feats.append(x)
             ids.append(self.utterances[i].id)
             targets.append(self.targets[i])
-        if not feats:
-            return None
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
-        padded = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+        padded = torch.zeros(len(feats), int(lengths.max()) if feats else 0, self.features.n_mels)
         for b, f in enumerate(feats):
             padded[b, : f.shape[0]] = f
         return Batch(
@@ -216,8 +251,139 @@ class TrainingData:
             targets=torch.tensor([t for ts in targets for t in ts], dtype=torch.long),
             target_lengths=torch.tensor([len(t) for t in targets], dtype=torch.long),
             failed=tuple(failed),
+            failures=self._drain_failures(),
+            key=key,
         )
 
 
 def seconds_of(utterances: Sequence[Utterance]) -> float:
     return math.fsum(u.duration for u in utterances)
+
+
+def step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
+    """The seed of one training step: its batch's augmentation and its dropout."""
+    return (seed * 1_000_003 + epoch * 10_007 + batch * 101 + rank) % (2**62)
+
+
+class Planner(Protocol):
+    def plan(self, epoch: int) -> EpochPlan: ...
+
+
+class BatchSource(torch.utils.data.Dataset):
+    """Map-style dataset whose item ``(epoch, b)`` is this rank's batch ``b`` of ``epoch``: utterances from the
+    planner, augmentation seeded by :func:`step_seed`. A pure function of (seed, epoch, b, rank), so it does not
+    matter which process builds it, nor when (the loader's workers run ahead of training)."""
+
+    def __init__(
+        self,
+        data: TrainingData,
+        planner: Planner,
+        *,
+        cmvn: GlobalCMVN,
+        augment: AugmentConfig,
+        augmenter: WaveAugmenter | None,
+        seed: int,
+        rank: int,
+    ) -> None:
+        self.data, self.planner, self.cmvn = data, planner, cmvn
+        self.augment, self.augmenter = augment, augmenter
+        self.seed, self.rank = seed, rank
+
+    def __getitem__(self, key: tuple[int, int]) -> Batch:
+        epoch, b = key
+        indices = self.planner.plan(epoch).batches[b]
+        gen = torch.Generator().manual_seed(step_seed(self.seed, epoch, b, self.rank))
+        return self.data.make_batch(
+            indices, cmvn=self.cmvn, augment=self.augment, generator=gen, augmenter=self.augmenter, key=key
+        )
+
+
+def _single(batch: Batch) -> Batch:  # the DataLoader's collate_fn: one item is one batch already
+    return batch
+
+
+def batch_stream(
+    source: BatchSource, keys: Sequence[tuple[int, int]], *, num_workers: int, prefetch: int = 4
+) -> Iterator[Batch]:
+    """The batches of ``keys``, in order: built in ``num_workers`` DataLoader worker processes that run up to
+    ``prefetch`` batches each ahead of the consumer (0 workers: built in this process when asked for)."""
+    if num_workers == 0:
+        return (source[k] for k in keys)
+    loader = torch.utils.data.DataLoader(
+        source,
+        sampler=list(keys),
+        batch_size=None,
+        collate_fn=_single,
+        num_workers=num_workers,
+        prefetch_factor=prefetch,
+        generator=torch.Generator().manual_seed(0),  # (unused seeds; keeps the global RNG untouched)
+    )
+    return iter(loader)
+
+
+@dataclass(frozen=True)
+class ExtraSet:
+    """One extra training set inside TrainingData: its source label and share of every epoch's audio."""
+
+    source: int  # label in TrainingData.sources
+    share: float  # fraction of each epoch's frames drawn from it (with replacement)
+
+
+class MixedPlanner:
+    """Epoch plans over the main set plus shares of extra sets (data.extra_train).
+
+    Each epoch takes every main utterance once and draws utterances of each extra set uniformly with replacement
+    (a generator seeded by (seed, epoch, source)) until the set holds ``share`` of the epoch's frames; the whole
+    list is then bucketed and packed like the main set alone (:class:`DynamicBatcher`), so real and synthetic
+    utterances of similar lengths share batches. Plans are pure functions of (seed, epoch, rank).
+    """
+
+    def __init__(
+        self,
+        frames: Sequence[int],
+        sources: Sequence[int],
+        extras: Sequence[ExtraSet],
+        *,
+        config: BatchingConfig,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        total = math.fsum(e.share for e in extras)
+        if not extras or total >= 1.0:
+            raise ValueError(f"extra training sets need shares summing to < 1, got {[e.share for e in extras]}")
+        self.config, self.rank, self.world_size = config, rank, world_size
+        self.frames = np.asarray(frames, dtype=np.int64)
+        fits = (self.frames > 0) & (self.frames <= config.max_frames)  # the others: reported by DynamicBatcher
+        src = np.asarray(sources)
+        self.main = np.flatnonzero(fits & (src == 0))
+        self.extras = [(e, np.flatnonzero(fits & (src == e.source))) for e in extras]
+        empty = [e.source for e, idx in self.extras if idx.size == 0]
+        if empty or self.main.size == 0:
+            raise ValueError(f"no usable utterances in training set(s) {empty or [0]} for mixing")
+        main_frames = float(self.frames[self.main].sum())
+        self.targets = [e.share / (1.0 - total) * main_frames for e, _ in self.extras]  # frames per epoch
+        self._cache: EpochPlan | None = None
+
+    def members(self, epoch: int) -> np.ndarray:
+        """The epoch's utterance indices: the main set, then the draws from each extra set."""
+        parts = [self.main]
+        for (extra, idx), target in zip(self.extras, self.targets):
+            rng = np.random.default_rng([self.config.seed, epoch, extra.source, 0x4D4958])
+            mean = float(self.frames[idx].mean())
+            draws = rng.integers(0, idx.size, size=int(target / mean * 1.5) + 8)
+            cum = np.cumsum(self.frames[idx[draws]])
+            parts.append(idx[draws[: int(np.searchsorted(cum, target)) + 1]])
+        return np.concatenate(parts)
+
+    def plan(self, epoch: int) -> EpochPlan:
+        if self._cache is not None and self._cache.epoch == epoch:
+            return self._cache
+        members = self.members(epoch)
+        batcher = DynamicBatcher(
+            self.frames[members].tolist(), config=self.config, rank=self.rank, world_size=self.world_size
+        )
+        plan = batcher.plan(epoch)
+        self._cache = dataclasses.replace(
+            plan, batches=tuple(tuple(int(members[i]) for i in b) for b in plan.batches)
+        )
+        return self._cache

@@ -7,7 +7,6 @@ step from (seed, epoch, batch index, rank). So a run killed at any point and res
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
@@ -33,17 +32,22 @@ from asr.pipeline import AsrModel, save_asr_model
 from asr.text.tokenizers import build_tokenizer, tokenizer_from_dict
 from asr.train import checkpoints as ckpts
 from asr.train.config import TrainConfig
-from asr.train.data import TrainingData, seconds_of
+from asr.train.data import BatchSource, ExtraSet, MixedPlanner, TrainingData, batch_stream, seconds_of, step_seed
 from asr.train.distributed import DistInfo, barrier, cleanup, init_distributed, pick_device
+from asr.train.precision import choose_precision
 
 logger = logging.getLogger(__name__)
 
 # Fields that may differ between a run and its resumption (everything else must match).
-_RESUMABLE_CHANGES = {"epochs", "max_steps", "checkpoint_every_steps", "keep_checkpoints", "log_every_steps"}
-
-
-def _step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
-    return (seed * 1_000_003 + epoch * 10_007 + batch * 101 + rank) % (2**62)
+_RESUMABLE_CHANGES = {
+    "epochs",
+    "max_steps",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "log_every_steps",
+    "data.num_workers",  # where batches are built does not change them
+    "data.prefetch_batches",
+}
 
 
 def _lr_lambda(cfg: TrainConfig, total_steps: int):
@@ -72,14 +76,6 @@ def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimize
     if o.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
     return torch.optim.RAdam(groups, lr=o.lr, betas=tuple(o.betas), decoupled_weight_decay=True)
-
-
-def _autocast(cfg: TrainConfig, device: torch.device):
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext()
-    # The attention kernels keep their state and accumulation in float32 whatever the input dtype.
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def _check_resume_config(saved: dict, current: dict) -> None:
@@ -140,6 +136,9 @@ class _Metrics:
         if not path.exists():
             with path.open("w", newline="") as f:
                 csv.writer(f).writerow(fields)
+        else:  # a resumed run keeps its file's columns (one started by an older version may lack new ones)
+            with path.open(newline="") as f:
+                self.fields = next(csv.reader(f), fields)
 
     def write(self, row: dict) -> None:
         with self.path.open("a", newline="") as f:
@@ -189,13 +188,26 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     barrier(info)
 
     # --- data, tokenizer, CMVN -------------------------------------------------------------------------------
-    train_utts = load_utterances(config.data.train)
+    train_utts = list(load_utterances(config.data.train))
     logger.info(
         "train: %d utterances, %.2f h from %s",
         len(train_utts),
         seconds_of(train_utts) / 3600,
         config.data.train,
     )
+    sources = [0] * len(train_utts)
+    for k, extra in enumerate(config.data.extra_train, start=1):
+        extra_utts = load_utterances(extra.manifest)
+        logger.info(
+            "extra train set %d: %d utterances, %.2f h from %s, %.0f%% of every epoch's audio",
+            k,
+            len(extra_utts),
+            seconds_of(extra_utts) / 3600,
+            extra.manifest,
+            100 * extra.share,
+        )
+        train_utts += extra_utts
+        sources += [k] * len(extra_utts)
     tok_path = run_dir / "tokenizer.json"
     if info.is_main and not tok_path.exists():
         opts = {"vocab_size": config.data.bpe_vocab_size} if config.data.tokenizer == "bpe" else {}
@@ -214,7 +226,9 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         max_seconds=config.data.max_utterance_seconds,
         on_oov=config.data.on_oov,
         fastest_speed=config.augment.fastest_speed,
+        sources=sources,
     )
+    data.no_wave_augment = frozenset(k for k, e in enumerate(config.data.extra_train, start=1) if not e.augment)
     cmvn_path = run_dir / "cmvn.safetensors"
     if info.is_main and not cmvn_path.exists():
         data.fit_cmvn(max_utterances=config.data.cmvn_max_utterances, seed=config.seed).save(cmvn_path)
@@ -235,25 +249,31 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             name="dev",
         )
 
-    batcher = DynamicBatcher(
-        data.num_frames(),
-        config=BatchingConfig(
-            max_frames=config.data.max_batch_frames,
-            max_batch_size=config.data.max_batch_size,
-            num_buckets=config.data.num_buckets,
-            seed=config.seed,
-        ),
-        rank=info.rank,
-        world_size=info.world_size,
-        ids=[u.id for u in data.utterances],
+    batching = BatchingConfig(
+        max_frames=config.data.max_batch_frames,
+        max_batch_size=config.data.max_batch_size,
+        num_buckets=config.data.num_buckets,
+        seed=config.seed,
     )
+    ids = [u.id for u in data.utterances]
+    # (the batcher also reports the utterances no batch can hold, mixed or not)
+    planner = batcher = DynamicBatcher(
+        data.num_frames(), config=batching, rank=info.rank, world_size=info.world_size, ids=ids
+    )
+    if config.data.extra_train:
+        extras = [ExtraSet(source=k, share=e.share) for k, e in enumerate(config.data.extra_train, start=1)]
+        planner = MixedPlanner(
+            data.num_frames(), data.sources, extras, config=batching, rank=info.rank, world_size=info.world_size
+        )
+    del batcher
 
     # --- model, optimiser, position ------------------------------------------------------------------------
     torch.manual_seed(config.seed)  # identical initialisation on every rank
     model = CTCModel(model_cfg).to(device)
     optimizer = _optimizer(config, model)
-    steps_per_epoch = len(batcher.plan(0).batches)
-    total_steps = config.epochs * steps_per_epoch
+    epoch_batches = [len(planner.plan(e).batches) for e in range(config.epochs)]  # (mixing: varies a little)
+    steps_per_epoch = epoch_batches[0]
+    total_steps = sum(epoch_batches)
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, total_steps))
@@ -281,13 +301,18 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             device,
         )
     net = DistributedDataParallel(model) if info.enabled else model
+    precision = choose_precision(config.precision, device)
+    if info.is_main:
+        logger.info("%s", precision.reason)
     bundle = AsrModel(model=model, tokenizer=tokenizer, cmvn=cmvn, features=config.features)
 
     metrics = dev_log = None
     if info.is_main:
         metrics = _Metrics(
             run_dir / "metrics.csv",
-            ["step", "epoch", "loss", "loss_per_token", "lr", "grad_norm", "audio_s_per_s", "wall_s"],
+            # (wall_s, audio_s, cpu_s: since the loop (re)started)
+            ["step", "epoch", "loss", "loss_per_token", "lr", "grad_norm", "audio_s_per_s", "wall_s", "audio_s",
+             "cpu_s"],  # fmt: skip
         )
         dev_log = _Metrics(
             run_dir / "dev.csv",
@@ -310,15 +335,31 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         barrier(info)
 
     step = position.step
-    t_start = time.time()
+    t_start, cpu_start = time.time(), time.process_time()
     done = config.max_steps is not None and step >= config.max_steps
+    # Every batch still to train on, in order, built ahead of training by the loader's workers.
+    keys = [
+        (e, b)
+        for e in range(position.epoch, config.epochs)
+        for b in range(position.batches_done if e == position.epoch else 0, epoch_batches[e])
+    ]
+    if config.max_steps is not None:
+        keys = keys[: max(config.max_steps - step, 0)]
+    source = BatchSource(
+        data, planner, cmvn=cmvn, augment=config.augment, augmenter=augmenter, seed=config.seed, rank=info.rank
+    )
+    batches = batch_stream(source, keys, num_workers=config.data.num_workers, prefetch=config.data.prefetch_batches)
+    if info.is_main:
+        logger.info("batches built by %d loader worker(s)", config.data.num_workers)
+    audio_total = 0.0
     for epoch in range(position.epoch, config.epochs):
         if done:
             break
         start = position.batches_done if epoch == position.epoch else 0
-        plan = batcher.plan(epoch).batches
+        plan = planner.plan(epoch).batches
         net.train()
         t_epoch, loss_sum, loss_count, skipped_batches = time.time(), 0.0, 0, 0
+        t_last = t_epoch
         bar = tqdm(
             range(start, len(plan)),
             desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -328,21 +369,21 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             total=len(plan),
         )
         for b in bar:
-            seed = _step_seed(config.seed, epoch, b, info.rank)
-            torch.manual_seed(seed)
-            gen = torch.Generator().manual_seed(seed)
-            t0 = time.time()
-            batch = data.make_batch(plan[b], cmvn=cmvn, augment=config.augment, generator=gen, augmenter=augmenter)
+            torch.manual_seed(step_seed(config.seed, epoch, b, info.rank))  # dropout
+            batch = next(batches)
+            if batch.key != (epoch, b):
+                raise RuntimeError(f"loader gave batch {batch.key}, expected {(epoch, b)}")
+            data.report_failures(batch.failures)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "rank %d epoch %d batch %d ids %s",
                     info.rank,
                     epoch,
                     b,
-                    ",".join(batch.ids) if batch is not None else "-",
+                    ",".join(batch.ids) if not batch.empty else "-",
                 )
-            with _autocast(config, device):
-                if batch is None:  # every utterance failed to load: keep DDP ranks in step with a zero loss
+            with precision.autocast(device):
+                if batch.empty:  # every utterance failed to load: keep DDP ranks in step with a zero loss
                     skipped_batches += 1
                     loss = sum(p.sum() for p in net.parameters()) * 0.0
                     tokens = 1
@@ -375,8 +416,10 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             loss_sum += loss_value
             loss_count += 1
             if info.is_main:
-                secs = float(batch.lengths.sum()) * config.features.frame_shift_ms / 1000 if batch else 0.0
-                speed = secs / max(time.time() - t0, 1e-9)
+                secs = float(batch.lengths.sum()) * config.features.frame_shift_ms / 1000
+                now = time.time()
+                speed, t_last = secs / max(now - t_last, 1e-9), now  # waiting for the batch included
+                audio_total += secs
                 bar.set_postfix(
                     loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", speed=f"{speed:.0f}x"
                 )
@@ -386,11 +429,13 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
                             "step": step,
                             "epoch": epoch,
                             "loss": f"{loss_value:.4f}",
-                            "loss_per_token": f"{loss_value * (len(batch.ids) if batch else 1) / tokens:.4f}",
+                            "loss_per_token": f"{loss_value * max(len(batch.ids), 1) / tokens:.4f}",
                             "lr": f"{scheduler.get_last_lr()[0]:.3e}",
                             "grad_norm": f"{float(grad_norm):.3f}",
                             "audio_s_per_s": f"{speed:.1f}",
                             "wall_s": f"{time.time() - t_start:.1f}",
+                            "audio_s": f"{audio_total:.1f}",  # audio trained on since (re)start
+                            "cpu_s": f"{time.process_time() - cpu_start:.1f}",  # this process's CPU time
                         }
                     )
             if config.max_steps is not None and step >= config.max_steps:
@@ -429,6 +474,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             dev_log.write(row)
         save(f"epoch-{epoch + 1:03d}", ckpts.Position(step, epoch + 1, 0))
 
+    del batches  # stops the loader's workers
     final = run_dir / "final.safetensors"
     if info.is_main:
         epochs = ckpts.epoch_checkpoints(ckpt_dir)[-config.average_last :]
@@ -444,7 +490,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         logger.info(
             "final model: %s (failed audio: %d, skipped batches at load: %s)",
             final,
-            len(data.failed),
+            len(data.reported),
             dict(data.skipped),
         )
     barrier(info)

@@ -220,11 +220,13 @@ def causal_linear_attention_chunked(
 ) -> tuple[torch.Tensor, LinearAttentionState]:
     """Chunkwise-parallel form; inputs are validated by ``kernels.causal_linear_attention``.
 
-    Computes and keeps the state in float32 (float64 for float64 inputs); ``out`` is in q's dtype.
+    Computes and keeps the state in float32 (float64 for float64 inputs); ``out`` is in q's dtype. Under autocast
+    (bf16 training) the state matmuls stay float32: autocast is off inside.
     T is zero-padded up to a multiple of the chunk (zero keys and values, gate 1: no effect on anything).
     """
     T = q.shape[1]
     C = min(chunk_size, T)
     S0, z0 = (None, None) if initial_state is None else initial_state
-    out, S, z = _ChunkedLinearAttention.apply(q, k, v, log_decay, S0, z0, float(eps), C)
+    with torch.autocast(q.device.type, enabled=False):
+        out, S, z = _ChunkedLinearAttention.apply(q, k, v, log_decay, S0, z0, float(eps), C)
     return out, LinearAttentionState(S, z)

@@ -1,18 +1,22 @@
-"""asr.train.data with the waveform augmentation chain: seeded per batch, off means bit-identical to no chain."""
+"""asr.train.data: the waveform chain inside batches (seeded per batch; off is bit-identical to no chain), batches
+built by loader workers exactly as in process, and extra training sets mixed into every epoch at a share."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
 
 from asr.augment import WaveAugmenter, build_rir_bank
+from asr.data.batching import BatchingConfig, DynamicBatcher
+from asr.data.manifest import Utterance
 from asr.data.sources import load_utterances
 from asr.features import FbankConfig, GlobalCMVN
 from asr.text.tokenizers import build_tokenizer
-from asr.train.config import AugmentConfig
-from asr.train.data import TrainingData
+from asr.train.config import AugmentConfig, ExtraTrainConfig
+from asr.train.data import BatchSource, ExtraSet, MixedPlanner, TrainingData, batch_stream
 from asr.train.trainer import load_train_config
 
 FB = FbankConfig(n_mels=40)
@@ -70,3 +74,82 @@ def test_chain_off_is_bit_identical_and_chain_on_is_seeded(data):
     assert torch.equal(x.lengths, g.lengths)  # the same speed factors, and every stage keeps the length
     assert not torch.equal(x.feats, g.feats)
     json.dumps(x.ids)  # plain ids
+
+
+def _source(data, planner, augment=None, augmenter=None, seed=3):
+    cmvn = GlobalCMVN(mean=torch.zeros(FB.n_mels), std=torch.ones(FB.n_mels), count=1)
+    return BatchSource(data, planner, cmvn=cmvn, augment=augment or AugmentConfig(), augmenter=augmenter, seed=seed,
+                       rank=0)  # fmt: skip
+
+
+def test_loader_workers_build_exactly_the_in_process_batches(data):
+    batcher = DynamicBatcher(data.num_frames(), config=BatchingConfig(max_frames=800, seed=1))
+    keys = [(e, b) for e in (0, 1) for b in range(len(batcher.plan(e).batches))][1:]  # as after a resume
+    world = load_train_config(None, {"augment": {"noise": {"prob": 0.5}, "babble": {"prob": 0.5}}}).augment
+    source = _source(data, batcher, world, WaveAugmenter.from_config(world, sample_rate=FB.sample_rate))
+    here = list(batch_stream(source, keys, num_workers=0))
+    for workers in (1, 2):
+        there = list(batch_stream(source, keys, num_workers=workers, prefetch=2))
+        assert [b.key for b in there] == keys == [b.key for b in here]
+        for a, b in zip(here, there):
+            assert a.ids == b.ids and torch.equal(a.feats, b.feats) and torch.equal(a.targets, b.targets)
+
+
+def test_broken_audio_found_in_a_worker_is_reported_once_by_the_trainer(tiny_corpus, tmp_path, caplog):
+    utts = load_utterances(tiny_corpus["train"])[:4]
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"not audio" * 50)
+    utts.append(Utterance(id="bad-1", audio=str(broken), duration=1.0, text="ONE", speaker="x"))
+    data = TrainingData(utts, build_tokenizer("char", texts=[u.text for u in utts]), features=FB, subsampling=4,
+                        max_seconds=30.0)  # fmt: skip
+    batcher = DynamicBatcher(data.num_frames(), config=BatchingConfig(max_frames=100_000, max_batch_size=1, seed=0))
+    keys = [(e, b) for e in (0, 1) for b in range(len(batcher.plan(e).batches))]
+    with caplog.at_level(logging.WARNING, logger="asr.train.data"):
+        for batch in batch_stream(_source(data, batcher), keys, num_workers=1):
+            data.report_failures(batch.failures)
+            assert batch.empty == (batch.failed == ("bad-1",))
+    assert sum("bad-1" in r.getMessage() for r in caplog.records) == 1 and list(data.reported) == ["bad-1"]
+
+
+def _frames_by_source(data, planner, epoch):
+    frames = data.num_frames()
+    out = [0, 0]
+    for batch in planner.plan(epoch).batches:
+        for i in batch:
+            out[data.sources[i]] += frames[i]
+    return out
+
+
+def test_mixed_planner_draws_the_share_of_every_epoch(tiny_corpus):
+    utts = load_utterances(tiny_corpus["train"]) + load_utterances(tiny_corpus["dev"])
+    sources = [0] * 24 + [1] * 6
+    data = TrainingData(utts, build_tokenizer("char", texts=[u.text for u in utts]), features=FB, subsampling=4,
+                        max_seconds=30.0, sources=sources)  # fmt: skip
+    config = BatchingConfig(max_frames=1500, num_buckets=2, seed=5)
+    planner = MixedPlanner(data.num_frames(), data.sources, [ExtraSet(source=1, share=0.3)], config=config)
+    members = {}
+    for epoch in range(4):
+        main, extra = _frames_by_source(data, planner, epoch)
+        assert extra / (main + extra) == pytest.approx(0.3, abs=0.05)
+        ids = [i for b in planner.plan(epoch).batches for i in b]
+        assert sorted(i for i in ids if data.sources[i] == 0) == list(range(24))  # every main utterance once
+        members[epoch] = ids
+    assert members[0] != members[1]  # new draws (and order) every epoch
+    again = MixedPlanner(data.num_frames(), data.sources, [ExtraSet(source=1, share=0.3)], config=config)
+    assert all([i for b in again.plan(e).batches for i in b] == members[e] for e in range(4))  # f(seed, epoch)
+    ranks = [MixedPlanner(data.num_frames(), data.sources, [ExtraSet(1, 0.3)], config=config, rank=r, world_size=2)
+             for r in (0, 1)]  # fmt: skip
+    assert len(ranks[0].plan(2).batches) == len(ranks[1].plan(2).batches)
+    assert set(ranks[0].plan(2).batches) | set(ranks[1].plan(2).batches) == set(planner.plan(2).batches)
+    assert not set(ranks[0].plan(2).batches) & set(ranks[1].plan(2).batches[:-1])  # disjoint (but the pad)
+    with pytest.raises(ValueError, match="sum"):
+        MixedPlanner(data.num_frames(), data.sources, [ExtraSet(1, 0.6), ExtraSet(2, 0.5)], config=config)
+
+
+def test_extra_train_recipe_key(tiny_corpus):
+    config = load_train_config(None, {"data": {"extra_train": [{"manifest": "real.jsonl", "share": 0.2}]}})
+    assert config.data.extra_train == (ExtraTrainConfig(manifest="real.jsonl", share=0.2, augment=True),)
+    with pytest.raises(ValueError, match="needs a manifest"):
+        load_train_config(None, {"data": {"extra_train": [{"share": 0.2}]}})
+    with pytest.raises(ValueError, match=r"share must be in \(0, 1\)"):
+        load_train_config(None, {"data": {"extra_train": [{"manifest": "x", "share": 1.5}]}})
