@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "transcribe audio files with a model (the bundled one by default)",
     ),
     "plot": ("asr.commands.plot", "draw a run's loss and dev-WER curves to PNG"),
+    "lm": ("asr.commands.lm", "build an n-gram LM + lexicon (asr lm build), or a lexicon for a model"),
     "live": ("asr.commands.live", "transcribe the microphone live (Ctrl-C to stop)"),
     "devices": ("asr.commands.devices", "list audio input devices (for 'asr live --input-device')"),
     "serve": ("asr.commands.serve", "serve live transcription over WebSockets (page at /, /ws, /healthz, /metrics)"),

@@ -4,7 +4,8 @@ References and hypotheses go through the same normalisation (:func:`asr.text.nor
 models the reference is the CMUdict phone string of the normalised words). Counting is jiwer's. ``mode="full"``
 runs the causal (or bidirectional) forward over whole utterances in length-sorted batches; ``mode="stream"``
 feeds each file's samples through the streaming recognizer in ``chunk_ms`` chunks, the same path live
-transcription uses.
+transcription uses. With ``lm`` (an :class:`asr.decoding.lm_decoder.LMDecoder`) both modes decode with the lexicon /
+n-gram LM beam search; a phone model decoded with a word lexicon then outputs words and is scored by WER.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from asr.data.manifest import Utterance
+from asr.decoding.lm_decoder import LMDecoder
 from asr.pipeline import AsrModel
 from asr.scoring import ErrorCounts, UtteranceScore, format_table, score_corpus, write_per_utterance
 from asr.text.normalize import normalize_text
@@ -53,26 +55,80 @@ class EvalResult:
         return self.compute_seconds / max(self.audio_seconds, 1e-9)
 
 
-def reference_text(bundle: AsrModel, text: str) -> str:
-    """The scoring reference: normalised words, or their phones for a phone model."""
+def _phone_output(bundle: AsrModel, lm: LMDecoder | None) -> bool:
+    """Whether hypotheses are phone strings (a phone model without a word lexicon) rather than words."""
+    return bundle.tokenizer.kind == "phone" and (lm is None or lm.mode == "lexicon-free")
+
+
+def reference_text(bundle: AsrModel, text: str, lm: LMDecoder | None = None) -> str:
+    """The scoring reference: normalised words, or their phones for a phone model (decoded without a lexicon)."""
     norm = normalize_text(text)
-    if bundle.tokenizer.kind == "phone":
+    if _phone_output(bundle, lm):
         return bundle.tokenizer.decode(bundle.tokenizer.encode(norm, on_oov="skip"))
     return norm
 
 
-def _hyp_text(bundle: AsrModel, text: str) -> str:
+def _hyp_text(bundle: AsrModel, text: str, lm: LMDecoder | None = None) -> str:
     """A hypothesis as scored: normalised like the reference (phone strings are already in their form)."""
-    return text if bundle.tokenizer.kind == "phone" else normalize_text(text)
+    return text if _phone_output(bundle, lm) else normalize_text(text)
 
 
 def _timestamps(bundle: AsrModel, hyp) -> dict:
     spf = bundle.seconds_per_frame
-    return {
+    stamps = {
         "tokens": bundle.tokenizer.decode_tokens(hyp.tokens),
         "times": [round(f * spf, 3) for f in hyp.frames],
         "confidences": [round(c, 4) for c in hyp.confidences],
     }
+    if hyp.words is not None:
+        stamps["words"] = [
+            {"word": w.text, "start": round(w.start * spf, 3), "end": round(w.end * spf, 3),
+             "confidence": round(w.confidence, 4)}
+            for w in hyp.words
+        ]
+    return stamps
+
+
+def _full_log_probs(bundle: AsrModel, utterances: Sequence[Utterance], max_batch_frames: int, failed: dict, bar):
+    """Full-utterance forward in length-sorted batches: yields (id, log_probs [T', V] float32 CPU, seconds spent
+    on its share of featurising and the forward). Unreadable files go to ``failed``; ``bar`` counts utterances."""
+    sr = bundle.features.sample_rate
+    order = sorted(range(len(utterances)), key=lambda i: utterances[i].duration, reverse=True)
+    i = 0
+    while i < len(order):
+        batch_feats, batch_ids = [], []
+        longest = 0
+        spent = 0.0
+        while i < len(order):
+            utt = utterances[order[i]]
+            try:
+                samples = utt.load_audio(target_sr=sr)
+            except ValueError as exc:
+                failed[utt.id] = str(exc)
+                i += 1
+                bar.update(1)
+                continue
+            t0 = time.perf_counter()
+            feats = bundle.featurize(samples)
+            spent += time.perf_counter() - t0
+            n = max(longest, feats.shape[0]) * (len(batch_feats) + 1)
+            if batch_feats and n > max_batch_frames:
+                break
+            batch_feats.append(feats)
+            batch_ids.append(utt.id)
+            longest = max(longest, feats.shape[0])
+            i += 1
+        if not batch_feats:
+            continue
+        t0 = time.perf_counter()
+        lengths = torch.tensor([f.shape[0] for f in batch_feats])
+        padded = torch.nn.utils.rnn.pad_sequence(batch_feats, batch_first=True)
+        log_probs, out_lengths = bundle.log_probs(padded, lengths)
+        log_probs = log_probs.float().cpu()
+        spent += time.perf_counter() - t0
+        for b, utt_id in enumerate(batch_ids):
+            yield utt_id, log_probs[b, : int(out_lengths[b])].contiguous(), spent / len(batch_ids)
+        bar.update(len(batch_ids))
 
 
 def evaluate_batch(
@@ -84,7 +140,9 @@ def evaluate_batch(
     chunk_ms: float = 160.0,
     max_batch_frames: int = 30000,
     progress: bool = True,
+    lm: LMDecoder | None = None,
 ) -> EvalResult:
+    """Score ``utterances``; ``lm``: decode with that lexicon / LM beam search (``beam`` is then unused)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not utterances:
@@ -96,47 +154,17 @@ def evaluate_batch(
     compute = 0.0
     bar = tqdm(total=len(utterances), desc=f"eval ({mode})", unit="utt", disable=not progress)
     if mode == "full":
-        order = sorted(range(len(utterances)), key=lambda i: utterances[i].duration, reverse=True)
-        i = 0
-        while i < len(order):
-            batch_feats, batch_ids = [], []
-            longest = 0
-            while i < len(order):
-                utt = utterances[order[i]]
-                try:
-                    samples = utt.load_audio(target_sr=sr)
-                except ValueError as exc:
-                    failed[utt.id] = str(exc)
-                    i += 1
-                    bar.update(1)
-                    continue
-                t0 = time.perf_counter()
-                feats = bundle.featurize(samples)
-                compute += time.perf_counter() - t0
-                n = max(longest, feats.shape[0]) * (len(batch_feats) + 1)
-                if batch_feats and n > max_batch_frames:
-                    break
-                batch_feats.append(feats)
-                batch_ids.append(utt.id)
-                longest = max(longest, feats.shape[0])
-                i += 1
-            if not batch_feats:
-                continue
+        for utt_id, lp, seconds in _full_log_probs(bundle, utterances, max_batch_frames, failed, bar):
             t0 = time.perf_counter()
-            lengths = torch.tensor([f.shape[0] for f in batch_feats])
-            padded = torch.nn.utils.rnn.pad_sequence(batch_feats, batch_first=True)
-            log_probs, out_lengths = bundle.log_probs(padded, lengths)
-            for b, utt_id in enumerate(batch_ids):
-                hyp = bundle.decode(log_probs[b, : int(out_lengths[b])], beam=beam)
-                hyps[utt_id] = _hyp_text(bundle, bundle.tokenizer.decode(hyp.tokens))
-                stamps[utt_id] = _timestamps(bundle, hyp)
-            compute += time.perf_counter() - t0
-            bar.update(len(batch_ids))
+            hyp = bundle.decode(lp, beam=beam) if lm is None else lm.decode(lp)
+            compute += seconds + time.perf_counter() - t0
+            hyps[utt_id] = _hyp_text(bundle, hyp.text(bundle.tokenizer), lm)
+            stamps[utt_id] = _timestamps(bundle, hyp)
     else:
         from asr.streaming import EndpointConfig, Recognizer
 
         # One segment per utterance (no endpointing): the test sets are already segmented.
-        recognizer = Recognizer(bundle, beam=beam, endpoint=EndpointConfig(enabled=False))
+        recognizer = Recognizer(bundle, beam=beam if lm is None else 1, endpoint=EndpointConfig(enabled=False), lm=lm)
         chunk = max(1, int(round(chunk_ms * sr / 1000)))
         for utt in utterances:
             try:
@@ -154,12 +182,18 @@ def evaluate_batch(
             recognizer.decode([stream])
             compute += time.perf_counter() - t0
             result = stream.result
-            hyps[utt.id] = _hyp_text(bundle, result.text)
+            hyps[utt.id] = _hyp_text(bundle, result.text, lm)
             stamps[utt.id] = {
                 "tokens": [t for seg in result.finals for t in seg.tokens],
                 "times": [t for seg in result.finals for t in seg.token_times],
                 "confidences": [round(c, 4) for seg in result.finals for c in seg.confidences],
             }
+            if lm is not None and lm.mode != "lexicon-free":
+                stamps[utt.id]["words"] = [
+                    {"word": w.text, "start": w.start, "end": w.end, "confidence": w.confidence}
+                    for seg in result.finals
+                    for w in seg.words
+                ]
             recognizer.close_stream(stream)
             bar.update(1)
     bar.close()
@@ -170,9 +204,9 @@ def evaluate_batch(
             dict(list(failed.items())[:5]),
         )
     ids = [u.id for u in utterances]
-    refs = [reference_text(bundle, u.text) for u in utterances]
+    refs = [reference_text(bundle, u.text, lm) for u in utterances]
     out = [hyps.get(u.id, "") for u in utterances]
-    unit = "phone" if bundle.tokenizer.kind == "phone" else "word"
+    unit = "phone" if _phone_output(bundle, lm) else "word"
     counts, per_utt = score_corpus(ids, refs, out, unit=unit)
     char_counts = None if unit == "phone" else score_corpus(ids, refs, out, unit="char")[0]
     return EvalResult(
@@ -217,3 +251,63 @@ def write_report(out_dir: Path, result: EvalResult, *, meta: dict) -> None:
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(out_dir / "summary.json")
     (out_dir / "report.txt").write_text(report(result, n_utts=len(result.per_utterance)) + "\n")
+
+
+def grid_search(
+    bundle: AsrModel,
+    utterances: Sequence[Utterance],
+    lm: LMDecoder,
+    *,
+    lm_weights: Sequence[float],
+    word_scores: Sequence[float],
+    max_batch_frames: int = 30000,
+    progress: bool = True,
+) -> list[dict]:
+    """WER/CER of every (lm weight, word score) on ``utterances`` from one full-utterance forward (the log-probs
+    are kept in memory), best first (WER, then CER). Tune on a dev set: the test sets stay for reporting."""
+    if not utterances:
+        raise ValueError("no utterances to evaluate")
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(utterances), desc="forward", unit="utt", disable=not progress)
+    log_probs = {utt_id: lp for utt_id, lp, _ in _full_log_probs(bundle, utterances, max_batch_frames, failed, bar)}
+    bar.close()
+    if failed:
+        logger.warning("%d utterances could not be read (scored as all-deleted): %s", len(failed), list(failed)[:5])
+    ids = [u.id for u in utterances]
+    refs = [reference_text(bundle, u.text, lm) for u in utterances]
+    unit = "phone" if _phone_output(bundle, lm) else "word"
+    audio = sum(u.duration for u in utterances)
+    rows = []
+    settings = [(w, s) for w in lm_weights for s in word_scores]
+    for w, s in tqdm(settings, desc="grid", unit="setting", disable=not progress):
+        decoder = lm.with_options(lm_weight=w, word_score=s)
+        t0 = time.perf_counter()
+        out = [
+            _hyp_text(bundle, decoder.decode(log_probs[i]).text(bundle.tokenizer), lm) if i in log_probs else ""
+            for i in ids
+        ]
+        seconds = time.perf_counter() - t0
+        counts = score_corpus(ids, refs, out, unit=unit)[0]
+        chars = None if unit == "phone" else score_corpus(ids, refs, out, unit="char")[0]
+        rows.append(
+            {
+                "lm_weight": w,
+                "word_score": s,
+                "wer": counts.rate,
+                "cer": float("nan") if chars is None else chars.rate,
+                "rtf": seconds / max(audio, 1e-9),  # the search alone
+                "counts": asdict(counts),
+            }
+        )
+    rows.sort(key=lambda r: (r["wer"], r["cer"]))
+    return rows
+
+
+def write_grid(out_dir: Path, rows: list[dict], *, meta: dict) -> Path:
+    """``grid.json``: the settings and the table, best first."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "grid.json"
+    tmp = out_dir / ".grid.json.tmp"
+    tmp.write_text(json.dumps({**meta, "best": rows[0] if rows else None, "rows": rows}, indent=2))
+    tmp.replace(path)
+    return path

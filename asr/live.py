@@ -15,6 +15,7 @@ callback saw them) and a backlog of captured audio waiting in the queue (decodin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -81,6 +82,7 @@ def segment_dict(segment: Segment) -> dict[str, Any]:
         "token_times": list(segment.token_times),
         "confidences": [round(float(c), 4) for c in segment.confidences],
         "endpoint": segment.endpoint,
+        **({"words": [dataclasses.asdict(w) for w in segment.words]} if segment.words else {}),
     }
 
 
@@ -429,6 +431,7 @@ def stream_files(
     err: TextIO | None = None,
     partials: bool = False,
     realtime: bool = False,
+    lm: Any = None,  # asr.decoding.lm_decoder.LMDecoder: decode with that lexicon / LM search
 ) -> int:
     """``asr transcribe --stream``: each file through a stream in ``chunk_ms`` pieces, results shown as they
     come (text: finals per line, ``FILE<TAB>`` first when several files; JSON: one object per final with
@@ -440,7 +443,7 @@ def stream_files(
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     config = recognizer_config(chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=beam)
-    recognizer = Recognizer(bundle, device=device, config=config)
+    recognizer = Recognizer(bundle, device=device, config=config, lm=lm)
     status = 0
     for path in paths:
         prefix = f"{path}\t" if len(paths) > 1 else ""

@@ -1,7 +1,14 @@
-"""``asr eval --model CKPT --data DATA [--mode full|stream] [--chunk-ms N] [--beam N] [--out DIR]``.
+"""``asr eval --model CKPT --data DATA [--mode full|stream] [--chunk-ms N] [--out DIR] [LM options]``.
 
     asr eval --model runs/synth/final.safetensors --data data/synth/test
     asr eval --model runs/synth --data data/synth/test --mode stream --chunk-ms 160 --out runs/synth/eval-test
+    asr eval --data data/ls/test-clean.jsonl --model runs/ls --lm 4-gram.arpa.gz --lexicon lexicon.txt --beam 64
+    asr eval --data DEV --grid --lm-weights 0.5,1,2 --word-scores -2,-1,0 --out runs/tune   # tune on a dev set
+
+Decoding: the bundled LM with its lexicon by default (when it fits the model), ``--lm``/``--lexicon`` for others,
+``--no-lm`` for greedy CTC (``--no-lm --beam N``: prefix beam search); see :mod:`asr.commands._lm`.
+``--grid`` decodes the set once per (lm weight, word score) pair from one forward pass (full mode) and writes
+the table (``grid.json``, printed), best first: tune on a dev set, never on the test set.
 
 WER and CER (PER for a phone model) with sclite-style Corr/Sub/Del/Ins counts, printed as a table.
 ``--data`` is anything :func:`asr.data.sources.load_utterances` reads (a JSONL manifest, a LibriSpeech
@@ -33,13 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="full: one forward per utterance; stream: chunk by chunk with carried state",
     )
     parser.add_argument("--chunk-ms", type=float, default=160.0, help="stream mode: audio per chunk (default 160)")
-    parser.add_argument("--beam", type=int, default=1, help="1: greedy; N > 1: CTC prefix beam search of width N")
     parser.add_argument("--out", type=Path, help="write utterances.jsonl, summary.json and report.txt here")
     parser.add_argument("--max-utterances", type=int, help="evaluate only the first N utterances")
     parser.add_argument("--max-batch-frames", type=int, default=30000, help="full mode: padded frames per batch")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--grid", action="store_true", help="search --lm-weights x --word-scores (full mode)")
+    parser.add_argument("--lm-weights", default="0.5,1,1.5,2,3", help="--grid: comma-separated LM weights")
+    parser.add_argument("--word-scores", default="-3,-2,-1,0,1", help="--grid: comma-separated word scores")
+    from asr.commands._lm import add_lm_arguments
+
+    add_lm_arguments(parser)
 
 
 def _device(name: str) -> str:
@@ -53,10 +65,9 @@ def _device(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from asr.commands._model import load_model, resolve_model_path
 
-    if args.beam < 1 or args.chunk_ms <= 0 or (args.max_utterances is not None and args.max_utterances < 1):
+    if args.chunk_ms <= 0 or (args.max_utterances is not None and args.max_utterances < 1):
         print(
-            f"asr eval: error: need --beam >= 1, --chunk-ms > 0, --max-utterances >= 1; got {args.beam}, "
-            f"{args.chunk_ms}, {args.max_utterances}",
+            f"asr eval: error: need --chunk-ms > 0, --max-utterances >= 1; got {args.chunk_ms}, {args.max_utterances}",
             file=sys.stderr,
         )
         return 2
@@ -64,9 +75,15 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)  # on a busy machine, 1 thread can be much faster than several
+    from asr.commands._lm import config_dict, describe, lm_decoder_from_args, prefix_beam
+
     try:
+        grid = _grid_values(args) if args.grid else None
         model_path = resolve_model_path(args.model)
         bundle = load_model(model_path, device=_device(args.device))
+        lm = lm_decoder_from_args(args, bundle.tokenizer)  # files checked before any audio is read
+        if grid is not None and lm is None:
+            raise ValueError("--grid tunes an LM decoder: give --lm (and --lexicon), or drop --no-lm")
         from asr.data.sources import load_utterances
 
         utterances = load_utterances(args.data)
@@ -78,22 +95,35 @@ def run(args: argparse.Namespace) -> int:
 
     from asr.evaluate import evaluate_batch, report, write_report
 
+    if grid is not None:
+        from asr.evaluate import grid_search, write_grid
+
+        rows = grid_search(
+            bundle, utterances, lm, lm_weights=grid[0], word_scores=grid[1], progress=not args.no_progress
+        )
+        print(format_grid(rows))
+        if args.out is not None:
+            path = write_grid(args.out, rows, meta={"model": str(model_path), "data": str(args.data),
+                                                    "decoder": describe(lm)})
+            print(f"wrote {path}")
+        return 0
     logger.info(
-        "evaluating %s on %d utterances of %s (%s mode, beam %d)",
+        "evaluating %s on %d utterances of %s (%s mode; %s)",
         model_path,
         len(utterances),
         args.data,
         args.mode,
-        args.beam,
+        describe(lm) if lm is not None else f"no LM, beam {prefix_beam(args)}",
     )
     result = evaluate_batch(
         bundle,
         utterances,
         mode=args.mode,
-        beam=args.beam,
+        beam=prefix_beam(args),
         chunk_ms=args.chunk_ms,
         max_batch_frames=args.max_batch_frames,
         progress=not args.no_progress,
+        lm=lm,
     )
     print(report(result, n_utts=len(result.per_utterance)))
     if result.failed:
@@ -104,8 +134,32 @@ def run(args: argparse.Namespace) -> int:
             "data": str(args.data),
             "mode": args.mode,
             "chunk_ms": args.chunk_ms if args.mode == "stream" else None,
-            "beam": args.beam,
+            "beam": prefix_beam(args) if lm is None else lm.config.beam_size,
+            "decoder": describe(lm) if lm is not None else ("greedy" if prefix_beam(args) == 1 else "prefix beam"),
+            "lm": None if lm is None else config_dict(lm),
         }
         write_report(args.out, result, meta=meta)
         print(f"wrote {args.out / 'summary.json'}, {args.out / 'utterances.jsonl'}, {args.out / 'report.txt'}")
     return 0
+
+
+def _grid_values(args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    def floats(text: str, flag: str) -> list[float]:
+        try:
+            values = [float(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"{flag} must be comma-separated numbers, got {text!r}") from None
+        if not values:
+            raise ValueError(f"{flag} is empty")
+        return values
+
+    if args.mode != "full":
+        raise ValueError("--grid runs in full mode (one forward pass, every setting decoded from it)")
+    return floats(args.lm_weights, "--lm-weights"), floats(args.word_scores, "--word-scores")
+
+
+def format_grid(rows: list[dict]) -> str:
+    lines = [f"{'lm_weight':>9} {'word_score':>10} {'WER':>7} {'CER':>7} {'RTF':>7}"]
+    for r in rows:
+        lines.append(f"{r['lm_weight']:>9g} {r['word_score']:>10g} {r['wer']:>7.4f} {r['cer']:>7.4f} {r['rtf']:>7.4f}")
+    return "\n".join(lines)

@@ -1,10 +1,14 @@
-"""``asr live [--model CKPT] [--input-device ID] [--device cuda|cpu] [--output FILE] [--chunk-ms N] [--json]``.
+"""``asr live [--model CKPT] [--input-device ID] [--device cuda|cpu] [--output FILE] [--chunk-ms N] [--json]
+[LM options]``.
 
 Transcribes the microphone until Ctrl-C: on a terminal the partial result is rewritten in place and each
 final result (an endpoint: a pause after speech) gets its own line. The device is opened at its native sample
 rate (44.1 or 48 kHz usually), mono, and the stream resamples to the model's rate. Ctrl-C stops capture,
 decodes what was captured, finalises the last segment and exits 0 with the transcript kept; ``--output``
-receives one final per line as they arrive. ``asr devices`` lists the input devices.
+receives one final per line as they arrive. ``asr devices`` lists the input devices. Decoding uses the bundled
+LM and lexicon when they fit the model (``--lm``/``--lexicon`` for others, ``--no-lm`` for greedy CTC): each
+stream runs its own LM search, partials are its current best, finals come at endpoints (see
+:mod:`asr.commands._lm`).
 """
 
 from __future__ import annotations
@@ -39,10 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--chunk-ms", type=int, default=160, help="audio per encoder step, a multiple of 40 ms (default 160)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per final on stdout")
-    parser.add_argument("--beam", type=int, default=1, help="1: greedy; N > 1: CTC prefix beam of width N")
+    from asr.commands._lm import add_lm_arguments
+
+    add_lm_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from asr.commands._lm import lm_decoder_from_args, prefix_beam
     from asr.commands._model import load_model
     from asr.live import (
         LiveConfig,
@@ -56,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         bundle = load_model(args.model, device="cpu")
+        lm = lm_decoder_from_args(args, bundle.tokenizer)  # files checked before the microphone opens
         config = recognizer_config(
-            args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=args.beam
+            args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=prefix_beam(args) if lm is None else 1
         )
-        recognizer = Recognizer(bundle, device=args.device, config=config)
+        recognizer = Recognizer(bundle, device=args.device, config=config, lm=lm)
         live = LiveConfig()
         source = MicrophoneSource(args.input_device, block_ms=live.block_ms)
         output = open_output(args.output)

@@ -1,12 +1,16 @@
-"""``asr transcribe [--model CKPT] [--json] [--beam N] FILE...``: offline transcription of audio files.
+"""``asr transcribe [--model CKPT] [--json] [LM options] FILE...``: offline transcription of audio files.
 
-    asr transcribe speech.flac                          # the text (bundled model)
+    asr transcribe speech.flac                          # the text (bundled model and its LM)
     asr transcribe --model runs/synth a.wav b.flac      # "FILE<TAB>text" per file when several are given
-    asr transcribe --json a.wav                         # one JSON object per file: text, tokens, times, ...
+    asr transcribe --json a.wav                         # one JSON object per file: text, words, tokens, times, ...
+    asr transcribe --no-lm speech.flac                  # greedy CTC, no LM
+    asr transcribe --lm 4-gram.arpa.gz --lexicon lexicon.txt speech.flac
 
 Each file is read whole (any format soundfile reads; resampled to the model's rate, channels averaged), run
-through the full-utterance forward and decoded greedily (or with a CTC prefix beam of width ``--beam``).
-A file that cannot be read is reported on stderr and the others are still transcribed (exit status 1).
+through the full-utterance forward and decoded with the lexicon + n-gram LM beam search (the bundled LM when it
+fits the model, or ``--lm``/``--lexicon``), or with ``--no-lm`` greedily (or with a CTC prefix beam of width
+``--beam``); see :mod:`asr.commands._lm`. The LM files are checked before any audio is read. A file that cannot be
+read is reported on stderr and the others are still transcribed (exit status 1).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 HELP = "transcribe audio files with a model (the bundled one by default)"
 
 
@@ -25,7 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files (wav, flac, ogg, mp3, ...)")
     parser.add_argument("--model", help="checkpoint (.safetensors) or run dir (default: the bundled model)")
     parser.add_argument("--json", action="store_true", help="one JSON object per file (text, tokens, times, ...)")
-    parser.add_argument("--beam", type=int, default=1, help="1: greedy; N > 1: CTC prefix beam search of width N")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
@@ -38,26 +43,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--realtime", action="store_true", help="with --stream: feed chunks at the audio's own pace, like a microphone"
     )
+    from asr.commands._lm import add_lm_arguments
+
+    add_lm_arguments(parser)
 
 
-def _transcribe_offline(bundle, samples, *, beam: int) -> dict[str, Any]:
-    """One whole file through the full-utterance forward -> text, tokens with times and confidences."""
-    text, hyp = bundle.transcribe(samples, beam=beam)
+def _transcribe_offline(bundle, samples, *, beam: int, lm=None) -> dict[str, Any]:
+    """One whole file through the full-utterance forward -> text, (words,) tokens with times and confidences."""
+    if lm is None:
+        text, hyp = bundle.transcribe(samples, beam=beam)
+    else:
+        feats = bundle.featurize(samples)
+        lp, n = bundle.log_probs(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
+        hyp = lm.decode(lp[0, : int(n[0])].float().cpu())
+        text = hyp.text(bundle.tokenizer)
     spf = bundle.seconds_per_frame
-    return {
-        "text": text,
-        "tokens": bundle.tokenizer.decode_tokens(hyp.tokens),
-        "times": [round(f * spf, 3) for f in hyp.frames],
-        "confidences": [round(float(c), 4) for c in hyp.confidences],
-    }
+    out: dict[str, Any] = {"text": text}
+    if hyp.words is not None:
+        out["words"] = [
+            {"word": w.text, "start": round(w.start * spf, 3), "end": round(w.end * spf, 3),
+             "confidence": round(w.confidence, 4)}
+            for w in hyp.words
+        ]
+    out.update(
+        tokens=bundle.tokenizer.decode_tokens(hyp.tokens),
+        times=[round(f * spf, 3) for f in hyp.frames],
+        confidences=[round(float(c), 4) for c in hyp.confidences],
+    )
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
+    from asr.commands._lm import lm_decoder_from_args, prefix_beam
     from asr.commands._model import load_model
 
-    if args.beam < 1:
-        print(f"asr transcribe: error: --beam must be >= 1, got {args.beam}", file=sys.stderr)
-        return 2
     if (args.partials or args.realtime) and not args.stream:
         print("asr transcribe: error: --partials and --realtime apply to --stream only", file=sys.stderr)
         return 2
@@ -67,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         bundle = load_model(args.model, device=args.device)
+        lm = lm_decoder_from_args(args, bundle.tokenizer)  # files checked before any audio is read
     except ValueError as exc:
         print(f"asr transcribe: error: {exc}", file=sys.stderr)
         return 2
@@ -80,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
                 args.files,
                 chunk_ms=args.chunk_ms,
                 json_lines=args.json,
-                beam=args.beam,
+                beam=prefix_beam(args) if lm is None else 1,
                 device=args.device,
+                lm=lm,
                 partials=args.partials,
                 realtime=args.realtime,
             )
@@ -101,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             status = 1
             continue
         t0 = time.perf_counter()
-        out = transcribe(bundle, samples, beam=args.beam)
+        out = transcribe(bundle, samples, beam=prefix_beam(args), lm=lm)
         seconds = samples.shape[0] / bundle.features.sample_rate
         if args.json:
             row = {

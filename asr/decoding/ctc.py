@@ -17,11 +17,28 @@ import torch
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word of a word-level (lexicon) decoder's hypothesis, with its place in the audio."""
+
+    text: str
+    start: int  # frame of its first token's first frame
+    end: int  # frame after its last token's first frame
+    confidence: float  # mean posterior of its tokens, each at its first frame
+
+
+@dataclass(frozen=True)
 class Hypothesis:
     tokens: tuple[int, ...] = ()
     frames: tuple[int, ...] = ()  # frame index (model frame rate) of each token's first frame
     confidences: tuple[float, ...] = ()  # posterior probability of each token at that frame
     score: float = 0.0  # log-probability of the hypothesis (beam) or sum of best-path log-probs (greedy)
+    words: tuple[Word, ...] | None = None  # lexicon decoders: the recognised words (the text is made of these)
+
+    def text(self, tokenizer) -> str:
+        """The transcript: the words of a lexicon decoder, else the tokenizer's decoding of the tokens."""
+        if self.words is not None:
+            return " ".join(w.text for w in self.words)
+        return tokenizer.decode(self.tokens)
 
 
 @dataclass(frozen=True)

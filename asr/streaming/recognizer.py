@@ -32,6 +32,7 @@ import torch
 
 from asr.audio import validate_waveform
 from asr.decoding import BeamState, GreedyState, Hypothesis, beam_step, greedy_advance
+from asr.decoding.lm_decoder import LMDecoder, LMDecoderState
 from asr.features import FbankState, StreamingFbank
 from asr.model.encoder import EncoderState, stack_states
 from asr.model.packed import STEP_KERNELS, PackedStep
@@ -45,6 +46,16 @@ MAX_CHUNK_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
+class TimedWord:
+    """A recognised word (lexicon decoders) with its place in the stream."""
+
+    text: str
+    start: float  # seconds from the start of the stream: its first token's first frame
+    end: float  # seconds: the frame after its last token's first frame
+    confidence: float  # mean posterior of its tokens
+
+
+@dataclass(frozen=True)
 class Segment:
     """A final result: one endpointed stretch of speech."""
 
@@ -55,6 +66,7 @@ class Segment:
     token_times: tuple[float, ...]  # seconds, first frame of each token
     confidences: tuple[float, ...]
     endpoint: str  # the rule that ended it, or "input_finished"
+    words: tuple[TimedWord, ...] = ()  # with a lexicon decoder (RecognizerConfig / Recognizer(lm=...)); else empty
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ class StreamResult:
     partial_tokens: tuple[str, ...] = ()
     partial_times: tuple[float, ...] = ()
     partial_confidences: tuple[float, ...] = ()
+    partial_words: tuple[TimedWord, ...] = ()  # lexicon decoders: the partial's words with times
 
     @property
     def text(self) -> str:
@@ -77,7 +90,8 @@ class StreamState(NamedTuple):
     fbank: FbankState  # front-end leftover samples (CPU)
     feats: torch.Tensor  # [P, n_mels] normalised frames not yet consumed by the encoder
     encoder: EncoderState  # batch size 1: subsampling cache, per-layer attention (S, z) and conv caches
-    decoder: GreedyState | BeamState  # CTC decoder state of the current segment (absolute frame counter)
+    decoder: GreedyState | BeamState | LMDecoderState  # CTC decoder state of the current segment (absolute frames);
+    #   an LMDecoderState is this stream's own LM search (stepping it consumes it: the new one replaces it here)
     segment_start: int  # model frame where the current segment began
     trailing_blanks: int  # model frames since the last frame whose best label was not the blank
 
@@ -180,24 +194,21 @@ class Stream:
     # -- output -----------------------------------------------------------------------------------------
     @property
     def result(self) -> StreamResult:
-        hyp = _best(self._state.decoder)
         rec = self._recognizer
+        hyp = rec._best(self._state.decoder)
         return StreamResult(
-            partial=rec.bundle.tokenizer.decode(hyp.tokens),
+            partial=hyp.text(rec.bundle.tokenizer),
             finals=tuple(self.finals),
             partial_tokens=tuple(rec.bundle.tokenizer.decode_tokens(hyp.tokens)),
             partial_times=tuple(round(f * rec.seconds_per_frame, 3) for f in hyp.frames),
             partial_confidences=hyp.confidences,
+            partial_words=rec._timed_words(hyp),
         )
 
     @property
     def is_done(self) -> bool:
         """Input finished and everything decoded."""
         return self.finished and not self._queued and self._state.feats.shape[0] < 4
-
-
-def _best(decoder: GreedyState | BeamState) -> Hypothesis:
-    return decoder.hyp if isinstance(decoder, GreedyState) else decoder.best()
 
 
 def _select_row(state, row: int):
@@ -232,7 +243,11 @@ class Recognizer:
         config: RecognizerConfig | None = None,
         beam: int | None = None,
         endpoint: EndpointConfig | None = None,
+        lm: LMDecoder | None = None,
     ) -> None:
+        """``lm``: decode with a lexicon / n-gram LM beam search (asr.decoding.lm_decoder) instead of greedy or
+        prefix beam search; built (and its files checked) once, it is shared by every stream, each of which runs
+        its own search."""
         config = config or RecognizerConfig()
         if beam is not None:
             config = dataclasses.replace(config, beam=beam)
@@ -244,6 +259,12 @@ class Recognizer:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if lm is not None:
+            if config.beam > 1:
+                raise ValueError(f"choose one decoder: prefix beam search (beam={config.beam}) or an LM decoder")
+            if lm.tokenizer.tokens != bundle.tokenizer.tokens:
+                raise ValueError("the LM decoder was built for another tokenizer than this model's")
+        self.lm = lm
         if not bundle.model.config.causal:
             raise ValueError(
                 "this model is bidirectional (causal=False): it cannot stream; use full-utterance mode"
@@ -260,8 +281,27 @@ class Recognizer:
         self.streams: dict[int, Stream] = {}
 
     # -- streams ----------------------------------------------------------------------------------------
+    def _new_decoder(self, frame: int) -> GreedyState | BeamState | LMDecoderState:
+        if self.lm is not None:
+            return self.lm.init_state(frame)
+        return GreedyState(frame=frame) if self.config.beam == 1 else BeamState(frame=frame)
+
+    def _best(self, decoder: GreedyState | BeamState | LMDecoderState) -> Hypothesis:
+        if isinstance(decoder, GreedyState):
+            return decoder.hyp
+        if isinstance(decoder, LMDecoderState):
+            return self.lm.best(decoder)
+        return decoder.best()
+
+    def _timed_words(self, hyp: Hypothesis) -> tuple[TimedWord, ...]:
+        spf = self.seconds_per_frame
+        return tuple(
+            TimedWord(w.text, round(w.start * spf, 3), round(w.end * spf, 3), round(w.confidence, 4))
+            for w in hyp.words or ()
+        )
+
     def initial_state(self) -> StreamState:
-        decoder = GreedyState() if self.config.beam == 1 else BeamState()
+        decoder = self._new_decoder(0)
         return StreamState(
             fbank=self.fbank.init_state(),
             feats=torch.zeros(0, self.bundle.features.n_mels),
@@ -348,6 +388,8 @@ class Recognizer:
         for b, s in enumerate(group):
             if isinstance(s._state.decoder, GreedyState):
                 decoder = greedy_advance(best[b], best_lp[b], s._state.decoder, blank=blank)
+            elif isinstance(s._state.decoder, LMDecoderState):
+                decoder = self.lm.step(lp_cpu[b], s._state.decoder)
             else:
                 decoder = beam_step(lp_cpu[b], s._state.decoder, beam=self.config.beam, blank=blank)
             nonblank = [i for i, label in enumerate(best[b]) if label != blank]
@@ -367,15 +409,21 @@ class Recognizer:
 
     def _check_endpoint(self, s: Stream) -> None:
         st = s._state
-        hyp = _best(st.decoder)
+        if not self.config.endpoint.enabled:
+            return
         frame = st.decoder.frame
         spf = self.seconds_per_frame
+        if isinstance(st.decoder, LMDecoderState):
+            # a frame whose best label is not the blank in this segment (asking the search is dearer)
+            has_speech = st.trailing_blanks < frame - st.segment_start
+        else:
+            has_speech = bool(self._best(st.decoder).tokens)
         silence = min(st.trailing_blanks, frame - st.segment_start)
         rule = detect_endpoint(
             self.config.endpoint,
             segment_seconds=(frame - st.segment_start) * spf,
             trailing_silence=silence * spf,
-            has_speech=bool(hyp.tokens),
+            has_speech=has_speech,
         )
         if rule is not None:
             self._finalize(s, rule)
@@ -383,28 +431,30 @@ class Recognizer:
     def _finalize(self, s: Stream, rule: str) -> bool:
         """Close the current segment (a final result if it has speech) and start a new one."""
         st = s._state
-        hyp = _best(st.decoder)
         frame = st.decoder.frame
+        if rule == "input_finished" and st.segment_start == frame:
+            return False  # nothing since the last segment (decode() after the end, again)
+        # An LM search ends here: its final hypothesis has the LM's end-of-sentence score
+        hyp = self.lm.finish(st.decoder) if isinstance(st.decoder, LMDecoderState) else self._best(st.decoder)
         spf = self.seconds_per_frame
         produced = False
-        if hyp.tokens:
+        if hyp.words if hyp.words is not None else hyp.tokens:
             tok = self.bundle.tokenizer
             s.finals.append(
                 Segment(
-                    text=tok.decode(hyp.tokens),
+                    text=hyp.text(tok),
                     start=round(st.segment_start * spf, 3),
                     end=round(frame * spf, 3),
                     tokens=tuple(tok.decode_tokens(hyp.tokens)),
                     token_times=tuple(round(f * spf, 3) for f in hyp.frames),
                     confidences=hyp.confidences,
                     endpoint=rule,
+                    words=self._timed_words(hyp),
                 )
             )
             produced = True
-        elif rule == "input_finished" and st.segment_start == frame:
-            return False
-        fresh = GreedyState(frame=frame) if isinstance(st.decoder, GreedyState) else BeamState(frame=frame)
-        s._state = st._replace(decoder=fresh, segment_start=frame)  # (a batch row stays a batch row)
+        # a fresh decoder (search) per segment; a batch row stays a batch row
+        s._state = st._replace(decoder=self._new_decoder(frame), segment_start=frame)
         if self.config.endpoint.reset_attention_state and rule != "input_finished":
             s.state = s._state._replace(encoder=self.bundle.model.init_state(1, self.device))
         return produced
