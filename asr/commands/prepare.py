@@ -4,7 +4,7 @@
     asr prepare librispeech /data/LibriSpeech/dev-clean --out data/libri  # or just one subset
     asr prepare kaldi /kaldi/egs/wsj/s5/data/test_dev93 --out data/wsj --name dev93 --text-format wsj
     asr prepare wsj /data/WSJ0 /data/WSJ1 --out data/wsj                  # si284, dev93, eval92
-    asr prepare realspeech --out data/real                               # the Debian real-speech dev set
+    asr prepare realspeech --out data/realspeech    # real speech from Debian packages: legacy + train/dev/test
 
 Writes ``DIR/<name>.jsonl`` per manifest, and merges into ``DIR/summary.json`` (with ``summary.txt``, a
 readable table) what was read, what was skipped and why, and what was kept but flagged (characters outside
@@ -57,19 +57,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _common(p)
 
-    p = sub.add_parser(
-        "wsj", help="the LDC WSJ0/WSJ1 tree(s): si284, dev93, eval92 as Kaldi/ESPnet define them"
-    )
+    p = sub.add_parser("wsj", help="the LDC WSJ0/WSJ1 tree(s): si284, dev93, eval92 as Kaldi/ESPnet define them")
     p.add_argument("src", type=Path, nargs="+", help="folder(s) holding wsj0/ and wsj1/ (or the LDC disks)")
     p.add_argument("--sets", default="si284,dev93,eval92", help="comma-separated: si284, si84, dev93, eval92")
     _common(p)
 
     p = sub.add_parser(
-        "realspeech", help="real recorded speech from Debian pocketsphinx-testdata + alsa-utils"
+        "realspeech",
+        help="real recorded English speech from Debian packages -> realspeech.jsonl (the legacy 20 recordings) "
+        "and realspeech-{train,dev,test}.jsonl (every package, labelled, split by speaker group)",
+    )
+    p.add_argument("src", type=Path, nargs="?", default=Path("/"), help="root the Debian files are under (default: /)")
+    p.add_argument(
+        "--legacy-only",
+        action="store_true",
+        help="only realspeech.jsonl (pocketsphinx-testdata + alsa-utils; seconds, no recognizers)",
     )
     p.add_argument(
-        "src", type=Path, nargs="?", default=Path("/"), help="root the Debian files are under (default: /)"
+        "--packages",
+        help="comma-separated subset of the speech packages to read (default: all; see asr.data.realspeech_sources)",
     )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _common(p)
 
 
@@ -114,17 +122,48 @@ def _read(args: argparse.Namespace) -> list[tuple[str, list[Utterance], PrepareR
         for name, (utts, report) in read_wsj(args.src, sets=sets, jobs=args.jobs).items():
             out.append((name, utts, report))
     elif args.corpus == "realspeech":
-        from asr.data.realspeech import ALSA_DIR, POCKETSPHINX_DIR, read_realspeech
-
-        root = args.src
-        ps, alsa = root / POCKETSPHINX_DIR.relative_to("/"), root / ALSA_DIR.relative_to("/")
-        report = PrepareReport(name="realspeech", corpus="realspeech", source=f"{ps}, {alsa}")
-        out.append(
-            ("realspeech", read_realspeech(args.out, report, pocketsphinx_dir=ps, alsa_dir=alsa), report)
-        )
+        out += _read_realspeech(args)
     else:  # argparse restricts the choices
         raise ValueError(f"unknown corpus {args.corpus!r}")
     return out
+
+
+def _read_realspeech(args: argparse.Namespace) -> list[tuple[str, list[Utterance], PrepareReport]]:
+    from asr.data.realspeech import ALSA_DIR, POCKETSPHINX_DIR, read_realspeech
+
+    root = args.src
+    ps, alsa = root / POCKETSPHINX_DIR.relative_to("/"), root / ALSA_DIR.relative_to("/")
+    report = PrepareReport(name="realspeech", corpus="realspeech", source=f"{ps}, {alsa}")
+    legacy = read_realspeech(args.out, report, pocketsphinx_dir=ps, alsa_dir=alsa)
+    out = [("realspeech", legacy, report)]
+    if args.legacy_only:
+        return out
+    from asr.data.realspeech_splits import build_realspeech_sets
+
+    packages = tuple(p.strip() for p in args.packages.split(",") if p.strip()) if args.packages else None
+    sets = build_realspeech_sets(root, args.out, legacy, packages=packages, progress=not args.no_progress)
+    args.realspeech_sets = sets  # for the README written after the manifests (run)
+    args.realspeech_legacy = legacy
+    out.append(("realspeech-sources", [], sets.sources_report))
+    out += [(f"realspeech-{split}", sets.utterances[split], sets.reports[split]) for split in sets.utterances]
+    return out
+
+
+def _write_realspeech_readme(args: argparse.Namespace, written: dict[str, list[Utterance]]) -> None:
+    import shlex
+    import sys
+
+    from asr.data.realspeech_splits import SPLITS, format_readme
+
+    sets = args.realspeech_sets
+    utts = {split: written.get(f"realspeech-{split}", []) for split in SPLITS}
+    command = shlex.join(["asr", *sys.argv[1:]]) if sys.argv[1:2] == ["prepare"] else "asr prepare realspeech"
+    text = format_readme(sets, utts, legacy=args.realspeech_legacy, command=command)
+    path = args.out / "README.md"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    print(f"wrote {path}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,23 +172,26 @@ def run(args: argparse.Namespace) -> int:
     alphabet = None if args.no_alphabet_check else args.alphabet
     entries = {}
     empty = []
+    written: dict[str, list[Utterance]] = {}
     for name, utts, report in _read(args):
-        utts = check_utterances(
-            utts, report, alphabet=alphabet, drop_out_of_alphabet=args.drop_out_of_alphabet
-        )
+        if name == "realspeech-sources":  # a record of what the package readers passed over, not a manifest
+            entries[name] = report.to_json([]) | {"manifest": None}
+            continue
+        utts = check_utterances(utts, report, alphabet=alphabet, drop_out_of_alphabet=args.drop_out_of_alphabet)
         utts = sorted(utts, key=lambda u: u.id)
         if utts:
             path = write_manifest(args.out / f"{name}.jsonl", utts)
-            logger.info(
-                "wrote %s: %d utterances, %.2f h", path, len(utts), sum(u.duration for u in utts) / 3600
-            )
+            logger.info("wrote %s: %d utterances, %.2f h", path, len(utts), sum(u.duration for u in utts) / 3600)
         else:
             empty.append(name)
             logger.error("%s: no usable utterances (see %s)", name, args.out / SUMMARY_TXT)
         entries[name] = report.to_json(utts)
+        written[name] = utts
         if not utts:
             entries[name]["manifest"] = None
     update_summary(args.out, entries)
+    if getattr(args, "realspeech_sets", None) is not None:
+        _write_realspeech_readme(args, written)
     print(format_summary(entries, examples=3), end="")
     print(f"summary: {args.out / SUMMARY_JSON} ({args.out / SUMMARY_TXT})")
     return 1 if empty else 0

@@ -169,6 +169,9 @@ class WhisperTiny:
         _import_num2words()
         self.model_dir = Path(model_dir) if model_dir is not None else whisper_model_dir()
         c = self.config
+        if logging.getLogger("faster_whisper").level == logging.NOTSET:
+            # it logs every call at INFO ("Processing audio with duration ..."); keep its warnings
+            logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         t0 = time.perf_counter()
         # local_files_only: a folder path never reaches the network, and this says so if it ever would.
         self._model = WhisperModel(

@@ -132,4 +132,4 @@ def test_missing_pocketsphinx_says_how_to_install_it(manifest, tmp_path, monkeyp
 
 
 def test_fillers_and_pronunciation_variants_are_not_words():
-    assert peer._clean_hyp("<s> go forward(2) [NOISE] ten <sil> ++BREATH++ meters </s>") == "go forward ten meters"
+    assert peer.clean_hypothesis("<s> go forward(2) [NOISE] ten <sil> ++BREATH++ meters </s>") == "go forward ten meters"

@@ -1,0 +1,300 @@
+"""Real-speech clips -> 16 kHz mono FLAC, two recognizers' readings of each (cached, resumable), and the rule
+that turns them into a reference and a kind of reference.
+
+Audio: every clip is decoded, mixed to mono, resampled to 16 kHz (soxr, very high quality) and written as a
+16-bit FLAC, ``<out>/audio/<package>/<clip id>.flac``; an existing file is reused.
+
+Readings: Whisper tiny.en (:mod:`asr.peers.whisper`, int8, one thread, deterministic) and pocketsphinx
+(:mod:`asr.peers.pocketsphinx`, bundled en-us models) read every converted clip, the metadata-labelled ones
+included (which is how the rules below are checked). Each reading is appended to a JSONL cache
+(``<out>/labels/whisper.jsonl``, ``pocketsphinx.jsonl``) keyed by clip id, a hash of the clip's 16 kHz samples and
+the recognizer's settings and version; an interrupted run resumes where it stopped.
+
+References, in order (:func:`choose_reference`); the first that applies wins:
+
+1. ``metadata``: the package's own words for the clip (:mod:`asr.data.realspeech_sources`).
+2. ``whisper+pocketsphinx``: the two recognizers agree (:func:`agree`); the reference is Whisper's text.
+3. ``whisper+hint`` / ``pocketsphinx+hint``: one recognizer agrees with the developer's label of the clip (a
+   file name such as ``Youllregretthat``, a config comment such as ``Scavengers Detected``); that
+   recognizer's text is the reference.
+4. ``whisper``: a pseudo-label, only when Whisper is confident (:data:`PSEUDO_LABEL_GATE`). Training only.
+
+Kinds 1-3 are *reliable* (two independent sources give the same words) and may be used in dev and test;
+kind 4 may not. A clip with no reference is skipped: ``no_speech`` when Whisper hears none (empty text, its
+no-speech probability above 0.6, or a repetition loop - compression ratio above 2.4 - that is Whisper's usual
+hallucination on noise and grunts), else ``unconfident_pseudo_label``.
+
+Agreement (:func:`agree`): both texts non-empty and equal after the project's normalisation (numbers spelled
+out), or equal once spaces are removed (the same letters split into words differently: ``PALM TREE`` /
+``PALMTREE``, ``YES SIR`` / ``YESSIR``). Nothing else counts as agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from asr.data.realspeech_sources import SourceClip, read_clip_audio
+from asr.peers.whisper import normalize_hypothesis
+from asr.text.normalize import normalize_text
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PSEUDO_LABEL_GATE",
+    "RELIABLE_KINDS",
+    "SAMPLE_RATE",
+    "Decision",
+    "LabelCache",
+    "PseudoLabelGate",
+    "agree",
+    "choose_reference",
+    "convert_clip",
+    "RECOGNIZERS",
+    "load_converted",
+    "read_labels",
+]
+
+SAMPLE_RATE = 16000
+RELIABLE_KINDS = ("metadata", "whisper+pocketsphinx", "whisper+hint", "pocketsphinx+hint")
+NO_SPEECH_PROB = 0.6  # Whisper's own no-speech threshold
+LOOP_COMPRESSION_RATIO = 2.4  # Whisper's own repetition threshold
+
+
+@dataclass(frozen=True)
+class PseudoLabelGate:
+    """When a Whisper reading alone is kept as a (training-only) label."""
+
+    min_avg_logprob: float = -0.5  # token-weighted mean log-probability of its text
+    max_no_speech_prob: float = 0.5
+    max_compression_ratio: float = LOOP_COMPRESSION_RATIO
+
+    def passes(self, w: dict[str, Any]) -> bool:
+        lp = w.get("avg_logprob")
+        return (
+            bool(w.get("normalized"))
+            and lp is not None
+            and lp >= self.min_avg_logprob
+            and w["no_speech_prob"] <= self.max_no_speech_prob
+            and w["compression_ratio"] <= self.max_compression_ratio
+        )
+
+
+PSEUDO_LABEL_GATE = PseudoLabelGate()
+
+
+# ------------------------------------------------------------------------------------------------- audio
+
+
+def convert_clip(clip: SourceClip, audio_dir: Path) -> Path:
+    """The clip as a 16 kHz mono 16-bit FLAC under ``audio_dir/<package>/`` (written once, atomically)."""
+    path = audio_dir / clip.package / f"{clip.id}.flac"
+    if path.is_file():
+        return path
+    x, sr = read_clip_audio(clip)
+    if sr != SAMPLE_RATE:
+        import soxr
+
+        x = soxr.resample(x, sr, SAMPLE_RATE, quality="VHQ").astype(np.float32)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > 1.0:  # resampling can overshoot a full-scale recording: scale, don't clip
+        x = x / peak
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    sf.write(str(tmp), x, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
+    os.replace(tmp, path)
+    return path
+
+
+def load_converted(path: Path) -> tuple[np.ndarray, str]:
+    """A converted clip's samples (float32 [N]) and the hash of its int16 samples (the cache key)."""
+    pcm, sr = sf.read(str(path), dtype="int16")
+    if sr != SAMPLE_RATE or pcm.ndim != 1:
+        raise ValueError(f"{path}: expected 16 kHz mono, got {sr} Hz shape {pcm.shape}")
+    return pcm.astype(np.float32) / 32768.0, hashlib.sha1(pcm.tobytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------- cache
+
+
+class LabelCache:
+    """Append-only JSONL of one recognizer's readings: ``{"id", "sha1", "setup", "result"}`` per line.
+
+    ``setup`` (settings and versions) and the sample hash must both match for an entry to be reused; a line that
+    does not parse is an error naming the file and line (a half-written last line from a killed run is dropped
+    with a warning).
+    """
+
+    def __init__(self, path: Path, setup: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.setup = setup
+        self._setup_key = json.dumps(setup, sort_keys=True)
+        self.entries: dict[tuple[str, str], dict[str, Any]] = {}
+        if self.path.is_file():
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            for lineno, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    if lineno == len(lines):
+                        logger.warning("%s:%d: dropping a half-written last line", self.path, lineno)
+                        continue
+                    raise ValueError(f"{self.path}:{lineno}: not JSON ({e})") from e
+                if json.dumps(row.get("setup"), sort_keys=True) == self._setup_key:
+                    self.entries[(row["id"], row["sha1"])] = row["result"]
+
+    def get(self, clip_id: str, sha1: str) -> dict[str, Any] | None:
+        return self.entries.get((clip_id, sha1))
+
+    def put(self, clip_id: str, sha1: str, result: dict[str, Any]) -> None:
+        self.entries[(clip_id, sha1)] = result
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        row = {"id": clip_id, "sha1": sha1, "setup": self.setup, "result": result}
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+_PS_SETUP = "bundled en-us, default settings, cepstral mean reset per utterance"
+
+
+def _whisper_setup() -> dict[str, Any]:
+    from asr.peers.whisper import WhisperConfig, whisper_versions
+
+    return {"config": asdict(WhisperConfig()), "versions": whisper_versions()}
+
+
+def _whisper_reader() -> Callable[[np.ndarray], dict[str, Any]]:
+    from asr.peers.whisper import WhisperTiny
+
+    model = WhisperTiny()
+
+    def read(x: np.ndarray) -> dict[str, Any]:
+        r = model.transcribe(x)
+        return {"text": r.text, "normalized": r.normalized, **r.confidence(), "cpu_seconds": round(r.cpu_seconds, 3)}
+
+    return read
+
+
+def _pocketsphinx_setup() -> dict[str, Any]:
+    from asr.peers.pocketsphinx import pocketsphinx_version
+
+    return {"version": pocketsphinx_version(), "config": _PS_SETUP}
+
+
+def _pocketsphinx_reader() -> Callable[[np.ndarray], dict[str, Any]]:
+    from asr.peers.pocketsphinx import PocketSphinx
+
+    model = PocketSphinx()
+
+    def read(x: np.ndarray) -> dict[str, Any]:
+        r = model.transcribe(x)
+        return {"text": r.text, "normalized": r.normalized, "cpu_seconds": round(r.cpu_seconds, 3)}
+
+    return read
+
+
+# name -> (the cache key: settings and versions, a factory loading the model and returning a reading function)
+RECOGNIZERS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[], Callable]]] = {
+    "whisper": (_whisper_setup, _whisper_reader),
+    "pocketsphinx": (_pocketsphinx_setup, _pocketsphinx_reader),
+}
+
+
+def read_labels(
+    audio: Iterable[tuple[str, Path]],
+    label_dir: Path,
+    *,
+    recognizers: dict[str, tuple[Callable, Callable]] | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{recognizer: {clip id: reading}}`` for ``(clip id, converted FLAC)`` pairs, from the cache or decoded.
+
+    A recognizer's model is loaded only when a clip is missing from its cache. ``recognizers`` defaults to
+    :data:`RECOGNIZERS` (tests pass stand-ins).
+    """
+    from tqdm import tqdm
+
+    items = list(audio)
+    hashes = {clip_id: load_converted(path)[1] for clip_id, path in items}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, (setup, factory) in (RECOGNIZERS if recognizers is None else recognizers).items():
+        cache = LabelCache(label_dir / f"{name}.jsonl", setup())
+        got = {c: hit for c, _ in items if (hit := cache.get(c, hashes[c])) is not None}
+        todo = [(c, p) for c, p in items if c not in got]
+        if todo:
+            logger.info("%s: %d clips to read (%d cached)", name, len(todo), len(got))
+            reader = factory()
+            for clip_id, path in tqdm(todo, desc=f"{name} labels", unit="clip", disable=not progress):
+                got[clip_id] = reader(load_converted(path)[0])
+                cache.put(clip_id, hashes[clip_id], got[clip_id])
+        out[name] = got
+    return out
+
+
+# -------------------------------------------------------------------------------------------- references
+
+
+def agree(a: str, b: str) -> bool:
+    """Two normalised texts say the same words: equal, or equal with spaces removed (compound splits)."""
+    return bool(a) and bool(b) and (a == b or a.replace(" ", "") == b.replace(" ", ""))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The reference chosen for a clip, or why there is none."""
+
+    text: str | None  # normalised reference; None: skip the clip
+    kind: str  # metadata | whisper+pocketsphinx | whisper+hint | pocketsphinx+hint | whisper | (skip reason)
+    detail: str = ""
+
+    @property
+    def reliable(self) -> bool:
+        return self.text is not None and self.kind in RELIABLE_KINDS
+
+
+def choose_reference(
+    clip: SourceClip,
+    whisper: dict[str, Any] | None,
+    sphinx: dict[str, Any] | None,
+    *,
+    gate: PseudoLabelGate = PSEUDO_LABEL_GATE,
+) -> Decision:
+    """The reference for ``clip`` from its metadata and the two readings (rules in the module docstring)."""
+    if clip.reference is not None:
+        return Decision(normalize_text(clip.reference), "metadata", clip.reference_source)
+    w = whisper["normalized"] if whisper else ""
+    s = sphinx["normalized"] if sphinx else ""
+    hint = normalize_hypothesis(clip.hint) if clip.hint else ""
+    if agree(w, s):
+        return Decision(w, "whisper+pocketsphinx")
+    if agree(w, hint):
+        return Decision(w, "whisper+hint", f"hint {clip.hint!r}")
+    if agree(s, hint):
+        return Decision(s, "pocketsphinx+hint", f"hint {clip.hint!r}")
+    if whisper is None:
+        return Decision(None, "unlabelled", "no Whisper reading")
+    if not w:
+        return Decision(None, "no_speech", f"Whisper hears no words ({whisper['text']!r})")
+    if whisper["compression_ratio"] > LOOP_COMPRESSION_RATIO:
+        return Decision(None, "no_speech", f"Whisper repetition loop (ratio {whisper['compression_ratio']})")
+    if whisper["no_speech_prob"] > NO_SPEECH_PROB:
+        return Decision(None, "no_speech", f"Whisper no_speech_prob {whisper['no_speech_prob']}: {w!r}")
+    if gate.passes(whisper):
+        return Decision(w, "whisper", f"avg_logprob {whisper['avg_logprob']}")
+    return Decision(
+        None,
+        "unconfident_pseudo_label",
+        f"Whisper {w!r} (avg_logprob {whisper['avg_logprob']}, no_speech_prob {whisper['no_speech_prob']}), "
+        f"pocketsphinx {s!r}" + (f", hint {hint!r}" if hint else ""),
+    )

@@ -1,0 +1,361 @@
+"""The real-speech train / dev / test sets: every recording of :mod:`asr.data.realspeech_sources` plus the
+legacy 20-recording set (:mod:`asr.data.realspeech`), with a reference each (:mod:`asr.data.realspeech_labels`),
+split by speaker group so that no voice is heard in two splits.
+
+Split rule (deterministic, no randomness): :data:`SPLIT_OF_GROUP` names the groups of dev and test; every other
+group is training. Within dev and test only reliable references are kept (metadata or two independent sources
+agreeing); a dev/test clip whose reference is a Whisper pseudo-label alone is left out and reported
+(``unreliable_reference``), never moved to another split. Training keeps pseudo-labels that pass the gate.
+
+- test: the legacy set (pocketsphinx-testdata's LibriVox, cards and the two raw recordings; ALSA's channel names:
+  the clips the README and the demo quote), codec2's recordings (Harvard sentences, 8 kHz), klettres' British
+  English speaker, tuxpaint's stamp names, and hedgewars/nexuiz voices listed below.
+- dev (model selection, LM weights): klettres' other English speaker, ktuberling, freedroidrpg, and other
+  hedgewars/nexuiz voices.
+- train: the rest (megaglest, warzone2100's radio voices, nexuiz's tutorial and other voices, other hedgewars
+  packs), with pseudo-labels.
+
+Manifest lines: ``id``, ``audio`` (the 16 kHz FLAC, relative to the manifest's folder), ``duration``, ``text``
+(normalised reference), ``speaker`` (the group; the legacy clips keep their legacy speaker), and ``extra``:
+``package``, ``licence``, ``group``, ``origin`` (the file, or ``archive::member``), ``reference_kind``,
+``reference_source`` / ``hint`` when there is one, ``whisper`` (text, avg_logprob, no_speech_prob,
+compression_ratio) and ``pocketsphinx`` (text).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from asr.data.manifest import PrepareReport, Utterance
+from asr.data.realspeech_labels import (
+    PSEUDO_LABEL_GATE,
+    Decision,
+    PseudoLabelGate,
+    agree,
+    choose_reference,
+    convert_clip,
+    read_labels,
+)
+from asr.data.realspeech_sources import PACKAGES, SourceClip, read_sources
+from asr.text.normalize import normalize_text
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SPLITS", "SPLIT_OF_GROUP", "RealSpeechSets", "build_realspeech_sets", "legacy_clips", "split_of"]
+
+SPLITS = ("train", "dev", "test")
+AUDIO_SUBDIR = "audio"
+LABEL_SUBDIR = "labels"
+
+# Groups of dev and test; every other group is training.
+SPLIT_OF_GROUP: dict[str, str] = {
+    # test: the legacy set, codec2's Harvard sentences and radio calls, klettres en_GB, tuxpaint
+    "pocketsphinx/librivox": "test",
+    "pocketsphinx/cards": "test",
+    "pocketsphinx/raw": "test",
+    "alsa": "test",
+    "codec2": "test",
+    "klettres/en_GB": "test",
+    "tuxpaint": "test",
+    "hedgewars/British": "test",
+    "hedgewars/Pirate": "test",
+    "hedgewars/Surfer": "test",
+    "nexuiz/announcer-robotic": "test",
+    "nexuiz/marine": "test",
+    # dev
+    "klettres/en": "dev",
+    "ktuberling/en": "dev",
+    "freedroidrpg": "dev",
+    "hedgewars/Default": "dev",
+    "hedgewars/Mobster": "dev",
+    "hedgewars/Singer": "dev",
+    "nexuiz/announcer-male": "dev",
+    "nexuiz/soldier": "dev",
+}
+
+
+def split_of(group: str) -> str:
+    """The split a speaker group belongs to (:data:`SPLIT_OF_GROUP`, else ``train``)."""
+    return SPLIT_OF_GROUP.get(group, "train")
+
+
+def legacy_clips(utts: Sequence[Utterance]) -> list[SourceClip]:
+    """The legacy set's utterances as clips with metadata references (same ids, same words)."""
+    out = []
+    for u in utts:
+        group = u.extra.get("group", "")
+        package = "alsa-utils" if group == "alsa" else "pocketsphinx-testdata"
+        source = "file name" if group == "alsa" else "pocketsphinx-testdata transcription"
+        out.append(SourceClip(u.id, package, group, u.audio, reference=u.text, reference_source=source))
+    return out
+
+
+@dataclass
+class RealSpeechSets:
+    """What :func:`build_realspeech_sets` made: a manifest's utterances and report per split, and the checks."""
+
+    utterances: dict[str, list[Utterance]]  # split -> utterances (sorted by id)
+    reports: dict[str, PrepareReport]  # split -> report (skips of that split's groups)
+    sources_report: PrepareReport  # what the package readers read and passed over
+    checks: dict[str, Any] = field(default_factory=dict)  # the rules measured on the metadata-labelled clips
+    clips: dict[str, SourceClip] = field(default_factory=dict)  # every clip read, by id
+
+
+def build_realspeech_sets(
+    root: Path,
+    out_dir: Path,
+    legacy: Sequence[Utterance],
+    *,
+    packages: tuple[str, ...] | None = None,
+    recognizers: dict | None = None,
+    gate: PseudoLabelGate = PSEUDO_LABEL_GATE,
+    progress: bool = True,
+) -> RealSpeechSets:
+    """Read the packages, convert, label (cached in ``out_dir/labels``), choose references, split."""
+    out_dir = Path(out_dir)
+    sources_report = PrepareReport(name="realspeech-sources", corpus="realspeech", source=str(root))
+    clips = legacy_clips(legacy) + read_sources(Path(root), sources_report, packages=packages)
+    legacy_speaker = {u.id: u.speaker for u in legacy}
+    audio_dir = out_dir / AUDIO_SUBDIR
+    flac: dict[str, Path] = {}
+    reports = {s: PrepareReport(name=f"realspeech-{s}", corpus="realspeech", source=str(root)) for s in SPLITS}
+    for clip in _progress(clips, "convert to 16 kHz FLAC", progress):
+        try:
+            flac[clip.id] = convert_clip(clip, audio_dir)
+        except (RuntimeError, ValueError, OSError) as e:  # soundfile raises LibsndfileError (a RuntimeError)
+            reports[split_of(clip.group)].skip("unreadable_audio", clip.id, f"{clip.origin}: {e}")
+    labels = read_labels(sorted(flac.items()), out_dir / LABEL_SUBDIR, recognizers=recognizers, progress=progress)
+    whisper, sphinx = labels.get("whisper", {}), labels.get("pocketsphinx", {})
+
+    utts: dict[str, list[Utterance]] = {s: [] for s in SPLITS}
+    for clip in clips:
+        if clip.id not in flac:
+            continue
+        split = split_of(clip.group)
+        report = reports[split]
+        report.read[f"clips of {clip.package}"] += 1
+        w, s = whisper.get(clip.id), sphinx.get(clip.id)
+        decision = choose_reference(clip, w, s, gate=gate)
+        if decision.text is None:
+            report.skip(decision.kind, clip.id, f"{clip.origin}: {decision.detail}")
+            continue
+        if split != "train" and not decision.reliable:
+            report.skip(
+                "unreliable_reference", clip.id, f"{clip.origin}: only a Whisper pseudo-label ({decision.text!r})"
+            )
+            continue
+        if decision.kind == "metadata" and w is not None and (not w["normalized"] or w["no_speech_prob"] > 0.6):
+            report.flag("whisper_hears_no_speech", clip.id, f"metadata {decision.text!r}, Whisper {w['text']!r}")
+        path = flac[clip.id]
+        utts[split].append(
+            Utterance(
+                id=clip.id,
+                audio=path.relative_to(out_dir).as_posix(),
+                duration=sf.info(str(path)).duration,
+                text=decision.text,
+                speaker=legacy_speaker.get(clip.id, clip.group),
+                extra=_extra(clip, decision, w, s),
+            )
+        )
+    for split in SPLITS:
+        utts[split].sort(key=lambda u: u.id)
+        reports[split].note(f"groups: {sorted({u.extra['group'] for u in utts[split]})}")
+    sets = RealSpeechSets(utts, reports, sources_report, clips={c.id: c for c in clips})
+    sets.checks = rule_checks(clips, whisper, sphinx, gate=gate)
+    return sets
+
+
+def _progress(items: list, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="clip", disable=not enabled)
+
+
+def _extra(clip: SourceClip, d: Decision, w: dict | None, s: dict | None) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "package": clip.package,
+        "licence": PACKAGES[clip.package].licence,
+        "group": clip.group,
+        "origin": clip.origin,
+        "reference_kind": d.kind,
+    }
+    if clip.reference_source:
+        extra["reference_source"] = clip.reference_source
+    if clip.hint:
+        extra["hint"] = clip.hint
+    if w is not None:
+        extra["whisper"] = {k: w[k] for k in ("text", "avg_logprob", "no_speech_prob", "compression_ratio")}
+    if s is not None:
+        extra["pocketsphinx"] = s["text"]
+    return extra
+
+
+def rule_checks(
+    clips: Sequence[SourceClip],
+    whisper: dict[str, dict],
+    sphinx: dict[str, dict],
+    *,
+    gate: PseudoLabelGate = PSEUDO_LABEL_GATE,
+) -> dict[str, Any]:
+    """The labelling rules measured where the truth is known (clips with metadata references).
+
+    - agreement precision: of the metadata clips where Whisper and pocketsphinx agree, the share whose agreed
+      text is the metadata reference (the trust a ``whisper+pocketsphinx`` reference deserves);
+    - gate precision: of the metadata clips whose Whisper reading passes the pseudo-label gate, the share equal
+      to the metadata reference (the trust a ``whisper`` pseudo-label deserves), and the share passing.
+    """
+    n = agreed = agreed_right = gated = gated_right = whisper_right = 0
+    by_package: dict[str, Counter] = defaultdict(Counter)
+    for clip in clips:
+        if clip.reference is None or clip.id not in whisper:
+            continue
+        ref = normalize_text(clip.reference)
+        w = whisper[clip.id]
+        s = sphinx.get(clip.id, {"normalized": ""})
+        n += 1
+        right = agree(w["normalized"], ref)
+        whisper_right += right
+        c = by_package[clip.package]
+        c["clips"] += 1
+        c["whisper_right"] += right
+        if agree(w["normalized"], s["normalized"]):
+            agreed += 1
+            agreed_right += right
+            c["agreed"] += 1
+            c["agreed_right"] += right
+        if gate.passes(w):
+            gated += 1
+            gated_right += right
+            c["gated"] += 1
+            c["gated_right"] += right
+    return {
+        "metadata_clips": n,
+        "whisper_exact": _share(whisper_right, n),
+        "agreement_rate": _share(agreed, n),
+        "agreement_precision": _share(agreed_right, agreed),
+        "agreed": agreed,
+        "gate": {k: getattr(gate, k) for k in ("min_avg_logprob", "max_no_speech_prob", "max_compression_ratio")},
+        "gate_pass_rate": _share(gated, n),
+        "gate_precision": _share(gated_right, gated),
+        "gated": gated,
+        "by_package": {k: dict(v) for k, v in sorted(by_package.items())},
+    }
+
+
+def _share(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+# ---------------------------------------------------------------------------------------------- the README
+
+
+def format_readme(
+    sets: RealSpeechSets, utterances: dict[str, list[Utterance]], *, legacy: Sequence[Utterance], command: str
+) -> str:
+    """``README.md`` of the output folder: what each split holds, where it comes from, how it was labelled.
+
+    ``utterances``: what was written per split (after the manifest checks), normally ``sets.utterances``.
+    """
+    reports, sources_report, checks = sets.reports, sets.sources_report, sets.checks
+    lines = [
+        "# Real recorded English speech (made by `asr prepare realspeech`)",
+        "",
+        f"Command: `{command}`. Rules: `asr/data/realspeech_splits.py`, `realspeech_labels.py`,"
+        " `realspeech_sources.py` (module docstrings). Generated file: do not edit.",
+        "",
+        "- `realspeech.jsonl`: the legacy 20-recording set, unchanged (pocketsphinx-testdata + alsa-utils);"
+        f" {len(legacy)} utterances, {sum(u.duration for u in legacy) / 60:.2f} min. The same clips are in"
+        " `realspeech-test.jsonl` (16 kHz FLAC copies, same ids and words).",
+        "- `realspeech-{train,dev,test}.jsonl`: split by speaker group (no group in two splits). dev and test hold"
+        " only reliable references (metadata, or two independent sources agreeing); train adds Whisper tiny.en"
+        " pseudo-labels that pass the gate. dev is for model selection and LM weights; test only for reported"
+        " figures.",
+        "",
+        "## Splits",
+        "",
+        "| split | utterances | minutes | groups | reference kinds (utterances) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for split in SPLITS:
+        us = utterances.get(split, [])
+        kinds = Counter(u.extra.get("reference_kind", "?") for u in us)
+        lines.append(
+            f"| {split} | {len(us)} | {sum(u.duration for u in us) / 60:.2f} | "
+            f"{len({u.extra.get('group') for u in us})} | "
+            + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+            + " |"
+        )
+    lines += [
+        "",
+        "Minutes include the silence around short clips (a spoken letter is often 2 s of audio).",
+        "",
+        "## Groups",
+        "",
+        "| group | package | licence | split | kept | minutes | reference kinds | skipped (reason: count) |",
+        "|---|---|---|---|---:|---:|---|---|",
+    ]
+    kept: dict[str, list[Utterance]] = defaultdict(list)
+    for split in SPLITS:
+        for u in utterances.get(split, []):
+            kept[u.extra["group"]].append(u)
+    skipped: dict[str, Counter] = defaultdict(Counter)
+    package_of = {c.group: c.package for c in sets.clips.values()}
+    for split in SPLITS:
+        for issue in reports[split].skipped:
+            clip = sets.clips.get(issue.item)
+            skipped[clip.group if clip else "?"][issue.reason] += 1
+    for group in sorted(set(kept) | set(skipped)):
+        us = kept.get(group, [])
+        kinds = Counter(u.extra["reference_kind"] for u in us)
+        package = package_of.get(group, "?")
+        licence = PACKAGES[package].licence if package in PACKAGES else "?"
+        lines.append(
+            f"| {group} | {package} | {licence} | {split_of(group)} | {len(us)} | "
+            f"{sum(u.duration for u in us) / 60:.2f} | "
+            + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+            + " | "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(skipped.get(group, Counter()).items()))
+            + " |"
+        )
+    src = Counter(i.reason for i in sources_report.skipped)
+    lines += [
+        "",
+        "## Passed over while reading the packages",
+        "",
+        "Recordings that are not English speech or are copies, by reason (details in `summary.json`, entry"
+        " `realspeech-sources`): " + (", ".join(f"{k} {v}" for k, v in sorted(src.items())) or "none") + ".",
+        "",
+        *[f"- {n}" for n in sources_report.notes],
+        "",
+        "## The labelling rules, measured on the clips whose words the packages give",
+        "",
+        f"On {checks.get('metadata_clips')} metadata-labelled clips: Whisper tiny.en gives exactly the metadata"
+        f" words on {_pct(checks.get('whisper_exact'))}; Whisper and pocketsphinx agree on"
+        f" {_pct(checks.get('agreement_rate'))} ({checks.get('agreed')} clips), and when they agree the text is"
+        f" the metadata's on {_pct(checks.get('agreement_precision'))} (the trust given to"
+        " `whisper+pocketsphinx` references). The pseudo-label gate"
+        f" ({checks.get('gate')}) passes {_pct(checks.get('gate_pass_rate'))} of them ({checks.get('gated')}"
+        f" clips) and is right on {_pct(checks.get('gate_precision'))} (the trust a training-only `whisper`"
+        " label deserves). Short isolated words in a game voice are harder than the game lines most"
+        " pseudo-labels are for, so these are lower bounds.",
+        "",
+        "| package | metadata clips | Whisper exact | agreed | agreed and right | gated | gated and right |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for package, c in checks.get("by_package", {}).items():
+        lines.append(
+            f"| {package} | {c.get('clips', 0)} | {c.get('whisper_right', 0)} | {c.get('agreed', 0)} | "
+            f"{c.get('agreed_right', 0)} | {c.get('gated', 0)} | {c.get('gated_right', 0)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
