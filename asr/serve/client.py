@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import numpy as np
+
+ENDINGS = ("stop", "close", "wait")
 
 
 @dataclass
@@ -76,18 +80,21 @@ async def stream_audio(
     on_message: Callable[[dict[str, Any]], object] | None = None,
     http: aiohttp.ClientSession | None = None,
     vanish_after: float | None = None,
-    stop: bool = True,
+    end: str = "stop",
     timeout: float = 60.0,
 ) -> StreamOutcome:
     """Stream ``samples`` (float32 mono at ``sample_rate``) to ``url`` and collect the results.
 
     ``realtime``: frame i is sent when its last sample would have been captured (a live microphone).
     ``vanish_after``: after that many seconds of audio, drop the TCP connection without a WebSocket close (a
-    client that vanished). ``stop``: send the stop message after the audio (else just wait for the server).
-    ``timeout``: seconds to wait for the server after the audio is sent.
+    client that vanished). ``end``: after the audio, "stop" (send the stop message and read until the server
+    closes), "close" (close the WebSocket at once, without stop) or "wait" (send nothing, read until the server
+    closes: its idle timeout). ``timeout``: seconds to wait for the server after the audio is sent.
     """
     if frame_ms <= 0:
         raise ValueError(f"frame_ms must be > 0, got {frame_ms}")
+    if end not in ENDINGS:
+        raise ValueError(f"end must be one of {ENDINGS}, got {end!r}")
     samples = np.asarray(samples, dtype=np.float32)
     step = max(1, int(round(sample_rate * frame_ms / 1000.0)))
     out = StreamOutcome()
@@ -130,29 +137,31 @@ async def stream_audio(
             if reply.get("type") == "ready":
                 t0 = time.monotonic()
                 for begin in range(0, len(samples), step):
-                    end = min(begin + step, len(samples))
+                    stop_at = min(begin + step, len(samples))
                     if vanish_after is not None and begin / sample_rate >= vanish_after:
                         _drop(ws)
                         out.vanished = True
                         break
                     if realtime:
-                        wait = t0 + end / sample_rate - time.monotonic()
+                        wait = t0 + stop_at / sample_rate - time.monotonic()
                         if wait > 0:
                             await asyncio.sleep(wait)
                     if ws.closed:
                         break
                     try:
-                        await ws.send_bytes(encode_frame(samples[begin:end], fmt))
+                        await ws.send_bytes(encode_frame(samples[begin:stop_at], fmt))
                     except ConnectionResetError:  # the server closed the stream (an error, a limit, shutdown)
                         break
-                    sent_ends.append(end / sample_rate)
+                    sent_ends.append(stop_at / sample_rate)
                     sent_times.append(time.monotonic())
-                    out.seconds_sent = end / sample_rate
-                if stop and not ws.closed and not out.vanished:
+                    out.seconds_sent = stop_at / sample_rate
+                if end == "stop" and not ws.closed and not out.vanished:
                     try:
                         await ws.send_str('{"type": "stop"}')
                     except ConnectionResetError:
                         pass
+                elif end == "close" and not out.vanished:
+                    await ws.close()
             if out.vanished:
                 receiver.cancel()
             else:
@@ -175,3 +184,45 @@ def percentiles(values: list[float], qs: tuple[float, ...] = (0.5, 0.95, 0.99)) 
     """``{"p50": ..., "p95": ..., "p99": ...}`` (NaN for no values)."""
     arr = np.asarray(values, dtype=np.float64)
     return {f"p{round(q * 100)}": float(np.quantile(arr, q)) if arr.size else float("nan") for q in qs}
+
+
+async def churn(
+    url: str,
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    seconds: float,
+    clients: int,
+    seed: int = 0,
+    token: str | None = None,
+) -> Counter[str]:
+    """Clients connecting and leaving in every way for ``seconds`` (a soak): each of ``clients`` workers streams
+    0.3-2 s clips of ``samples`` in real time again and again, ending each by a stop, a close without stop, a
+    vanished TCP connection mid-stream, or a stall until the server's idle timeout. Returns counts per ending
+    (and ``"failed"`` for streams whose ending went otherwise than expected)."""
+    rng = random.Random(seed)
+    deadline = time.monotonic() + seconds
+    counts: Counter[str] = Counter()
+
+    async def worker() -> None:
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                how = rng.choice(("stop", "stop", "close", "vanish", "wait"))
+                n = int(rng.uniform(0.3, 2.0) * sample_rate)
+                at = rng.randrange(0, max(1, len(samples) - n))
+                clip = samples[at : at + n]
+                out = await stream_audio(
+                    url, clip, sample_rate, http=http, token=token, frame_ms=40.0,
+                    vanish_after=len(clip) / sample_rate / 2 if how == "vanish" else None,
+                    end="stop" if how == "vanish" else how,
+                )  # fmt: skip
+                ok = {
+                    "stop": out.done is not None and out.done["reason"] == "stop",
+                    "close": out.done is None,
+                    "vanish": out.vanished,
+                    "wait": out.done is not None and out.done["reason"] == "idle_timeout",
+                }[how]
+                counts[how if ok else "failed"] += 1
+
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return counts

@@ -160,10 +160,13 @@ def done_message(reason: str, *, audio_received: float) -> dict[str, Any]:
 
 def partial_message(result: StreamResult, *, audio_received: float, audio_decoded: float, frame_seconds: float):
     """The current segment's text so far, with its words (times and confidences; the text may still change)."""
+    words = getattr(result, "partial_words", ())  # a lexicon decoder's own words, where the recognizer has one
     return {
         "type": "partial",
         "text": result.partial,
-        "words": words_from_tokens(
+        "words": _timed_words(words)
+        if words
+        else words_from_tokens(
             result.partial,
             result.partial_tokens,
             result.partial_times,
@@ -180,10 +183,13 @@ def final_message(segment: Segment, *, audio_received: float, audio_decoded: flo
     """A finished segment: text, start/end, words with times and confidences, tokens, the endpoint rule."""
     from asr.live import segment_dict
 
+    words = getattr(segment, "words", ())
     return {
         "type": "final",
         **segment_dict(segment),
-        "words": words_from_tokens(
+        "words": _timed_words(words)
+        if words
+        else words_from_tokens(
             segment.text,
             segment.tokens,
             segment.token_times,
@@ -196,6 +202,13 @@ def final_message(segment: Segment, *, audio_received: float, audio_decoded: flo
     }
 
 
+def _timed_words(words) -> list[dict[str, Any]]:
+    """The recognizer's own timed words (``text``, ``start``, ``end``, ``confidence``) as JSON."""
+    return [
+        {"text": w.text, "start": w.start, "end": w.end, "confidence": round(float(w.confidence), 4)} for w in words
+    ]
+
+
 def words_from_tokens(
     text: str,
     tokens: Sequence[str],
@@ -205,10 +218,10 @@ def words_from_tokens(
     end: float,
     frame_seconds: float,
 ) -> list[dict[str, Any]]:
-    """Words of ``text`` with times (s) and confidences, from its tokens.
+    """Words of ``text`` with times (s) and confidences, from its tokens (decoders without words of their own).
 
     A word starts at its first token's time and ends one model frame after its last token's (no later than
-    ``end``); its confidence is its least confident token's. Tokens are split into words at ``|`` tokens
+    ``end``); its confidence is the mean of its tokens'. Tokens are split into words at ``|`` tokens
     (character tokenizers) and before ``\u2581``-prefixed tokens (SentencePiece). Where the tokens do not split
     into as many words as ``text`` has (a tokenizer without word boundaries, e.g. phones), the list is empty.
     """
@@ -229,10 +242,10 @@ def words_from_tokens(
         start = float(times[g[0]])
         words.append(
             {
-                "word": name,
+                "text": name,
                 "start": round(start, 3),
                 "end": round(max(start, min(float(times[g[-1]]) + frame_seconds, end)), 3),
-                "confidence": round(float(min(confidences[i] for i in g)), 4),
+                "confidence": round(float(np.mean([confidences[i] for i in g])), 4),
             }
         )
     return words

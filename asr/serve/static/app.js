@@ -108,7 +108,7 @@ function renderWords(li, final) {
     const span = document.createElement("span");
     span.className = w.confidence < 0.5 ? "word low" : "word";
     span.title = `${fmt(w.start)}\u2013${fmt(w.end)} s, confidence ${w.confidence.toFixed(2)}`;
-    span.textContent = w.word;
+    span.textContent = w.text;
     li.append(span, i + 1 < final.words.length ? " " : "");
   });
 }
