@@ -249,11 +249,12 @@ _SLOTS: dict[str, Slot] = {
 _SPELLABLE = ("cat", "dog", "yes", "no", "stop", "help", "home", "john", "mary", "smith", "brown", "jones",
               "taylor", "paris", "london", "hello", "world", "seven", "table", "phone", "email", "box", "quiz")
 
+# One spelling per sound: "okay" (not "ok"), "all right" (not "alright"), so a transcript never disagrees with itself.
 _CONVERSATION = (
-    "yes", "no", "stop", "okay", "ok", "go", "wait", "cancel", "help", "hello", "hi", "hey", "goodbye", "bye",
+    "yes", "no", "stop", "okay", "go", "wait", "cancel", "help", "hello", "hi", "hey", "goodbye", "bye",
     "thank you", "thanks", "please", "sorry", "excuse me", "of course", "sure", "maybe", "not now",
     "never mind", "good morning", "good afternoon", "good evening", "good night", "see you later",
-    "see you tomorrow", "i don't know", "i'm fine", "all right", "alright", "that's right", "that's wrong",
+    "see you tomorrow", "i don't know", "i'm fine", "all right", "that's right", "that's wrong",
     "got it", "come here", "go away", "hurry up", "be careful", "look out", "watch out", "let's go", "me too",
     "no thanks", "yes please", "right now", "just a minute", "hold on", "what", "why", "where", "who", "when",
     "how", "really", "great", "nice", "perfect", "exactly", "absolutely", "definitely", "no way", "oh no",
