@@ -182,6 +182,10 @@ def test_extra_sources_are_validated():
         TextConfig(extra_sources=(("fortunes", 10),))  # use_fortunes reads it whole already
     with pytest.raises(ValueError, match="min_words"):
         TextConfig(min_words=0)
+    with pytest.raises(ValueError, match=r"\(name, limit >= 0\)"):
+        TextConfig(extra_sources=(("digits", "many"),))
+    with pytest.raises(ValueError, match=r"\(name, limit >= 0\)"):
+        TextConfig(extra_sources=("digits",))
     # JSON/YAML lists become tuples: the config stays hashable (pools are cached on it).
     config = TextConfig(extra_sources=[["digits", 5]])
     assert config.extra_sources == (("digits", 5),) and hash(config)
@@ -257,6 +261,12 @@ def test_book_sources_are_read_the_way_their_files_are_written(tmp_path):
         "AND HE SAID WHAT HAST THOU DONE",
         "HOW STAND YOU AFFECTED TO HIS WISH",
     }
+
+
+def test_an_extra_source_that_gives_nothing_is_an_error(tmp_path):
+    config = TextConfig(use_fortunes=False, use_wordnet=False, extra_sources=(("fortunes", 10),))
+    with pytest.raises(ValueError, match="'fortunes' gave no sentence.*fortunes-min"):
+        load_sentences(config=config, fortunes_dir=tmp_path / "none", wordnet_dir=tmp_path / "none")
 
 
 def test_a_missing_source_package_is_named(tmp_path):
