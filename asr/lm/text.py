@@ -265,8 +265,8 @@ class Reserved:
         index = self._index()
         k = MIN_CONTAINED_WORDS
         for raw, norm in sentences:
-            synth = normalise(raw)
-            if any(split_of(synth, config=c) != "train" for c in self.synth_configs):
+            forms = {normalise(raw), norm}  # the synth corpus's form of the raw text, and ours
+            if any(split_of(f, config=c) != "train" for f in forms for c in self.synth_configs):
                 stats["synthetic dev/test split hash"] = stats.get("synthetic dev/test split hash", 0) + 1
                 continue
             if norm in self.whole:
@@ -302,10 +302,11 @@ def _manifest_texts(path: Path) -> list[str]:
 
 
 def reserved_sentences(
-    exclude_manifests: Iterable[str | Path] = (), *, synth_configs: tuple[TextConfig, ...] = SYNTH_TEXT_CONFIGS
+    exclude_manifests: Iterable[str | Path] = (), *, synth_configs: tuple[TextConfig, ...] | None = None
 ) -> Reserved:
     """Everything the LM text must not contain (see the module docstring), ``exclude_manifests`` included (JSONL
-    manifests with a ``text`` field)."""
+    manifests with a ``text`` field); ``synth_configs``: default :data:`SYNTH_TEXT_CONFIGS`."""
+    synth_configs = SYNTH_TEXT_CONFIGS if synth_configs is None else synth_configs
     reserved = Reserved(synth_configs=synth_configs)
     for i, config in enumerate(synth_configs):
         pools = load_sentences(config=config)
