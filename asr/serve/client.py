@@ -31,6 +31,7 @@ class StreamOutcome:
 
     messages: list[dict[str, Any]] = field(default_factory=list)  # every server message, in order
     latencies: list[float] = field(default_factory=list)  # seconds, per partial: its audio sent -> it received
+    latency_at: list[float] = field(default_factory=list)  # the audio_decoded (s) of each of those partials
     final_latencies: list[float] = field(default_factory=list)  # the same for finals
     close_code: int | None = None
     seconds_sent: float = 0.0
@@ -122,10 +123,11 @@ async def stream_audio(
                     decoded = m.get("audio_decoded")
                     if decoded is not None and m["type"] in ("partial", "final"):
                         i = bisect.bisect_left(sent_ends, decoded - 1e-4)
-                        if i < len(sent_times):
-                            (out.latencies if m["type"] == "partial" else out.final_latencies).append(
-                                now - sent_times[i]
-                            )
+                        if i < len(sent_times) and m["type"] == "partial":
+                            out.latencies.append(now - sent_times[i])
+                            out.latency_at.append(decoded)
+                        elif i < len(sent_times):
+                            out.final_latencies.append(now - sent_times[i])
                     if on_message is not None:
                         on_message(m)
                 if not first.done():
