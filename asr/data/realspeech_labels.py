@@ -24,9 +24,10 @@ kind 4 may not. A clip with no reference is skipped: ``no_speech`` when Whisper 
 no-speech probability above 0.6, or a repetition loop - compression ratio above 2.4 - that is Whisper's usual
 hallucination on noise and grunts), else ``unconfident_pseudo_label``.
 
-Agreement (:func:`agree`): both texts non-empty and equal after the project's normalisation (numbers spelled
-out), or equal once spaces are removed (the same letters split into words differently: ``PALM TREE`` /
-``PALMTREE``, ``YES SIR`` / ``YESSIR``). Nothing else counts as agreement.
+Agreement (:func:`agree`): both texts non-empty and, after the project's normalisation (numbers spelled out),
+the same letters in the same order; only word breaks and apostrophes may differ (``PALM TREE`` / ``PALMTREE``,
+``YOU'LL`` / ``YOULL`` from a file name that cannot hold an apostrophe). Nothing else counts as agreement; the
+reference is then the recognizer's text (its word breaks and apostrophes).
 """
 
 from __future__ import annotations
@@ -149,10 +150,17 @@ class LabelCache:
                 except json.JSONDecodeError as e:
                     if lineno == len(lines):
                         logger.warning("%s:%d: dropping a half-written last line", self.path, lineno)
+                        self._truncate_last_line()
                         continue
                     raise ValueError(f"{self.path}:{lineno}: not JSON ({e})") from e
                 if json.dumps(row.get("setup"), sort_keys=True) == self._setup_key:
                     self.entries[(row["id"], row["sha1"])] = row["result"]
+
+    def _truncate_last_line(self) -> None:
+        data = self.path.read_bytes()
+        end = data.rstrip(b"\n").rfind(b"\n") + 1  # after the last complete line
+        with self.path.open("r+b") as f:
+            f.truncate(end)
 
     def get(self, clip_id: str, sha1: str) -> dict[str, Any] | None:
         return self.entries.get((clip_id, sha1))
@@ -246,8 +254,13 @@ def read_labels(
 
 
 def agree(a: str, b: str) -> bool:
-    """Two normalised texts say the same words: equal, or equal with spaces removed (compound splits)."""
-    return bool(a) and bool(b) and (a == b or a.replace(" ", "") == b.replace(" ", ""))
+    """Two normalised texts say the same words: the same letters in the same order, word breaks and apostrophes
+    aside (``PALM TREE`` / ``PALMTREE``, ``YOU'LL REGRET THAT`` / ``YOULLREGRETTHAT``)."""
+    return bool(a) and bool(b) and _letters(a) == _letters(b)
+
+
+def _letters(text: str) -> str:
+    return text.replace(" ", "").replace("'", "")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from typing import Any
 import soundfile as sf
 
 from asr.data.manifest import PrepareReport, Utterance
+from asr.data.realspeech import RAW_SAMPLE_RATE
 from asr.data.realspeech_labels import (
     PSEUDO_LABEL_GATE,
     Decision,
@@ -93,7 +94,11 @@ def legacy_clips(utts: Sequence[Utterance]) -> list[SourceClip]:
         group = u.extra.get("group", "")
         package = "alsa-utils" if group == "alsa" else "pocketsphinx-testdata"
         source = "file name" if group == "alsa" else "pocketsphinx-testdata transcription"
-        out.append(SourceClip(u.id, package, group, u.audio, reference=u.text, reference_source=source))
+        if "original" in u.extra:  # a headerless .raw recording (RAW_SAMPLE_RATE) the legacy reader converted
+            origin, rate = u.extra["original"], RAW_SAMPLE_RATE
+        else:
+            origin, rate = u.audio, None
+        out.append(SourceClip(u.id, package, group, origin, reference=u.text, reference_source=source, raw_rate=rate))
     return out
 
 

@@ -1,0 +1,141 @@
+"""asr.data.realspeech_labels: FLAC conversion, the resumable label caches, the agreement rule and the choice of
+reference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.data.realspeech_labels import (
+    PseudoLabelGate,
+    agree,
+    choose_reference,
+    convert_clip,
+    load_converted,
+    read_labels,
+)
+from asr.data.realspeech_sources import SourceClip
+
+from ._realspeech_fakes import FakeRecognizer, ogg_bytes, sphinx_reading, whisper_reading
+
+
+def _clip(**kw) -> SourceClip:
+    return SourceClip(**({"id": "c1", "package": "hedgewars-data", "group": "hedgewars/Pirate", "origin": "/x"} | kw))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("PALM TREE", "PALMTREE", True),
+        ("YOU'LL REGRET THAT", "YOULLREGRETTHAT", True),
+        ("TAKE COVER", "TAKE COVER", True),
+        ("TAKE COVER", "TAKE COVERS", False),
+        ("I NEED HELP", "NEED HELP", False),
+        ("", "", False),  # nothing heard twice is not agreement
+        ("HELLO", "", False),
+    ],
+)
+def test_agreement_is_same_letters_word_breaks_and_apostrophes_aside(a, b, same):
+    assert agree(a, b) is same and agree(b, a) is same
+
+
+def test_reference_rules_in_order():
+    w = whisper_reading("You'll regret that!", "YOU'LL REGRET THAT")
+    # 1. metadata wins, whatever the recognizers say
+    d = choose_reference(_clip(reference="palm tree", reference_source="file name"), w, sphinx_reading("PALM"))
+    assert (d.text, d.kind, d.reliable) == ("PALM TREE", "metadata", True)
+    # 2. the two recognizers agree: Whisper's text
+    d = choose_reference(_clip(hint="Comeonthen"), w, sphinx_reading("YOU'LL REGRET THAT"))
+    assert (d.text, d.kind, d.reliable) == ("YOU'LL REGRET THAT", "whisper+pocketsphinx", True)
+    # 3. a recognizer agrees with the developer's label: that recognizer's text
+    d = choose_reference(_clip(hint="Youllregretthat"), w, sphinx_reading("YOU WILL REGRET"))
+    assert (d.text, d.kind, d.reliable) == ("YOU'LL REGRET THAT", "whisper+hint", True)
+    d = choose_reference(
+        _clip(hint="Take cover"), whisper_reading("Take a cover", "TAKE A COVER"), sphinx_reading("TAKE COVER")
+    )
+    assert (d.text, d.kind) == ("TAKE COVER", "pocketsphinx+hint")
+    # numbers in a hint are spelled like Whisper's: "5min" agrees with "five min"
+    d = choose_reference(_clip(hint="5 min"), whisper_reading("5 min.", "FIVE MIN"), None)
+    assert d.kind == "whisper+hint"
+    # 4. Whisper alone: a training-only pseudo-label when confident
+    d = choose_reference(_clip(), w, sphinx_reading("YOU WILL REGRET"))
+    assert (d.text, d.kind, d.reliable) == ("YOU'LL REGRET THAT", "whisper", False)
+
+
+@pytest.mark.parametrize(
+    ("reading", "kind", "detail"),
+    [
+        (whisper_reading(" . . .", ""), "no_speech", "no words"),
+        (whisper_reading("ha ha ha ha", "HA HA HA HA", ratio=9.5), "no_speech", "repetition loop"),
+        (whisper_reading("You", "YOU", no_speech_prob=0.95), "no_speech", "no_speech_prob"),
+        (whisper_reading("Code.", "CODE", avg_logprob=-0.9), "unconfident_pseudo_label", "avg_logprob -0.9"),
+    ],
+)
+def test_no_reference_when_whisper_hears_no_speech_or_is_unsure(reading, kind, detail):
+    d = choose_reference(_clip(hint="Coat"), reading, sphinx_reading("GOAT"))
+    assert d.text is None and d.kind == kind and detail in d.detail and not d.reliable
+
+
+def test_pseudo_label_gate_thresholds():
+    gate = PseudoLabelGate(min_avg_logprob=-0.5, max_no_speech_prob=0.5, max_compression_ratio=2.4)
+    assert gate.passes(whisper_reading("a", "A", avg_logprob=-0.5))
+    assert not gate.passes(whisper_reading("a", "A", avg_logprob=-0.51))
+    assert not gate.passes(whisper_reading("a", "A", no_speech_prob=0.51))
+    assert not gate.passes(whisper_reading("a", "A", ratio=2.5))
+    assert not gate.passes(whisper_reading("", "", avg_logprob=-0.1))
+    assert not gate.passes(whisper_reading("", "A") | {"avg_logprob": None})
+
+
+def test_conversion_to_16k_mono_flac_once(tmp_path):
+    src = tmp_path / "in.ogg"
+    src.write_bytes(ogg_bytes(0.5, 44100, seed=3, channels=2))
+    clip = SourceClip("kl-a", "klettres-data", "klettres/en", str(src))
+    out = convert_clip(clip, tmp_path / "audio")
+    assert out == tmp_path / "audio/klettres-data/kl-a.flac"
+    info = sf.info(out)
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert info.frames == pytest.approx(0.5 * 16000, abs=2)
+    x, sha = load_converted(out)
+    assert x.dtype == np.float32 and 0.2 < np.abs(x).max() <= 1.0 and len(sha) == 40
+    mtime = out.stat().st_mtime_ns
+    assert convert_clip(clip, tmp_path / "audio") == out and out.stat().st_mtime_ns == mtime  # reused
+
+
+def test_labels_are_cached_and_resumed(tmp_path):
+    files = []
+    for i in range(3):
+        src = tmp_path / f"{i}.ogg"
+        src.write_bytes(ogg_bytes(0.3, 22050, seed=i))
+        files.append((f"c{i}", convert_clip(SourceClip(f"c{i}", "klettres-data", "g", str(src)), tmp_path / "a")))
+    fake = FakeRecognizer("whisper", {}, whisper_reading("hi", "HI"))
+    got = read_labels(files[:2], tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False)
+    assert set(got["whisper"]) == {"c0", "c1"} and (fake.loads, fake.calls) == (1, 2)
+    # a killed run leaves half a line: dropped with a warning, the rest reused; only the new clip is read
+    with (tmp_path / "labels/whisper.jsonl").open("a") as f:
+        f.write('{"id": "c2", "sha1"')
+    got = read_labels(files, tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False)
+    assert set(got["whisper"]) == {"c0", "c1", "c2"} and (fake.loads, fake.calls) == (2, 3)
+    got = read_labels(files, tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False)
+    assert (fake.loads, fake.calls) == (2, 3)  # all cached: no model loaded
+    # other settings (another recognizer version): read again
+    other = FakeRecognizer("whisper-v2", {}, whisper_reading("ho", "HO"))
+    got = read_labels(files, tmp_path / "labels", recognizers={"whisper": other.entry()}, progress=False)
+    assert other.calls == 3 and got["whisper"]["c0"]["normalized"] == "HO"
+    # changed audio (same id): read again
+    src = tmp_path / "0.ogg"
+    src.write_bytes(ogg_bytes(0.3, 22050, seed=9))
+    files[0][1].unlink()
+    convert_clip(SourceClip("c0", "klettres-data", "g", str(src)), tmp_path / "a")
+    read_labels(files, tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False)
+    assert fake.calls == 4
+
+
+def test_a_corrupt_cache_line_is_an_error_naming_it(tmp_path):
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels/whisper.jsonl").write_text('{"id": broken\n' + json.dumps({"id": "x"}) + "\n")
+    fake = FakeRecognizer("whisper", {}, whisper_reading("hi", "HI"))
+    with pytest.raises(ValueError, match=r"whisper.jsonl:1: not JSON"):
+        read_labels([], tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False)
