@@ -3,9 +3,11 @@
 #
 # 1. Live-style streaming: bundled audio (synthetic voices never seen in training, and real recorded speech) is played
 #    into the bundled model in real time, 160 ms at a time, through the causal recurrent form (a fixed-size state per
-#    stream); partial results ("... ") appear as the audio arrives, finals at each endpoint.
-# 2. Batch evaluation: `asr eval` over the bundled test sets, full-utterance and streaming: WER, CER, real-time factor.
-# The model and the audio: asr/assets/model/README.md, asr/assets/audio/LICENSES.md.
+#    stream), decoded with the bundled lexicon + n-gram LM (each stream's own beam search); partial results ("... ")
+#    appear as the audio arrives, finals at each endpoint.
+# 2. Batch evaluation: `asr eval` over the bundled test sets, full-utterance and streaming: WER, CER, real-time factor,
+#    with the LM (the default) and without it (--no-lm: greedy CTC).
+# The model, its LM and the audio: asr/assets/model/README.md, asr/assets/audio/LICENSES.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ASR=.venv/bin/asr
@@ -28,8 +30,11 @@ echo "-- 2. batch WER on the bundled test sets --"
 for set in synth_test real; do
     for mode in full stream; do
         echo
-        echo "[$set, $mode]"
+        echo "[$set, $mode, lexicon + LM]"
         $ASR eval --data "$AUDIO/$set.jsonl" --mode "$mode" --threads 1 --no-progress --out "runs/demo/eval-$set-$mode"
+        echo "[$set, $mode, --no-lm: greedy]"
+        $ASR eval --data "$AUDIO/$set.jsonl" --mode "$mode" --threads 1 --no-progress --no-lm \
+            --out "runs/demo/eval-$set-$mode-nolm"
     done
 done
 echo

@@ -3,7 +3,7 @@
     asr eval --model runs/synth/final.safetensors --data data/synth/test
     asr eval --model runs/synth --data data/synth/test --mode stream --chunk-ms 160 --out runs/synth/eval-test
     asr eval --data data/ls/test-clean.jsonl --model runs/ls --lm 4-gram.arpa.gz --lexicon lexicon.txt --beam 64
-    asr eval --data DEV --grid --lm-weights 0.5,1,2 --word-scores -2,-1,0 --out runs/tune   # tune on a dev set
+    asr eval --data DEV --grid --lm-weights 0.5,1,2 --word-scores=-2,-1,0 --out runs/tune   # tune on a dev set
 
 Decoding: the bundled LM with its lexicon by default (when it fits the model), ``--lm``/``--lexicon`` for others,
 ``--no-lm`` for greedy CTC (``--no-lm --beam N``: prefix beam search); see :mod:`asr.commands._lm`.
@@ -48,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--grid", action="store_true", help="search --lm-weights x --word-scores (full mode)")
     parser.add_argument("--lm-weights", default="0.5,1,1.5,2,3", help="--grid: comma-separated LM weights")
-    parser.add_argument("--word-scores", default="-3,-2,-1,0,1", help="--grid: comma-separated word scores")
+    parser.add_argument(
+        "--word-scores", default="-3,-2,-1,0,1", help="--grid: comma-separated word scores (--word-scores=-3,-1,0)"
+    )
     from asr.commands._lm import add_lm_arguments
 
     add_lm_arguments(parser)

@@ -1,0 +1,215 @@
+"""Greedy vs prefix beam vs lexicon (no LM) vs lexicon + LM, side by side in one run: WER and CER, full-utterance
+and streaming, streaming real-time factor (one thread, 160 ms chunks) and the latency of partial results.
+
+    python tools/compare_decoders.py --out runs/lm/compare.json          # bundled model, LM and test sets
+    python tools/compare_decoders.py --set dev=data/synth_clean/dev --model runs/bundle --lm runs/lm
+
+Every decoder decodes the same model outputs. Streaming feeds each utterance's samples in ``--chunk-ms`` chunks
+through the Recognizer (endpointing off: the sets are segmented), exactly as ``asr eval --mode stream``.
+
+Partial latency (streamed, per word of the final transcript, in ms of audio): *first seen* is when the partial
+first shows the word in its final place (word i of the partial = word i of the final), *stable* is when the
+partial's words up to that one stop changing for good; both relative to the word's end in the audio (its last
+token's frame in the final hypothesis; greedy and prefix beam words end at their last letter's frame). The final
+result itself counts as the last partial, at the end of the audio. Reported: median and 90th percentile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+BUNDLED_SETS = {
+    "synth_test": "asr/assets/audio/synth_test.jsonl",
+    "real": "asr/assets/audio/real.jsonl",
+}
+
+
+def _word_ends(result, spf: float) -> list[float]:
+    """End time (s) of each word of a stream's final result: the LM decoder's word ends, else the frame after
+    each word's last token (tokens split at the word boundary)."""
+    ends: list[float] = []
+    for seg in result.finals:
+        if seg.words:
+            ends += [w.end for w in seg.words]
+            continue
+        last = None
+        for tok, t in zip(seg.tokens, seg.token_times):
+            if tok == "|":
+                if last is not None:
+                    ends.append(last + spf)
+                last = None
+            else:
+                last = t
+        if last is not None:
+            ends.append(last + spf)
+    return ends
+
+
+def _latencies(timeline: list[tuple[float, list[str]]], final: list[str], ends: list[float]):
+    first, stable = [], []
+    for i, word in enumerate(final):
+        seen = next((t for t, words in timeline if len(words) > i and words[i] == word), None)
+        settled = None
+        for t, words in reversed(timeline):
+            if words[: i + 1] != final[: i + 1]:
+                break
+            settled = t
+        end = ends[i] if i < len(ends) else timeline[-1][0]
+        if seen is not None:
+            first.append(1000 * (seen - end))
+        if settled is not None:
+            stable.append(1000 * (settled - end))
+    return first, stable
+
+
+def _stream_set(bundle, utterances, *, lm, beam: int, chunk_ms: float):
+    """Each utterance through a Recognizer: hypotheses, compute seconds, partial timelines and word ends."""
+    from asr.streaming import EndpointConfig, Recognizer
+
+    rec = Recognizer(bundle, device="cpu", beam=beam, lm=lm, endpoint=EndpointConfig(enabled=False))
+    sr = bundle.features.sample_rate
+    chunk = int(round(chunk_ms * sr / 1000))
+    hyps, compute, first, stable = {}, 0.0, [], []
+    for utt in utterances:
+        samples = utt.load_audio(target_sr=sr)
+        stream = rec.create_stream()
+        timeline = []
+        for start in range(0, samples.shape[0], chunk):
+            t0 = time.perf_counter()
+            stream.accept_waveform(samples[start : start + chunk], sr)
+            rec.decode([stream])
+            partial = stream.result.partial  # read as a live display would, after every chunk
+            compute += time.perf_counter() - t0
+            timeline.append((min(start + chunk, samples.shape[0]) / sr, partial.split()))
+        t0 = time.perf_counter()
+        stream.input_finished()
+        rec.decode([stream])
+        compute += time.perf_counter() - t0
+        result = stream.result
+        final = result.text.split()
+        timeline.append((samples.shape[0] / sr, final))
+        f, s = _latencies(timeline, final, _word_ends(result, bundle.seconds_per_frame))
+        first += f
+        stable += s
+        hyps[utt.id] = result.text
+        rec.close_stream(stream)
+    return hyps, compute, first, stable
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {"median_ms": None, "p90_ms": None, "words": 0}
+    ordered = sorted(values)
+    return {
+        "median_ms": round(statistics.median(ordered), 1),
+        "p90_ms": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1),
+        "words": len(ordered),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from asr.commands._model import load_model, resolve_model_path
+    from asr.data.sources import load_utterances
+    from asr.decoding.lm_decoder import LMDecoder
+    from asr.evaluate import evaluate_batch
+    from asr.lm.folder import folder_decoder, read_lm_folder
+    from asr.scoring import score_corpus
+    from asr.text.normalize import normalize_text
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="checkpoint or run dir (default: the bundled model)")
+    parser.add_argument("--lm", default=str(REPO / "asr/assets/model"), help="LM folder (default: the bundled one)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=DATA", help="sets (default: bundled)")
+    parser.add_argument("--chunk-ms", type=float, default=160.0)
+    parser.add_argument("--prefix-beam", type=int, default=8, help="width of the CTC prefix beam search")
+    parser.add_argument("--lexicon-word-score", type=float, default=None,
+                        help="word score of the lexicon-only decoder (default: the LM folder's)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
+    sets = dict(s.split("=", 1) for s in args.set) if args.set else BUNDLED_SETS
+    model_path = resolve_model_path(args.model)
+    bundle = load_model(model_path)
+    folder = read_lm_folder(args.lm)
+    with_lm = folder_decoder(folder, bundle.tokenizer)
+    lexicon_only = LMDecoder(
+        dataclasses.replace(
+            with_lm.config, lm=None,
+            word_score=with_lm.config.word_score if args.lexicon_word_score is None else args.lexicon_word_score,
+        ),
+        bundle.tokenizer,
+    )
+    decoders = {
+        "greedy": dict(beam=1, lm=None),
+        f"prefix beam {args.prefix_beam}": dict(beam=args.prefix_beam, lm=None),
+        "lexicon, no LM": dict(beam=1, lm=lexicon_only),
+        "lexicon + LM": dict(beam=1, lm=with_lm),
+    }
+    rows = []
+    for set_name, data in sets.items():
+        utterances = load_utterances(data)
+        audio = sum(u.duration for u in utterances)
+        refs = {u.id: normalize_text(u.text) for u in utterances}
+        full_hyps = {}
+        for name, opts in decoders.items():
+            full = evaluate_batch(bundle, utterances, mode="full", progress=False, **opts)
+            hyps, compute, first, stable = _stream_set(bundle, utterances, chunk_ms=args.chunk_ms, **opts)
+            ids = [u.id for u in utterances]
+            out = [normalize_text(hyps[i]) for i in ids]
+            wer = score_corpus(ids, [refs[i] for i in ids], out, unit="word")[0]
+            cer = score_corpus(ids, [refs[i] for i in ids], out, unit="char")[0]
+            full_text = {p.id: p.hyp for p in full.per_utterance}
+            full_hyps[name] = full_text
+            rows.append({
+                "set": set_name,
+                "utterances": len(utterances),
+                "audio_s": round(audio, 1),
+                "decoder": name,
+                "full_wer": round(full.wer, 4),
+                "full_cer": round(full.cer, 4),
+                "stream_wer": round(wer.rate, 4),
+                "stream_cer": round(cer.rate, 4),
+                "stream_equals_full": sum(full_text[i] == o for i, o in zip(ids, out)),
+                "stream_rtf": round(compute / audio, 4),
+                "partial_first_seen": _summary(first),
+                "partial_stable": _summary(stable),
+            })
+            r = rows[-1]
+            print(
+                f"{set_name:10s} {name:16s} full WER {r['full_wer']:.3f} CER {r['full_cer']:.3f} | stream WER "
+                f"{r['stream_wer']:.3f} CER {r['stream_cer']:.3f} (= full {r['stream_equals_full']}/{len(ids)}) "
+                f"RTF {r['stream_rtf']:.4f} | partials: first seen {r['partial_first_seen']['median_ms']} ms, "
+                f"stable {r['partial_stable']['median_ms']} ms (median)",
+                flush=True,
+            )
+    meta = {
+        "model": str(model_path),
+        "lm": str(args.lm),
+        "lm_settings": {k: v for k, v in dataclasses.asdict(with_lm.config).items() if k not in ("lm", "lexicon")},
+        "lexicon_only_word_score": lexicon_only.config.word_score,
+        "chunk_ms": args.chunk_ms,
+        "threads": 1,
+    }
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({**meta, "rows": rows}, indent=2, default=str) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

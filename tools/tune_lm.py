@@ -1,0 +1,91 @@
+"""Tune the LM decoder's weights on a dev set: a grid of LM weight x word score, the table printed and written.
+
+    python tools/tune_lm.py --data data/synth_clean/dev --max-utterances 300 --out runs/lm/tune
+    python tools/tune_lm.py --data DEV --lm runs/lm --write runs/lm        # record the best in runs/lm/lm.json
+    python tools/tune_lm.py --data DEV --lm 4-gram.arpa.gz --lexicon lexicon.txt --model runs/ls
+
+One full-utterance forward of the set, then every (lm weight, word score) decoded from the same log-probs
+(:func:`asr.evaluate.grid_search`); ``grid.json`` holds every row, best first (WER, then CER). ``--write FOLDER``
+puts the best pair into that LM folder's ``lm.json`` (the defaults ``--lm FOLDER`` and the bundled model then use),
+with the set it was tuned on. Tune on dev sets only: the test sets are for reporting. ``--lm-weights 0`` tunes the
+lexicon-only mode (the LM weighted by 0 is the lexicon without an LM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from asr.commands._lm import add_lm_arguments, describe, lm_decoder_from_args
+    from asr.commands._model import load_model, resolve_model_path
+    from asr.commands.eval import format_grid
+    from asr.data.sources import load_utterances
+    from asr.evaluate import grid_search, write_grid
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", action="append", required=True, help="dev set(s): manifest or folder (repeatable)")
+    parser.add_argument("--model", help="checkpoint or run dir (default: the bundled model)")
+    parser.add_argument("--max-utterances", type=int, help="use the first N utterances of each set")
+    parser.add_argument("--lm-weights", default="0.25,0.5,0.75,1,1.5,2,3")
+    parser.add_argument("--word-scores", default="-4,-3,-2,-1,0,1", help="write --word-scores=-2,-1,0 (leading minus)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for grid.json")
+    parser.add_argument("--write", type=Path, metavar="LM_FOLDER", help="record the best pair in this lm.json")
+    parser.add_argument("--threads", type=int, default=1)
+    add_lm_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    weights = [float(x) for x in args.lm_weights.split(",")]
+    scores = [float(x) for x in args.word_scores.split(",")]
+    model_path = resolve_model_path(args.model)
+    bundle = load_model(model_path)
+    lm = lm_decoder_from_args(args, bundle.tokenizer)
+    if lm is None:
+        parser.error("no LM decoder: give --lm (and --lexicon), or install the bundled LM")
+    utterances = []
+    for data in args.data:
+        utts = load_utterances(data)
+        utterances += utts[: args.max_utterances] if args.max_utterances else utts
+    rows = grid_search(bundle, utterances, lm, lm_weights=weights, word_scores=scores)
+    print(format_grid(rows))
+    meta = {"model": str(model_path), "data": args.data, "utterances": len(utterances), "decoder": describe(lm)}
+    print(f"wrote {write_grid(args.out, rows, meta=meta)}")
+    if args.write is not None:
+        from asr.lm.folder import LM_JSON, write_lm_json
+
+        path = args.write / LM_JSON
+        folder = json.loads(path.read_text(encoding="utf-8"))
+        folder.pop("format", None)
+        best = rows[0]
+        folder["decoder"] = {
+            **folder.get("decoder", {}),
+            "lm_weight": best["lm_weight"],
+            "word_score": best["word_score"],
+            "beam_size": lm.config.beam_size,
+        }
+        folder["tuning"] = {
+            "data": args.data,
+            "utterances": len(utterances),
+            "model": str(model_path.relative_to(REPO) if model_path.is_relative_to(REPO) else model_path),
+            "wer": round(best["wer"], 4),
+            "cer": round(best["cer"], 4),
+            "grid": {"lm_weights": weights, "word_scores": scores},
+        }
+        write_lm_json(args.write, folder)
+        print(f"recorded lm_weight={best['lm_weight']} word_score={best['word_score']} in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
