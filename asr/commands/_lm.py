@@ -5,9 +5,10 @@
     --no-lm            no LM: greedy CTC (or prefix beam search with --beam N)
     --lm-weight, --word-score, --unk-score, --beam-threshold, --beam    search options
 
-Without --lm or --no-lm the bundled LM folder (``asr/assets/model/lm.json``) is used when it was made for the
-model's tokens (the bundled model's and any model with the same characters); otherwise decoding is greedy, and a
-log line says why. The files are read and checked here, before any audio is decoded.
+Without --lm or --no-lm the bundled model (no --model) decodes with its bundled LM folder
+(``asr/assets/model/lm.json``, when installed); a model given with --model decodes greedily unless --lm is given
+(``--lm asr/assets/model`` uses the bundled LM with any model of the same characters). The files are read and
+checked here, before any audio is decoded.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--lm",
         help="ARPA (.arpa/.arpa.gz) or KenLM binary file, or an LM folder from 'asr lm build' "
-        "(default: the bundled LM when it fits the model)",
+        "(default: the bundled LM for the bundled model)",
     )
     group.add_argument("--lexicon", help="lexicon for --lm FILE: 'WORD<TAB>T O K E N S' lines (.gz allowed)")
     group.add_argument("--no-lm", action="store_true", help="no LM: greedy CTC, or prefix beam search with --beam N")
@@ -64,8 +65,11 @@ def prefix_beam(args: argparse.Namespace) -> int:
     return args.beam if args.beam is not None else 1
 
 
-def lm_decoder_from_args(args: argparse.Namespace, tokenizer, *, bundled_dir: Path | None = None):
-    """The LMDecoder the options ask for, or None (greedy / prefix beam). ValueError for bad options or files."""
+def lm_decoder_from_args(
+    args: argparse.Namespace, tokenizer, *, bundled_model: bool = True, bundled_dir: Path | None = None
+):
+    """The LMDecoder the options ask for, or None (greedy / prefix beam). ValueError for bad options or files.
+    ``bundled_model``: the model is the bundled one (no --model), whose LM is then the default."""
     from asr.decoding.lm_decoder import LMDecoder, LMDecoderConfig
     from asr.lm.folder import LM_JSON, folder_decoder, read_lm_folder
 
@@ -83,6 +87,9 @@ def lm_decoder_from_args(args: argparse.Namespace, tokenizer, *, bundled_dir: Pa
             raise ValueError(f"--no-lm cannot be combined with {', '.join(given)}")
         return None
     if args.lm is None and args.lexicon is None:
+        if not bundled_model:
+            logger.info("no --lm for this model: %s", "greedy CTC" if prefix_beam(args) == 1 else "CTC prefix beam")
+            return None
         bundled = (bundled_dir or BUNDLED_MODEL_DIR) / LM_JSON
         if not bundled.is_file():
             logger.info("no --lm given and no bundled LM installed: greedy decoding")

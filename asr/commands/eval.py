@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         grid = _grid_values(args) if args.grid else None
         model_path = resolve_model_path(args.model)
         bundle = load_model(model_path, device=_device(args.device))
-        lm = lm_decoder_from_args(args, bundle.tokenizer)  # files checked before any audio is read
+        # files checked before any audio is read
+        lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)
         if grid is not None and lm is None:
             raise ValueError("--grid tunes an LM decoder: give --lm (and --lexicon), or drop --no-lm")
         from asr.data.sources import load_utterances

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         bundle = load_model(args.model, device="cpu")
-        lm = lm_decoder_from_args(args, bundle.tokenizer)  # files checked before the microphone opens
+        # files checked before the microphone opens
+        lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)
         config = recognizer_config(
             args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=prefix_beam(args) if lm is None else 1
         )

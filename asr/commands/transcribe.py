@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         bundle = load_model(args.model, device=args.device)
-        lm = lm_decoder_from_args(args, bundle.tokenizer)  # files checked before any audio is read
+        # files checked before any audio is read
+        lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)
     except ValueError as exc:
         print(f"asr transcribe: error: {exc}", file=sys.stderr)
         return 2
