@@ -10,10 +10,10 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from asr.text.normalize import normalize_text
 from tests.tools import load_tool
+from tests.tools._peers import keep_torch_threads, read_jsonl, run_peer, write_jsonl  # noqa: F401
 
 peer = load_tool("peer_pocketsphinx")
 
@@ -25,14 +25,6 @@ RECORDINGS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    """main() sets torch's thread count: restore it for the rest of the session."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("peer_ps_data")
@@ -42,26 +34,18 @@ def manifest(tmp_path_factory) -> Path:
         wav = folder / f"{utt_id}.wav"
         sf.write(wav, pcm, 16000, subtype="PCM_16")
         row = {"id": utt_id, "audio": str(wav), "duration": len(pcm) / 16000, "text": text, "speaker": utt_id}
-        lines.append(json.dumps(row))
-    path = folder / "tiny.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        lines.append(row)
+    return write_jsonl(folder / "tiny.jsonl", lines)
 
 
 @pytest.fixture(scope="module")
 def run_dir(manifest, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("peer_ps_out")
-    assert peer.main(["--data", f"tiny={manifest}", "--out", str(out), "--no-progress"]) == 0
-    return out
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return run_peer(peer, manifest, tmp_path_factory.mktemp("peer_ps_out"))
 
 
 def test_wer_and_cer_are_what_jiwer_gives_for_the_recorded_pairs(run_dir):
     summary = json.loads((run_dir / "peer_pocketsphinx.json").read_text())["sets"]["tiny"]
-    rows = _rows(run_dir / "tiny" / "utterances.jsonl")
+    rows = read_jsonl(run_dir / "tiny" / "utterances.jsonl")
     assert [r["id"] for r in rows] == list(RECORDINGS)
     refs, hyps = [r["ref"] for r in rows], [r["hyp"] for r in rows]
     assert refs == [normalize_text(text) for _, text in RECORDINGS.values()]
@@ -90,7 +74,7 @@ def test_report_has_the_fields_and_timing_adds_up(run_dir, manifest):
     assert s["n_utts"] == len(RECORDINGS) and s["n_failed"] == 0
     seconds = sum(np.fromfile(TESTDATA / raw, dtype="<i2").size / 16000 for raw, _ in RECORDINGS.values())
     assert s["audio_seconds"] == pytest.approx(seconds, abs=1e-3)
-    rows = _rows(run_dir / "tiny" / "utterances.jsonl")
+    rows = read_jsonl(run_dir / "tiny" / "utterances.jsonl")
     assert s["cpu_seconds"] == pytest.approx(sum(r["cpu_seconds"] for r in rows), abs=1e-2)
     assert 0 < s["rtf"] == pytest.approx(s["cpu_seconds"] / s["audio_seconds"], rel=1e-3)
     assert json.loads((run_dir / "tiny" / "summary.json").read_text())["wer"] == s["wer"]
@@ -114,7 +98,7 @@ def test_a_finished_set_is_skipped_unless_forced(run_dir, manifest, monkeypatch)
 
 def test_chunked_feeding_also_decodes_the_recordings(manifest, tmp_path):
     assert peer.main(["--data", f"tiny={manifest}", "--out", str(tmp_path), "--no-progress", "--chunk-ms", "160"]) == 0
-    rows = _rows(tmp_path / "tiny" / "utterances.jsonl")
+    rows = read_jsonl(tmp_path / "tiny" / "utterances.jsonl")
     assert json.loads((tmp_path / "peer_pocketsphinx.json").read_text())["settings"]["chunk_ms"] == 160
     assert jiwer.wer([r["ref"] for r in rows], [r["hyp"] for r in rows]) < 0.5
 
@@ -132,4 +116,6 @@ def test_missing_pocketsphinx_says_how_to_install_it(manifest, tmp_path, monkeyp
 
 
 def test_fillers_and_pronunciation_variants_are_not_words():
-    assert peer.clean_hypothesis("<s> go forward(2) [NOISE] ten <sil> ++BREATH++ meters </s>") == "go forward ten meters"
+    assert (
+        peer.clean_hypothesis("<s> go forward(2) [NOISE] ten <sil> ++BREATH++ meters </s>") == "go forward ten meters"
+    )

@@ -9,10 +9,10 @@ from pathlib import Path
 import jiwer
 import pytest
 import soundfile as sf
-import torch
 
 from asr.peers.whisper import WhisperTiny
 from tests.tools import load_tool
+from tests.tools._peers import keep_torch_threads, read_jsonl, run_peer, write_jsonl  # noqa: F401
 
 peer = load_tool("peer_whisper")
 
@@ -22,13 +22,6 @@ RECORDINGS = {
     "goforward": ("go forward ten meters", "metadata"),
     "tidigits-dhd.2934z": ("two nine three four zero", "whisper+pocketsphinx"),
 }
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -45,26 +38,18 @@ def manifest(tmp_path_factory) -> Path:
             "speaker": utt_id,
             "extra": {"reference_kind": kind},
         }
-        lines.append(json.dumps(row))
-    path = folder / "tiny.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        lines.append(row)
+    return write_jsonl(folder / "tiny.jsonl", lines)
 
 
 @pytest.fixture(scope="module")
 def run_dir(manifest, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("peer_w_out")
-    assert peer.main(["--data", f"tiny={manifest}", "--out", str(out), "--no-progress"]) == 0
-    return out
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return run_peer(peer, manifest, tmp_path_factory.mktemp("peer_w_out"))
 
 
 def test_scores_are_jiwer_on_normalised_text_with_numbers_spelled(run_dir):
     summary = json.loads((run_dir / "peer_whisper.json").read_text())["sets"]["tiny"]
-    rows = _rows(run_dir / "tiny" / "utterances.jsonl")
+    rows = read_jsonl(run_dir / "tiny" / "utterances.jsonl")
     refs, hyps = [r["ref"] for r in rows], [r["hyp"] for r in rows]
     assert refs == ["GO FORWARD TEN METERS", "TWO NINE THREE FOUR ZERO"]
     assert hyps[0] == "GO FORWARD TEN METERS" and "10" in rows[0]["raw_hyp"]  # Whisper wrote digits
@@ -77,7 +62,7 @@ def test_references_whisper_helped_make_are_counted_apart(run_dir, capsys):
     s = json.loads((run_dir / "peer_whisper.json").read_text())["sets"]["tiny"]
     assert s["reference_kinds"] == {"metadata": 1, "whisper+pocketsphinx": 1}
     assert (s["n_references_made_with_peer"], s["n_independent"]) == (1, 1)
-    rows = {r["id"]: r for r in _rows(run_dir / "tiny" / "utterances.jsonl")}
+    rows = {r["id"]: r for r in read_jsonl(run_dir / "tiny" / "utterances.jsonl")}
     g = rows["goforward"]
     assert s["wer_independent"] == pytest.approx((g["substitutions"] + g["deletions"] + g["insertions"]) / 4)
     assert rows["tidigits-dhd.2934z"]["reference_kind"] == "whisper+pocketsphinx"
@@ -89,7 +74,7 @@ def test_report_fields_and_timing(run_dir, manifest):
     assert report["settings"]["beam_size"] == 5 and "cpu_threads" not in report["settings"]
     s = report["sets"]["tiny"]
     assert s["n_utts"] == 2 and s["n_failed"] == 0 and str(manifest) in s["command"]
-    rows = _rows(run_dir / "tiny" / "utterances.jsonl")
+    rows = read_jsonl(run_dir / "tiny" / "utterances.jsonl")
     assert s["cpu_seconds"] == pytest.approx(sum(r["cpu_seconds"] for r in rows), abs=1e-2)
     assert 0 < s["rtf"] == pytest.approx(s["cpu_seconds"] / s["audio_seconds"], rel=1e-3)
     assert not (run_dir / "tiny" / peer.PARTIAL).exists()
@@ -122,7 +107,7 @@ def test_finished_sets_are_skipped_unless_forced_and_interrupted_ones_resume(run
     (run_dir / "tiny" / peer.PARTIAL).write_text(json.dumps({"id": "goforward", "setup": setup, "result": done}) + "\n")
     assert peer.main(["--data", f"tiny={manifest}", "--out", str(run_dir), "--no-progress"]) == 0
     assert len(calls) == 1
-    rows = {r["id"]: r for r in _rows(run_dir / "tiny" / "utterances.jsonl")}
+    rows = {r["id"]: r for r in read_jsonl(run_dir / "tiny" / "utterances.jsonl")}
     assert rows["goforward"]["hyp"] == "GO FORWARD" and rows["goforward"]["deletions"] == 2
     assert peer.main(["--data", f"tiny={manifest}", "--out", str(run_dir), "--no-progress", "--force"]) == 0
     assert len(calls) == 3
