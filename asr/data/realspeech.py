@@ -11,7 +11,12 @@ WER on real speech and not only on the synthetic corpus.
   the audio loader resamples), the transcript being the file name; ``Noise.wav`` is not speech and is
   reported.
 
-The manifest (``realspeech.jsonl``) keeps the group of each utterance in ``extra["group"]``.
+The manifest (``realspeech.jsonl``) keeps the group of each utterance in ``extra["group"]``. It is kept exactly as
+it was when the larger sets came (same ids, words and audio), so figures on it stay comparable.
+
+The rest of ``asr prepare realspeech`` - every other Debian package with recorded English speech, its labels and
+the speaker-disjoint ``realspeech-{train,dev,test}`` split (these 20 recordings are in test) - lives in
+:mod:`asr.data.realspeech_sources`, :mod:`asr.data.realspeech_labels` and :mod:`asr.data.realspeech_splits`.
 """
 
 from __future__ import annotations

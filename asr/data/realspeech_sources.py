@@ -213,7 +213,6 @@ def read_klettres(root: Path, report: PrepareReport) -> list[SourceClip]:
 KTUBERLING_WORDS = {
     "palmtree": "palm tree",
     "fallingstar": "falling star",
-    "moonwalker": "moon walker",
     "broccolli": "broccoli",
     "sphynx": "sphinx",
     "ufo": None,  # said "U F O" or "UFO"? not decidable from the name: left to the recognizers
@@ -264,10 +263,9 @@ TUXPAINT_WORDS = {
     "mountaingoat": "mountain goat",
     "wildboar": "wild boar",
     "tucan": "toucan",
-    "nandou": None,  # a rhea: "nandu"? not a spelling a transcript can be sure of
-    "xanthia": None,  # a moth genus
-    "wapiti": "wapiti",
-    "chimp": None,  # "chimp" or "chimpanzee"
+    "chimp": "chimp",  # the .txt says "A chimpanzee." but the 0.64 s clip says "chimp" (Whisper: "Chimp.")
+    "xanthia": "xanthia",  # a moth genus; said as the name is spelled (Whisper: "Zantia.")
+    "nandou": None,  # a rhea (French "nandou"): "nandu"? not a spelling a transcript can be sure of
 }
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
