@@ -20,9 +20,10 @@ References, in order (:func:`choose_reference`); the first that applies wins:
 4. ``whisper``: a pseudo-label, only when Whisper is confident (:data:`PSEUDO_LABEL_GATE`). Training only.
 
 Kinds 1-3 are *reliable* (two independent sources give the same words) and may be used in dev and test;
-kind 4 may not. A clip with no reference is skipped: ``no_speech`` when Whisper hears none (empty text, its
-no-speech probability above 0.6, or a repetition loop - compression ratio above 2.4 - that is Whisper's usual
-hallucination on noise and grunts), else ``unconfident_pseudo_label``.
+kind 4 may not. A recognizer's text with letters outside A-Z and the apostrophe (``CAFÉ``) is not used
+(``out_of_alphabet``): the tokenizers could not encode it. A clip with no reference is skipped: ``no_speech``
+when Whisper hears none (empty text, its no-speech probability above 0.6, or a repetition loop - compression
+ratio above 2.4 - that is Whisper's usual hallucination on noise and grunts), else ``unconfident_pseudo_label``.
 
 Agreement (:func:`agree`): both texts non-empty and, after the project's normalisation (numbers spelled out),
 the same letters in the same order; only word breaks and apostrophes may differ (``PALM TREE`` / ``PALMTREE``,
@@ -36,6 +37,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -286,6 +288,16 @@ def choose_reference(
     """The reference for ``clip`` from its metadata and the two readings (rules in the module docstring)."""
     if clip.reference is not None:
         return Decision(normalize_text(clip.reference), "metadata", clip.reference_source)
+    decision = _choose(clip, whisper, sphinx, gate)
+    if decision.text is not None and not _ALPHABET.fullmatch(decision.text):
+        return Decision(None, "out_of_alphabet", f"{decision.kind} text {decision.text!r} has letters outside A-Z '")
+    return decision
+
+
+_ALPHABET = re.compile(r"[A-Z' ]+")
+
+
+def _choose(clip: SourceClip, whisper: dict | None, sphinx: dict | None, gate: PseudoLabelGate) -> Decision:
     w = whisper["normalized"] if whisper else ""
     s = sphinx["normalized"] if sphinx else ""
     hint = normalize_hypothesis(clip.hint) if clip.hint else ""

@@ -139,3 +139,8 @@ def test_a_corrupt_cache_line_is_an_error_naming_it(tmp_path):
     fake = FakeRecognizer("whisper", {}, whisper_reading("hi", "HI"))
     with pytest.raises(ValueError, match=r"whisper.jsonl:1: not JSON"):
         read_labels([], tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False)
+
+
+def test_a_recognizer_text_outside_the_alphabet_is_not_a_reference():
+    d = choose_reference(_clip(hint="Cafe"), whisper_reading("Café!", "CAFÉ"), sphinx_reading("CAFÉ"))
+    assert (d.text, d.kind) == (None, "out_of_alphabet") and "CAFÉ" in d.detail
