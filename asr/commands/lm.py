@@ -24,13 +24,6 @@ HELP = "build an n-gram LM + lexicon (asr lm build), or a lexicon for a model (a
 logger = logging.getLogger(__name__)
 
 
-def _counts(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from asr.lm.text import SOURCES
 
@@ -48,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--vocab-ranking", choices=("text", "wordfreq"), default="text",
         help="rank words by their count in the text (default) or by wordfreq's English frequency",
     )
-    b.add_argument("--min-counts", type=_counts, default=(), help="per-order minimum counts, e.g. 0,0,2")
     b.add_argument(
         "--units", choices=("words", "tokens"), default="words",
         help="words: word LM + lexicon (default); tokens: an LM over the model's tokens (lexicon-free decoding)",
@@ -84,7 +76,6 @@ def _build(args: argparse.Namespace) -> int:
         vocab_size=args.vocab_size,
         vocab_ranking=args.vocab_ranking,
         prune=args.prune,
-        min_counts=args.min_counts,
         units=args.units,
     )
     for path in args.text:
@@ -98,7 +89,7 @@ def _build(args: argparse.Namespace) -> int:
         "command": "asr lm build " + " ".join(sys.argv[3:] if sys.argv[1:3] == ["lm", "build"] else []),
         "sources": args.source,
         "text_files": args.text,
-        "excluded": {"reserved_sentences": reserved.sources, "dropped": stats},
+        "excluded": {"reserved_sentences": reserved.sources, "text": stats},
     }
     result = build_lm_folder(sentences, args.out, tokenizer, config, meta=meta, progress=not args.no_progress)
     for key, value in stats.items():

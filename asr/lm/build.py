@@ -1,9 +1,13 @@
 """Build an LM folder: an n-gram LM (ARPA, optionally pruned) and the lexicon for a model's tokenizer.
 
 The estimator is kaldingram (PyPI, Apache-2.0, from the next-gen Kaldi team, maintained): back-off Kneser-Ney
-exactly as SRILM's ``ngram-count -ukndiscount`` computes it, SRILM-style count cut-offs and relative-entropy
-pruning (SRILM's ``-prune``), with progress bars, in pure Python, so it installs with pip everywhere the project
-does. The alternatives on these machines were worse fits: KenLM's ``lmplz`` is not in the
+exactly as SRILM's ``ngram-count -ukndiscount`` computes it and relative-entropy pruning (SRILM's ``-prune``), with
+progress bars, in pure Python, so it installs with pip everywhere the project does. (Its count cut-offs are not
+offered: kaldingram 0.1.2 recounts each history's total without the cut n-grams, which leaves the history almost no
+back-off mass, log10 back-off weights near -7 on a 6 M-word text, and the LM then all but forbids unseen word
+pairs. Relative-entropy pruning recomputes the back-off weights properly.)
+
+The alternatives on these machines were worse fits: KenLM's ``lmplz`` is not in the
 ``kenlm`` wheels nor in Debian bookworm; Debian's IRSTLM (last release 2014) needs its shell-script pipeline and
 temp-file juggling; pocketsphinx's ``ArpaBoLM`` smooths crudely. kaldingram is slow on large text (pure Python:
 ~20 s per million words for a 3-gram, a few GB of memory for tens of millions): for LibriSpeech-size text use
@@ -57,7 +61,6 @@ class BuildConfig:
     vocab_size: int | None = None  # keep the N most frequent spellable words (the rest -> <unk>); None: all
     vocab_ranking: str = "text"  # "text": by counts in the LM text; "wordfreq": by wordfreq's English frequencies
     prune: float | None = None  # relative-entropy pruning threshold (SRILM -prune), e.g. 1e-7; None: no pruning
-    min_counts: tuple[int, ...] = ()  # per-order minimum counts (SRILM -gtNmin), e.g. (0, 0, 2)
     units: str = "words"  # "words": word LM + lexicon; "tokens": token LM for lexicon-free decoding
 
     def __post_init__(self) -> None:
@@ -69,8 +72,6 @@ class BuildConfig:
             raise ValueError(f"vocab_ranking must be one of {RANKINGS}, got {self.vocab_ranking!r}")
         if self.prune is not None and not self.prune > 0:
             raise ValueError(f"prune threshold must be > 0, got {self.prune}")
-        if len(self.min_counts) > self.order or any(c < 0 for c in self.min_counts):
-            raise ValueError(f"min_counts: at most {self.order} non-negative counts, got {self.min_counts}")
         if self.units not in UNITS:
             raise ValueError(f"units must be one of {UNITS}, got {self.units!r}")
 
@@ -96,19 +97,13 @@ def _stamp(path: Path, stamp: str) -> None:
     path.with_name(path.name + ".stamp").write_text(stamp + "\n")
 
 
-def train_arpa(
-    text: Path, out: Path, *, order: int, min_counts: tuple[int, ...] = (), prune: float | None = None,
-    progress: bool = True,
-) -> Path:
+def train_arpa(text: Path, out: Path, *, order: int, prune: float | None = None) -> Path:
     """Kneser-Ney ``order``-gram of ``text`` (whitespace-separated tokens, one sentence per line) with kaldingram,
     written as ARPA to ``out`` (pruned with the relative-entropy ``prune`` threshold if given)."""
     from kaldingram.train import NgramCounts
 
     counts = NgramCounts(order)
     counts.add_raw_counts_from_file(str(text))
-    gtmin = [*min_counts, *([0] * (order - len(min_counts)))]
-    if any(gtmin):
-        counts.apply_count_cutoffs(gtmin)
     counts.cal_discounting_constants()
     counts.cal_f()
     counts.cal_bow()
@@ -210,12 +205,11 @@ def build_lm_folder(
         covered = 1.0
 
     arpa = work / "lm.arpa"
-    stamp = _digest(counting, config.order, list(config.min_counts), config.prune)
+    stamp = _digest(counting, config.order, config.prune)
     if _stamped(arpa, stamp):
         logger.info("%s is up to date (delete it to retrain)", arpa)
     else:
-        train_arpa(counting, arpa, order=config.order, min_counts=config.min_counts, prune=config.prune,
-                   progress=progress)
+        train_arpa(counting, arpa, order=config.order, prune=config.prune)
         _stamp(arpa, stamp)
     _gzip_copy(arpa, out / "lm.arpa.gz")
     info = read_lm_info(out / "lm.arpa.gz")
