@@ -32,7 +32,7 @@ Packages (licence from each package's ``/usr/share/doc/<package>/copyright``, ch
 | warzone2100-data | GPL-2+ | ``base.wz`` (zip): voice folders (radio, 11 kHz) | ``warzone2100`` |
 | hedgewars-data | GFDL-1.3 | ``Data/Sounds/voices/<pack>/*.ogg``, English packs | ``hedgewars/<pack>`` |
 | megaglest-data | CC-BY-SA-3.0 | unit replies ``*_ack*``, ``*_select*`` | ``megaglest`` |
-| codec2-examples | LGPL-2.1 | ``codec2/{raw,wav}`` speech (8 kHz) | ``codec2`` |
+| codec2-examples | LGPL-2.1 | ``codec2/{raw,wav}`` speech (8 kHz) | ``codec2/sentences``, ``codec2/<call sign>`` |
 | freedroidrpg-data | GPL-2+ | Tux's comments, droid voice samples | ``freedroidrpg`` |
 
 Grouping is conservative: one group per package unless the package itself says the voices differ (klettres'
@@ -563,6 +563,16 @@ CODEC2_SKIP = {
     "wav/vk2tpm_004.wav": ("no_speech", "FreeDV modem audio (Whisper: repetition loop, no_speech_prob 0.95)"),
 }
 CODEC2_RAW_RATE = 8000  # codec2's .raw files: 8 kHz 16-bit signed little-endian mono
+# Radio amateurs' calls, each operator a speaker group of their own (named by the call sign they give); every
+# other codec2 recording (read test sentences, Harvard sentences) is in one group, "codec2/sentences", as the
+# package does not say who read them.
+CODEC2_OPERATORS = {
+    "raw/ve9qrp.raw": "codec2/ve9qrp",
+    "raw/vk5qi.raw": "codec2/vk5qi",
+    "raw/cq_ref.raw": "codec2/ka9q",
+    "raw/g3plx.raw": "codec2/g3plx",
+    "raw/kristoff.raw": "codec2/kristoff",
+}
 
 
 def read_codec2(root: Path, report: PrepareReport) -> list[SourceClip]:
@@ -580,17 +590,16 @@ def read_codec2(root: Path, report: PrepareReport) -> list[SourceClip]:
             report.skip(reason, cid, f"{f}: {why}")
             continue
         rate = CODEC2_RAW_RATE if f.suffix == ".raw" else None
+        group = CODEC2_OPERATORS.get(rel, "codec2/sentences")
         if rel in CODEC2_HARVARD:
             sentences = CODEC2_HARVARD[rel]
             text = " ".join(s for _, s in sentences)
             where = "Harvard sentences " + ", ".join(n for n, _ in sentences)
             out.append(
-                SourceClip(
-                    cid, "codec2-examples", "codec2", str(f), reference=text, reference_source=where, raw_rate=rate
-                )
+                SourceClip(cid, "codec2-examples", group, str(f), reference=text, reference_source=where, raw_rate=rate)
             )
         else:
-            out.append(SourceClip(cid, "codec2-examples", "codec2", str(f), raw_rate=rate))
+            out.append(SourceClip(cid, "codec2-examples", group, str(f), raw_rate=rate))
     for rel in sorted(set(CODEC2_HARVARD) - {p.relative_to(base).as_posix() for p in base.glob("*/*")}):
         report.skip("missing_audio", _clip_id("codec2", Path(rel).stem), f"{base / rel} not found")
     return out

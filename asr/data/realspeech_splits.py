@@ -62,7 +62,7 @@ SPLIT_OF_GROUP: dict[str, str] = {
     "pocketsphinx/cards": "test",
     "pocketsphinx/raw": "test",
     "alsa": "test",
-    "codec2": "test",
+    "codec2/sentences": "test",
     "klettres/en_GB": "test",
     "tuxpaint": "test",
     "hedgewars/British": "test",

@@ -138,6 +138,7 @@ def test_codec2_harvard_sentences_parts_and_modem_signals(read):
     assert normalize_text(hts.reference).startswith("THE NAVY ATTACKED THE BIG TASK FORCE THE HAT BRIM")
     assert clips["codec2-mmt1-wav"].reference == "It's easy to tell the depth of a well."
     assert clips["codec2-kristoff"].reference is None  # radio talk: recognizers decide
+    assert (hts.group, clips["codec2-kristoff"].group) == ("codec2/sentences", "codec2/kristoff")
     assert "codec2-hts1a" in _skips(report, "duplicate_audio")
     assert "codec2-sine1k_2Hz_spread" in _skips(report, "no_speech")
     assert "codec2-speech_orig_16k" in _skips(report, "missing_audio")  # in the table, absent from the fake
