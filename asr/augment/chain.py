@@ -80,6 +80,17 @@ class WaveAugmenter:
         stages = {name: getattr(augment, name) for name in ("vtlp", *WAVE_STAGES)}
         return cls(**stages, sample_rate=sample_rate, rir_bank=rir_bank)
 
+    @classmethod
+    def only(cls, *, sample_rate: int = 16000, rir_bank: RirBank | None = None, **stages) -> WaveAugmenter:
+        """The chain with the stage configs given (``noise=NoiseConfig(prob=1.0)``, ...), every other stage off."""
+        off = {"vtlp": VtlpConfig(), "room": RoomConfig(), "noise": NoiseConfig(), "babble": BabbleConfig(),
+               "eq": EqConfig(), "gain": GainConfig(), "telephone": TelephoneConfig(),
+               "codec": CodecConfig()}  # fmt: skip
+        unknown = sorted(set(stages) - set(off))
+        if unknown:
+            raise ValueError(f"unknown augmentation stages {unknown}; known: {sorted(off)}")
+        return cls(**{**off, **stages}, sample_rate=sample_rate, rir_bank=rir_bank)
+
     @property
     def wave_enabled(self) -> bool:
         """Whether any waveform stage can apply (else __call__ returns its input)."""

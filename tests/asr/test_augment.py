@@ -171,16 +171,6 @@ STAGE_CONFIGS = {
     "telephone": TelephoneConfig(prob=1.0),
     **{f"codec:{c}": CodecConfig(prob=1.0, codecs=(c,)) for c in CODECS},
 }
-OFF = dict(
-    vtlp=VtlpConfig(),
-    room=RoomConfig(),
-    noise=NoiseConfig(),
-    babble=BabbleConfig(),
-    eq=EqConfig(),
-    gain=GainConfig(),
-    telephone=TelephoneConfig(),
-    codec=CodecConfig(),
-)
 SMALL_ROOMS = RoomConfig(prob=1.0, bank_size=3, rt60_range=(0.15, 0.3), room_max=(5.0, 4.0, 3.0))
 
 
@@ -196,8 +186,7 @@ def rir_bank():
 
 
 def _augmenter(stage: str, cfg, bank) -> WaveAugmenter:
-    name = stage.split(":")[0]
-    return WaveAugmenter(**{**OFF, name: cfg}, sample_rate=SR, rir_bank=bank)
+    return WaveAugmenter.only(**{stage.split(":")[0]: cfg}, sample_rate=SR, rir_bank=bank)
 
 
 def _other(speech: np.ndarray):
@@ -239,12 +228,12 @@ def test_each_stage_applies_at_prob_1_never_at_0_and_is_seeded(stage, speech, ri
 
 def test_probabilities_are_shares_and_stages_draw_independently(speech, rir_bank):
     x = torch.from_numpy(speech[:8000].astype(np.float32))
-    half = WaveAugmenter(**{**OFF, "noise": NoiseConfig(prob=0.5), "gain": GainConfig(prob=0.5)}, sample_rate=SR)
+    half = WaveAugmenter.only(noise=NoiseConfig(prob=0.5), gain=GainConfig(prob=0.5), sample_rate=SR)
     runs = [half(x, seed=s).applied for s in range(200)]
     noise = sum("noise" in r for r in runs)
     assert 70 < noise < 130 and 70 < sum("gain" in r for r in runs) < 130
     # The noise decisions do not move when another stage's probability changes (own generator per stage).
-    other = WaveAugmenter(**{**OFF, "noise": NoiseConfig(prob=0.5), "gain": GainConfig(prob=0.0)}, sample_rate=SR)
+    other = WaveAugmenter.only(noise=NoiseConfig(prob=0.5), gain=GainConfig(prob=0.0), sample_rate=SR)
     assert [("noise" in r) for r in runs] == [("noise" in other(x, seed=s).applied) for s in range(200)]
 
 
@@ -252,7 +241,7 @@ def test_full_chain_stays_finite_bounded_and_aligned(speech, rir_bank):
     every = {name.split(":")[0]: cfg for name, cfg in STAGE_CONFIGS.items() if name != "room"}
     every = {k: dataclasses.replace(v, prob=1.0) for k, v in every.items()}
     loud = GainConfig(prob=1.0, peak_db_range=(0.0, 0.0))  # peak at full scale before noise and EQ push it over
-    aug = WaveAugmenter(**{**OFF, **every, "room": SMALL_ROOMS, "gain": loud}, sample_rate=SR, rir_bank=rir_bank)
+    aug = WaveAugmenter.only(**{**every, "room": SMALL_ROOMS, "gain": loud}, sample_rate=SR, rir_bank=rir_bank)
     x = torch.from_numpy(speech.astype(np.float32))
     for seed in range(4):
         out = aug(x, seed=seed, other=_other(speech))
@@ -284,7 +273,7 @@ def test_rir_bank_is_seeded_cached_and_keeps_the_direct_path_aligned(speech, rir
         assert np.sum(wet[2100:9000] ** 2) > 0.05 * np.sum(wet[1990:2010] ** 2)  # and a reverberant tail
         assert 0.15 <= rir_bank.rt60[k] <= 0.3
     with pytest.raises(ValueError, match="needs a RIR bank"):
-        WaveAugmenter(**{**OFF, "room": SMALL_ROOMS}, sample_rate=SR)
+        WaveAugmenter.only(room=SMALL_ROOMS, sample_rate=SR)
 
 
 def test_noise_hits_the_snr_and_colour(speech):
@@ -364,11 +353,11 @@ def test_vtlp_moves_formants_and_keeps_time():
     peak = int(feats.mean(0).argmax())
     up, down = (int(vtlp_features(feats, alpha=a, **kw).mean(0).argmax()) for a in (1.1, 0.9))
     assert down < peak < up and vtlp_features(feats, alpha=1.1, **kw).shape == feats.shape
-    aug = WaveAugmenter(**{**OFF, "vtlp": VtlpConfig(prob=1.0)}, sample_rate=SR)
+    aug = WaveAugmenter.only(vtlp=VtlpConfig(prob=1.0), sample_rate=SR)
     warped, alpha = aug.warp_features(feats, seed=5, fbank=fb)
     assert 0.9 <= alpha <= 1.1 and torch.equal(warped, aug.warp_features(feats, seed=5, fbank=fb)[0])
     assert aug.warp_features(feats, seed=6, fbank=fb)[1] != alpha
-    off = WaveAugmenter(**OFF, sample_rate=SR)
+    off = WaveAugmenter.only(sample_rate=SR)
     assert off.warp_features(feats, seed=5, fbank=fb) == (feats, None) and not off.enabled
 
 
@@ -381,3 +370,5 @@ def test_stage_configs_reject_bad_values():
         BabbleConfig(snr_db_range=(30.0, 10.0))
     with pytest.raises(ValueError, match="room_min"):
         RoomConfig(room_min=(3.0, 3.0))
+    with pytest.raises(ValueError, match="unknown augmentation stages"):
+        WaveAugmenter.only(reverb=RoomConfig())

@@ -153,3 +153,25 @@ def test_extra_train_recipe_key(tiny_corpus):
         load_train_config(None, {"data": {"extra_train": [{"share": 0.2}]}})
     with pytest.raises(ValueError, match=r"share must be in \(0, 1\)"):
         load_train_config(None, {"data": {"extra_train": [{"manifest": "x", "share": 1.5}]}})
+
+
+def test_resume_accepts_keys_newer_than_the_run_only_at_their_defaults(tmp_path):
+    import yaml
+
+    from asr.configs import config_to_dict
+    from asr.train.trainer import _check_resume_config, _Metrics
+
+    def as_yaml(config):
+        return yaml.safe_load(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+    current = as_yaml(load_train_config(None, {}))
+    saved = {**current, "augment": {k: v for k, v in current["augment"].items() if k not in ("room", "codec")}}
+    _check_resume_config(saved, current)  # a run from before augment.room / augment.codec existed
+    _check_resume_config(current, as_yaml(load_train_config(None, {"data": {"num_workers": 0}})))  # allowed
+    with pytest.raises(ValueError, match="augment.room"):
+        _check_resume_config(saved, as_yaml(load_train_config(None, {"augment": {"room": {"prob": 0.5}}})))
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,loss\n1,2.0\n")  # a run started before the audio_s column
+    _Metrics(path, ["step", "loss", "audio_s"]).write({"step": 2, "loss": "1.5", "audio_s": "9"})
+    assert path.read_text().splitlines() == ["step,loss", "1,2.0", "2,1.5"]
