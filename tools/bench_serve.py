@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Load benchmark of ``asr serve``: simulated clients on loopback sending real speech in real time.
 
-For each level of N clients (``--clients 1,16,48``) a fresh ``asr serve`` (the bundled model, one torch thread,
-its own process) gets N WebSocket clients from this process, each streaming a different stretch of real speech
-(pocketsphinx-testdata's LibriVox files, looped) in ``--frame-ms`` frames at the audio's own pace for
-``--seconds``, starting at random moments within the first second. Measured after ``--warmup`` seconds:
+For each level of N clients (``--clients 1,16,48``) a fresh ``asr serve`` (the bundled model decoded greedily,
+``--no-lm``, like the Recognizer's own figure beside it; one torch thread; its own process) gets N WebSocket
+clients from this process, each streaming a different stretch of real speech (pocketsphinx-testdata's LibriVox
+files, looped) in ``--frame-ms`` frames at the audio's own pace for ``--seconds``, starting at random moments
+within the first second. Measured after ``--warmup`` seconds:
 
 - partial latency: from sending the audio a partial's text covers (its ``audio_decoded``: the last sample of
   the chunk just decoded) to receiving the partial, p50 / p95 / p99 over all clients; add the chunk duration
@@ -12,8 +13,10 @@ its own process) gets N WebSocket clients from this process, each streaming a di
 - streams sustained at real time: clients whose latency never exceeded ``--max-latency`` after the warm-up
   and whose stream ended normally;
 - CPU: the server process's (user + system, from /proc) and this process's (the clients), in cores;
-- server streams per core = N / the server's cores, beside the Recognizer's own streams per core measured here
-  just before (N streams stepped together in one thread, 160 ms chunks, samples -> text, thread CPU time);
+- server streams per core = stream-seconds of audio decoded (its chunk counter) per second of the server's CPU
+  time, beside the Recognizer's own streams per core measured here just before (N streams stepped together in
+  one thread, 160 ms chunks, samples -> text, thread CPU time); and the audio decoded per stream per second
+  (1.0: the server kept real time);
 - the server's step time and streams per step (/metrics).
 
 ``--soak``: instead, clients connect and leave in every way (stop, close without stop, a TCP cut mid-stream,
@@ -51,12 +54,12 @@ CHUNK_MS = 160
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 48])
+    p.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 16, 24])
     p.add_argument("--seconds", type=float, default=40.0, help="per level (or the whole soak)")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds at the start of a level left out")
     p.add_argument("--frame-ms", type=float, default=40.0, help="audio per client message")
     p.add_argument("--max-latency", type=float, default=1.0, help="a sustained stream's worst partial latency (s)")
-    p.add_argument("--batch-window-ms", type=float, default=20.0, help="asr serve --batch-window-ms")
+    p.add_argument("--batch-window-ms", type=float, help="asr serve --batch-window-ms (default: the server's)")
     p.add_argument("--device", default="cpu", help="asr serve --device")
     p.add_argument("--server-threads", type=int, default=1, help="asr serve --threads")
     p.add_argument("--ref-seconds", type=float, default=10.0, help="audio per stream for the Recognizer's figure")
@@ -78,8 +81,10 @@ class Server:
         cmd = [
             sys.executable, "-m", "asr.cli", "serve", "--port", "0", "--device", args.device,
             "--threads", str(args.server_threads), "--max-streams", str(max_streams),
-            "--batch-window-ms", str(args.batch_window_ms), *extra,
+            *extra,
         ]  # fmt: skip
+        if args.batch_window_ms is not None:
+            cmd += ["--batch-window-ms", str(args.batch_window_ms)]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.server_threads), "OMP_WAIT_POLICY": "PASSIVE"}
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.log: list[str] = []
@@ -183,12 +188,17 @@ async def run_level(args: argparse.Namespace, server: Server, audio: np.ndarray,
     async def meter() -> dict[str, float]:
         await asyncio.sleep(args.warmup + 1.0)
         t0, s0, c0 = time.monotonic(), server.cpu_seconds(), time.process_time()
+        k0 = (await server.metrics())["transcurrent_chunks_total"]
         await asyncio.sleep(args.seconds - args.warmup - 1.0)
         wall = time.monotonic() - t0
+        cpu = server.cpu_seconds() - s0
+        decoded = ((await server.metrics())["transcurrent_chunks_total"] - k0) * CHUNK_MS / 1000  # stream-seconds
         return {
             "wall_s": wall,
-            "server_cores": (server.cpu_seconds() - s0) / wall,
+            "server_cores": cpu / wall,
             "client_cores": (time.process_time() - c0) / wall,
+            "decoded_realtime": decoded / wall / n,  # audio decoded per second per stream: 1.0 keeps real time
+            "server_streams_per_core": decoded / cpu if cpu > 0 else float("nan"),
         }
 
     connector = aiohttp.TCPConnector(limit=0)
@@ -205,7 +215,6 @@ async def run_level(args: argparse.Namespace, server: Server, audio: np.ndarray,
         latencies += lat
         if lat and max(lat) <= args.max_latency and o.done is not None and not o.errors:
             sustained += 1
-    server_cores = cpu["server_cores"]
     return {
         "clients": n,
         "failed": failed[:5],
@@ -214,7 +223,6 @@ async def run_level(args: argparse.Namespace, server: Server, audio: np.ndarray,
         "latency_max_s": max(latencies) if latencies else float("nan"),
         "partials": len(latencies),
         **cpu,
-        "server_streams_per_core": n / server_cores if server_cores > 0 else float("nan"),
         "step_s": {q: metrics.get(f'transcurrent_step_seconds{{quantile="{q}"}}') for q in ("0.5", "0.95", "0.99")},
         "streams_per_step": {
             q: metrics.get(f'transcurrent_step_streams{{quantile="{q}"}}') for q in ("0.5", "0.95", "0.99")
@@ -232,7 +240,7 @@ def run_levels(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.monotonic()
         ref = recognizer_streams_per_core(audio, n, args.ref_seconds, args.seed)
         print(f"[{n} clients] Recognizer alone: {ref['streams_per_core']:.0f} streams per core", flush=True)
-        server = Server(args, max_streams=n + 8)
+        server = Server(args, max_streams=n + 8, extra=("--no-lm",))
         try:
             level = asyncio.run(run_level(args, server, audio, n))
         finally:
@@ -244,7 +252,8 @@ def run_levels(args: argparse.Namespace) -> dict[str, Any]:
         lat = level["latency_s"]
         print(
             f"[{n} clients] sustained {level['sustained']}/{n}, latency p50/p95/p99 {lat['p50'] * 1e3:.0f}/"
-            f"{lat['p95'] * 1e3:.0f}/{lat['p99'] * 1e3:.0f} ms, server {level['server_cores']:.2f} cores "
+            f"{lat['p95'] * 1e3:.0f}/{lat['p99'] * 1e3:.0f} ms, decoded {level['decoded_realtime']:.2f}x real time, "
+            f"server {level['server_cores']:.2f} cores "
             f"({level['server_streams_per_core']:.0f} streams per core, {level['ratio_to_recognizer']:.2f} of the "
             f"Recognizer's), clients {level['client_cores']:.2f} cores ({time.monotonic() - t0:.0f} s)",
             flush=True,
@@ -254,7 +263,8 @@ def run_levels(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(results: dict[str, Any], *, markdown: bool) -> str:
     header = [
-        "clients", "sustained", "partial latency p50 / p95 / p99", "server CPU (cores)", "server streams/core",
+        "clients", "sustained", "decoded / real time", "partial latency p50 / p95 / p99", "server CPU (cores)",
+        "server streams/core",
         "Recognizer streams/core", "ratio", "step p50 / p95", "streams per step p50 / p95", "clients' CPU",
     ]  # fmt: skip
     rows = []
@@ -264,6 +274,7 @@ def table(results: dict[str, Any], *, markdown: bool) -> str:
             [
                 str(lv["clients"]),
                 f"{lv['sustained']}/{lv['clients']}",
+                f"{lv['decoded_realtime']:.2f}",
                 " / ".join(f"{lat[k] * 1e3:.0f}" for k in ("p50", "p95", "p99")) + " ms",
                 f"{lv['server_cores']:.2f}",
                 f"{lv['server_streams_per_core']:.0f}",
@@ -285,7 +296,7 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     from asr.serve.client import churn
 
     clip, rate = read_audio(REPO / "asr/assets/audio/real/goforward.flac")
-    server = Server(args, max_streams=args.clients[-1] + 8, extra=("--idle-timeout", "2"))
+    server = Server(args, max_streams=args.clients[-1] + 8, extra=("--idle-timeout", "2", "--no-lm"))
     samples, counts = [], {}
     try:
         start = time.monotonic()

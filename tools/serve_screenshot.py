@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         wav = speech_file(Path(tmp))
-        server = Server(argparse.Namespace(device="cpu", server_threads=1, batch_window_ms=20.0), max_streams=4)
+        server = Server(argparse.Namespace(device="cpu", server_threads=1, batch_window_ms=None), max_streams=4)
         try:
             with open_page(server.url, wav, width=1000, height=560) as page:
                 page.click("#start")

@@ -3,6 +3,7 @@
     asr serve                                   # the bundled model on http://127.0.0.1:8000/
     asr serve --model runs/synth --max-streams 128 --device cuda
     asr serve --host 0.0.0.0 --token-file secret.txt     # reachable from other machines: see docs/protocol.md
+    asr serve --no-lm                           # greedy CTC (the decoder options are asr transcribe's)
 
 Every connected stream is batched through one recognizer (asr/serve/engine.py); the protocol is in
 docs/protocol.md. SIGTERM (or Ctrl-C) finishes every stream with its final result before exiting.
@@ -38,7 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="model device: auto (CUDA when present), cpu, cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads for the model step (default: torch's choice)")
     parser.add_argument("--chunk-ms", type=int, default=d.chunk_ms, help="audio per encoder step, x40 ms")
-    parser.add_argument("--beam", type=int, default=1, help="1: greedy; N > 1: CTC prefix beam of width N")
     parser.add_argument("--token-file", type=Path, help=f"require this bearer token (or set ${TOKEN_ENV})")
     parser.add_argument(
         "--allow-origin",
@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-messages-per-s", type=float, default=d.max_messages_per_s, help="per stream")
     parser.add_argument("--batch-window-ms", type=float, default=d.batch_window_ms, help="least time between steps")
     parser.add_argument("--shutdown-grace", type=float, default=d.shutdown_grace_s, help="seconds to finish streams")
+    from asr.commands._lm import add_lm_arguments
+
+    add_lm_arguments(parser)  # the decoder options of asr transcribe / asr live
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -72,6 +75,7 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asr.commands._lm import describe, lm_decoder_from_args, prefix_beam
     from asr.commands._model import load_model
     from asr.live import recognizer_config
     from asr.serve.app import run_server
@@ -101,8 +105,11 @@ def run(args: argparse.Namespace) -> int:
 
             torch.set_num_threads(args.threads)
         bundle = load_model(args.model, device="cpu")
-        rconfig = recognizer_config(args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=args.beam)
-        recognizer = Recognizer(bundle, device=args.device, config=rconfig)
+        lm = lm_decoder_from_args(args, bundle.tokenizer)  # files checked before the server starts
+        rconfig = recognizer_config(
+            args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=prefix_beam(args) if lm is None else 1
+        )
+        recognizer = Recognizer(bundle, device=args.device, config=rconfig, lm=lm)
     except ValueError as exc:
         print(f"asr serve: error: {exc}", file=sys.stderr)
         return 2
@@ -116,9 +123,10 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(recognizer, config=config)
     engine.warm_up()
     logger.info(
-        "model on %s, %d ms chunks, up to %d streams%s",
+        "model on %s, %d ms chunks, decoder: %s, up to %d streams%s",
         recognizer.device,
         config.chunk_ms,
+        describe(lm),
         config.max_streams,
         ", token required" if config.token else "",
     )

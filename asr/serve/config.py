@@ -25,7 +25,7 @@ class ServeConfig:
     max_messages_per_s: float = 500.0  # per connection: messages per second, sustained (burst: one second's)
     max_outbox: int = 256  # results queued for a client that does not read them; then it is dropped
     chunk_ms: int = 160  # audio per encoder step (a multiple of 40 ms)
-    batch_window_ms: float = 20.0  # steps start at most this often, so streams gather into bigger batches
+    batch_window_ms: float = 80.0  # decoding steps start at most this often, so streams share bigger batches
     shutdown_grace_s: float = 10.0  # on SIGTERM: time allowed to finish every stream with its final result
     close_timeout_s: float = 5.0  # how long a close handshake may wait for the client's reply
 

@@ -6,8 +6,10 @@ repeatedly takes what has arrived from every session and hands it to ONE worker 
 stream, runs one ``Recognizer.decode`` over every stream that has a whole chunk ready (one batched model step,
 on the GPU when the recognizer is there), turns the results into JSON messages and frees the streams that
 finished or whose client left. While the worker steps, the loop keeps receiving audio, so the next step
-batches whatever arrived meanwhile. Steps start at most every ``batch_window_ms`` so that streams whose
-chunks complete at slightly different times still share a step.
+batches whatever arrived meanwhile. After a step that decoded something, new audio waits until
+``batch_window_ms`` have passed, so that streams whose chunks complete at different moments share a step: with
+clients at random phases a window of half a chunk puts about half the streams in each step, at most that much
+later; a stream alone is stepped as soon as its chunk is complete (its chunks are further apart).
 
 Results go to a per-session :class:`Outbox`; each connection has its own sender task, so a client that reads
 slowly (or not at all) never delays the step or the other clients: its partials are coalesced (only the
@@ -155,6 +157,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task | None = None
+        self._last_decode = -float("inf")  # time.monotonic() when the last decoding step began (worker-written)
         rec = recognizer
         self._chunk_frames = rec.config.chunk_frames
         self._frame_seconds = rec.seconds_per_frame
@@ -236,11 +239,10 @@ class Engine:
         """Step until :meth:`stop`: take what every session sent, step it in the worker, deliver results."""
         loop = asyncio.get_running_loop()
         window = self.config.batch_window_ms / 1000.0
-        last = -float("inf")
         while True:
             await self._wake.wait()
-            if window > 0:
-                wait = last + window - time.monotonic()
+            if window > 0:  # within the window after a decoding step, new audio waits (and gathers)
+                wait = self._last_decode + window - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
             self._wake.clear()
@@ -249,7 +251,6 @@ class Engine:
             work = self._take_work()
             if not work:
                 continue
-            last = time.monotonic()
             try:
                 updates = await loop.run_in_executor(self._executor, self._step, work)
             except Exception:  # a bug in the step: every stream in it fails, the server carries on
@@ -318,13 +319,14 @@ class Engine:
                 logger.warning("%d stream(s) not finished after %.1f s; closing them", len(self._sessions), timeout)
                 for s in list(self._sessions.values()):
                     s.outbox.close(proto.CLOSE_GOING_AWAY, "server_shutdown")
+                    self.abandon(s)  # freed at the next step, which run() still takes
         self._wake.set()
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, timeout)
             except asyncio.TimeoutError:
                 self._task.cancel()
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=True)  # after the step in flight, if any
 
     # -- the worker thread's side ------------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -369,6 +371,7 @@ class Engine:
                 stepping.append(s)
         if not stepping:
             return updates
+        self._last_decode = time.monotonic()
         t0 = time.perf_counter()
         try:
             rec.decode([s.stream for s in stepping])
@@ -403,7 +406,7 @@ class Engine:
             messages.append(("final", proto.dumps(msg)))
         s.finals_sent = len(result.finals)
         if not done and (new_chunks or result.partial != s.partial):
-            msg = proto.partial_message(result, audio_received=received, audio_decoded=decoded, frame_seconds=spf)
+            msg = proto.partial_message(result, audio_received=received, audio_decoded=decoded)
             messages.append(("partial", proto.dumps(msg)))
         s.partial = result.partial
         if done:

@@ -158,22 +158,12 @@ def done_message(reason: str, *, audio_received: float) -> dict[str, Any]:
     return {"type": "done", "reason": reason, "audio_received": round(audio_received, 3)}
 
 
-def partial_message(result: StreamResult, *, audio_received: float, audio_decoded: float, frame_seconds: float):
-    """The current segment's text so far, with its words (times and confidences; the text may still change)."""
-    words = getattr(result, "partial_words", ())  # a lexicon decoder's own words, where the recognizer has one
+def partial_message(result: StreamResult, *, audio_received: float, audio_decoded: float) -> dict[str, Any]:
+    """The current segment's text so far (it may still change). Words with times come with the final: a
+    partial is sent after every decoded chunk, and its segment can be long."""
     return {
         "type": "partial",
         "text": result.partial,
-        "words": _timed_words(words)
-        if words
-        else words_from_tokens(
-            result.partial,
-            result.partial_tokens,
-            result.partial_times,
-            result.partial_confidences,
-            end=audio_decoded,
-            frame_seconds=frame_seconds,
-        ),
         "audio_received": round(audio_received, 3),
         "audio_decoded": round(audio_decoded, 3),
     }
@@ -245,7 +235,7 @@ def words_from_tokens(
                 "text": name,
                 "start": round(start, 3),
                 "end": round(max(start, min(float(times[g[-1]]) + frame_seconds, end)), 3),
-                "confidence": round(float(np.mean([confidences[i] for i in g])), 4),
+                "confidence": round(float(sum(confidences[i] for i in g)) / len(g), 4),
             }
         )
     return words

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -55,6 +56,14 @@ class RunningServer:
     @property
     def ws_url(self) -> str:
         return "ws" + self.url[4:] + "ws"
+
+    def wait_idle(self, timeout: float = 10.0) -> int:
+        """Wait until no session is left (vanished clients are noticed and freed within a step or two);
+        returns the number left at the deadline."""
+        deadline = time.monotonic() + timeout
+        while (left := self.call(lambda: self.engine.sessions)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
 
     def call(self, fn, *args):
         """Run ``fn(*args)`` on the server's event loop and return its result (engine state is loop-owned)."""

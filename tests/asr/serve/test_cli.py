@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[3]
 def test_sigterm_finishes_every_stream_with_a_final_result(band_model, speech, tmp_path):
     ckpt = save_asr_model(tmp_path / "band.safetensors", band_model)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "asr.cli", "serve", "--model", str(ckpt), "--port", "0", "--device", "cpu"],
+        [sys.executable, "-m", "asr.cli", "serve", "--model", str(ckpt), "--no-lm", "--port", "0", "--device", "cpu"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
@@ -67,7 +67,7 @@ def test_stream_client_prints_what_transcribe_stream_prints(band_model, speech, 
     ckpt = save_asr_model(tmp_path / "band.safetensors", band_model)
     wav = tmp_path / "words.wav"
     sf.write(wav, speech, SAMPLE_RATE, subtype="PCM_16")
-    assert main(["transcribe", "--stream", "--model", str(ckpt), str(wav)]) == 0
+    assert main(["transcribe", "--stream", "--no-lm", "--model", str(ckpt), str(wav)]) == 0
     expected = capsys.readouterr().out
     assert expected.split() == WORDS
     with running_server(band_model) as server:

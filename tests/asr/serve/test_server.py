@@ -68,7 +68,7 @@ def test_transcript_equals_the_recognizers_own(band_model, speech, rate, fmt, fr
     assert [f["text"] for f in expected] == WORDS  # the band model hears the words at every rate
     with running_server(band_model) as server:
         out = run(stream_audio(server.ws_url, audio, rate, frame_ms=frame_ms, fmt=fmt, realtime=realtime))
-        assert server.call(lambda: server.engine.sessions) == 0
+        assert server.wait_idle() == 0
         assert not server.engine.recognizer.streams  # the stream was closed and freed
     assert out.messages[0]["type"] == "ready" and out.messages[0]["model_sample_rate"] == SAMPLE_RATE
     assert [{k: f[k] for k in ("text", "start", "end")} for f in out.finals] == expected
@@ -160,7 +160,7 @@ def test_bad_clients_get_an_error_and_a_clean_close_while_a_good_stream_carries_
 
     with running_server(band_model, config) as server:
         good, results, far = run(main(server.ws_url))
-        assert server.call(lambda: server.engine.sessions) == 0 and not server.engine.recognizer.streams
+        assert server.wait_idle() == 0 and not server.engine.recognizer.streams
         errors = dict(server.engine.metrics.errors)
     assert [{k: f[k] for k in ("text", "start", "end")} for f in good.finals] == expected and not good.errors
     for name, (_, code, close) in cases.items():
@@ -225,7 +225,7 @@ def test_a_vanished_client_frees_its_stream_and_the_others_carry_on(band_model, 
 
     with running_server(band_model) as server:
         good, gone = run(main(server.ws_url))
-        assert server.call(lambda: server.engine.sessions) == 0 and not server.engine.recognizer.streams
+        assert server.wait_idle() == 0 and not server.engine.recognizer.streams
         opened = server.engine.metrics.streams_opened
     assert gone.vanished and gone.done is None
     assert [{k: f[k] for k in ("text", "start", "end")} for f in good.finals] == expected

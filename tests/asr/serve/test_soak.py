@@ -20,7 +20,7 @@ def test_churning_clients_leak_no_stream_and_no_memory(band_model, speech):
         before = resident_bytes()
         counts = asyncio.run(churn(server.ws_url, speech, SAMPLE_RATE, seconds=8, clients=6, seed=2))
         after = resident_bytes()
-        assert server.call(lambda: server.engine.sessions) == 0
+        assert server.wait_idle() == 0
         assert not server.engine.recognizer.streams
         metrics = server.engine.metrics
         assert metrics.streams_active == 0
