@@ -302,7 +302,10 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         start = time.monotonic()
         while time.monotonic() - start < args.seconds:
             span = min(args.soak_every, args.seconds - (time.monotonic() - start))
-            got = asyncio.run(churn(server.ws_url, clip.numpy(), rate, seconds=span, clients=args.clients[-1]))
+            seed = args.seed + len(samples)  # each span its own sequence of endings and clips
+            got = asyncio.run(
+                churn(server.ws_url, clip.numpy(), rate, seconds=span, clients=args.clients[-1], seed=seed)
+            )
             for k, v in got.items():
                 counts[k] = counts.get(k, 0) + v
             time.sleep(3.0)  # stalled clients' idle timeouts and vanished ones' closes complete
