@@ -182,6 +182,11 @@ class _Connection:
                     "idle_timeout", f"nothing received for {self.config.idle_timeout_s:g} s", proto.CLOSE_POLICY
                 )
             )
+        except BaseException:  # cancelled (aiohttp gave up on this handler) or a bug: never leave the stream open
+            if self.session is not None:
+                self.engine.abandon(self.session)
+            sender.cancel()
+            raise
         finally:
             if self.session is None:
                 self.outbox.close(proto.CLOSE_NORMAL, "")
