@@ -87,7 +87,7 @@ def test_transcript_equals_the_recognizers_own(band_model, speech, rate, fmt, fr
         decoded = [m["audio_decoded"] for m in out.messages if m["type"] == "partial"]
         assert decoded == sorted(set(decoded)) and decoded[-1] > 7.0
         assert all(abs(d / 0.16 - round(d / 0.16)) < 1e-6 for d in decoded)
-        assert len(out.latencies) == len(decoded) and 0 < min(out.latencies) and max(out.latencies) < 1.0
+        assert len(out.latencies) == len(decoded) and 0 < min(out.latencies) and max(out.latencies) < 2.0
 
 
 def test_concurrent_streams_share_steps_and_each_gets_its_own_transcript(band_model, speech):
