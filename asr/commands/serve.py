@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
             torch.set_num_threads(args.threads)
         bundle = load_model(args.model, device="cpu")
-        lm = lm_decoder_from_args(args, bundle.tokenizer)  # files checked before the server starts
+        lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)  # checked before serving
         rconfig = recognizer_config(
             args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=prefix_beam(args) if lm is None else 1
         )
