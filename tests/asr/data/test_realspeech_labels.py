@@ -72,6 +72,7 @@ def test_reference_rules_in_order():
         (whisper_reading("ha ha ha ha", "HA HA HA HA", ratio=9.5), "no_speech", "repetition loop"),
         (whisper_reading("You", "YOU", no_speech_prob=0.95), "no_speech", "no_speech_prob"),
         (whisper_reading("Code.", "CODE", avg_logprob=-0.9), "unconfident_pseudo_label", "avg_logprob -0.9"),
+        (whisper_reading("Code.", "CODE", avg_logprob=-0.1), "unconfident_pseudo_label", "avg_logprob -0.1"),
     ],
 )
 def test_no_reference_when_whisper_hears_no_speech_or_is_unsure(reading, kind, detail):
@@ -80,13 +81,16 @@ def test_no_reference_when_whisper_hears_no_speech_or_is_unsure(reading, kind, d
 
 
 def test_pseudo_label_gate_thresholds():
-    gate = PseudoLabelGate(min_avg_logprob=-0.5, max_no_speech_prob=0.5, max_compression_ratio=2.4)
-    assert gate.passes(whisper_reading("a", "A", avg_logprob=-0.5))
-    assert not gate.passes(whisper_reading("a", "A", avg_logprob=-0.51))
-    assert not gate.passes(whisper_reading("a", "A", no_speech_prob=0.51))
-    assert not gate.passes(whisper_reading("a", "A", ratio=2.5))
+    gate = PseudoLabelGate(min_avg_logprob=-0.5, max_no_speech_prob=0.5, max_compression_ratio=2.4, min_words=3)
+    three = "A B C"
+    assert gate.passes(whisper_reading("a b c", three, avg_logprob=-0.5))
+    assert not gate.passes(whisper_reading("a b c", three, avg_logprob=-0.51))
+    assert not gate.passes(whisper_reading("a b c", three, no_speech_prob=0.51))
+    assert not gate.passes(whisper_reading("a b c", three, ratio=2.5))
     assert not gate.passes(whisper_reading("", "", avg_logprob=-0.1))
-    assert not gate.passes(whisper_reading("", "A") | {"avg_logprob": None})
+    assert not gate.passes(whisper_reading("", three) | {"avg_logprob": None})
+    short = whisper_reading("a b", "A B", avg_logprob=-0.1)
+    assert gate.confident(short) and not gate.passes(short)  # confident, too short
 
 
 def test_conversion_to_16k_mono_flac_once(tmp_path):

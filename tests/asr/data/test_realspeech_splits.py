@@ -34,7 +34,7 @@ WHISPER = {
     "codec2-kristoff": W("Hi, this is Kristoff.", "HI THIS IS KRISTOFF"),
     "freedroidrpg-tux-ThisItemRequiresBothHands": W("This item requires both hands.", "THIS ITEM REQUIRES BOTH HANDS"),
     "freedroidrpg-droid-12": W("Halt!", "HALT"),
-    "freedroidrpg-droid-3": W("Intruder.", "INTRUDER"),
+    "freedroidrpg-droid-3": W("Intruder alert, intruder.", "INTRUDER ALERT INTRUDER"),
 }
 SPHINX = {
     "nexuiz-announcer-robotic-prepareforbattle": sphinx_reading("PREPARE FOR BATTLE"),
@@ -67,7 +67,7 @@ def fake_root(tmp_path_factory) -> Path:
 def _recognizers(root: Path, out: Path):
     clips = read_sources(root, PrepareReport(name="x", corpus="realspeech", source="-"))
     whisper = FakeRecognizer(
-        "whisper", answers_by_hash(clips, out / "audio", WHISPER), W("Hello there.", "HELLO THERE")
+        "whisper", answers_by_hash(clips, out / "audio", WHISPER), W("Hello there, friend.", "HELLO THERE FRIEND")
     )
     sphinx = FakeRecognizer("pocketsphinx", answers_by_hash(clips, out / "audio", SPHINX), sphinx_reading(""))
     return whisper, sphinx
@@ -152,7 +152,7 @@ def test_the_build_is_deterministic(built, fake_root, tmp_path):
 def test_rule_checks_on_metadata_clips(built):
     checks = built[0].checks
     assert checks["metadata_clips"] > 20
-    assert checks["whisper_exact"] == 0.0  # the stand-in says "HELLO THERE" to every metadata clip
+    assert checks["whisper_exact"] == 0.0  # the stand-in says "HELLO THERE FRIEND" to every metadata clip
     assert checks["agreement_precision"] is None and checks["gate_precision"] == 0.0
 
 
