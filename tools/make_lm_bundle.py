@@ -43,7 +43,7 @@ def _run(cmd: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "lm-bundle", help="build folder")
-    parser.add_argument("--prune", default="1e-7", help="relative-entropy pruning threshold")
+    parser.add_argument("--prune", default="1e-6", help="relative-entropy pruning threshold")
     parser.add_argument("--dev", default="data/synth_clean/dev", help="synthetic dev set (manifest or folder)")
     parser.add_argument("--dev-utterances", type=int, default=300, help="utterances of each dev set to tune on")
     parser.add_argument("--tune-only", action="store_true", help="skip the build: re-tune runs/lm-bundle")
