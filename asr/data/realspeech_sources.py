@@ -29,7 +29,7 @@ Packages (licence from each package's ``/usr/share/doc/<package>/copyright``, ch
 | ktuberling-data | GPL-2+ | ``ktuberling/sounds/en/*.ogg``: object names | ``ktuberling/en`` |
 | tuxpaint-stamps-default | GPL-2 | ``*_desc.ogg`` stamp names, ``*_en_GB.ogg`` letters, digits | ``tuxpaint`` |
 | nexuiz-data | GPL-2+ | ``data.pk3`` (zip): announcer, tutorial, team calls | ``nexuiz/<voice>`` |
-| warzone2100-data | GPL-2+ | ``base.wz`` (zip): voice folders (radio, 11 kHz) | ``warzone2100`` |
+| warzone2100-data | GPL-2+ | ``base.wz`` (zip): voice folders (radio, 11 kHz) | ``warzone2100/<voice>`` |
 | hedgewars-data | GFDL-1.3 | ``Data/Sounds/voices/<pack>/*.ogg``, English packs | ``hedgewars/<pack>`` |
 | megaglest-data | CC-BY-SA-3.0 | unit replies ``*_ack*``, ``*_select*`` | ``megaglest`` |
 | codec2-examples | LGPL-2.1 | ``codec2/{raw,wav}`` speech (8 kHz) | ``codec2/sentences``, ``codec2/<call sign>`` |
@@ -394,6 +394,19 @@ _WZ_VOICE = (
     "audio/coltive/",
     "audio/proxmessages/",
 )
+# Speaker groups by folder. The female narrator (median F0 200-250 Hz in every one of her folders) reads the
+# message responses, countdowns, tutorial, proximity messages and sequence narrations; the other folders are other
+# characters' voices (median F0: collective 68 Hz, NEXUS 107, transport pilot 141, VTOL pilots 160, taunts 1 and 3
+# male, taunt 2 female 267 Hz).
+_WZ_GROUPS = (
+    ("audio/coltive/", "warzone2100/collective"),
+    ("audio/nexus/", "warzone2100/nexus"),
+    ("audio/taunts/taunt1/", "warzone2100/taunt1"),
+    ("audio/taunts/taunt2/", "warzone2100/taunt2"),
+    ("audio/taunts/taunt3/", "warzone2100/taunt3"),
+    ("audio/trnsppil/", "warzone2100/transport"),
+    ("audio/vtoltalk/", "warzone2100/vtol"),
+)
 _WZ_CFG_LINE = re.compile(r'^\s*audio\s+"([^"]+)"[^/]*/\*\s*(.*?)\s*\*/')
 _WZ_NOT_SPEECH = re.compile(r"^laugh\d*$|^haha")
 
@@ -434,10 +447,14 @@ def read_warzone2100(root: Path, report: PrepareReport) -> list[SourceClip]:
             continue
         seen.setdefault(info.CRC, name)
         out.append(
-            SourceClip(cid, "warzone2100-data", "warzone2100", f"{archive}{ARCHIVE_SEP}{name}", hint=hints.get(base))
+            SourceClip(cid, "warzone2100-data", _wz_group(name), f"{archive}{ARCHIVE_SEP}{name}", hint=hints.get(base))
         )
     report.note(f"warzone2100: {len(hints)} audio.cfg comments; effects not read: {dict(sorted(other.items()))}")
     return out
+
+
+def _wz_group(member: str) -> str:
+    return next((g for prefix, g in _WZ_GROUPS if member.startswith(prefix)), "warzone2100/narrator")
 
 
 # ------------------------------------------------------------------------------------------------ hedgewars

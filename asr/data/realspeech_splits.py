@@ -10,10 +10,11 @@ agreeing); a dev/test clip whose reference is a Whisper pseudo-label alone is le
 - test: the legacy set (pocketsphinx-testdata's LibriVox, cards and the two raw recordings; ALSA's channel names:
   the clips the README and the demo quote), codec2's recordings (Harvard sentences, 8 kHz), klettres' British
   English speaker, tuxpaint's stamp names, and hedgewars/nexuiz voices listed below.
-- dev (model selection, LM weights): klettres' other English speaker, ktuberling, freedroidrpg, and other
+- dev (model selection, LM weights): klettres' other English speaker, ktuberling, freedroidrpg, warzone2100's
+  narrator (radio-processed, 11 kHz; her lines confirmed by the game's own audio.cfg comments), and other
   hedgewars/nexuiz voices.
-- train: the rest (megaglest, warzone2100's radio voices, nexuiz's tutorial and other voices, other hedgewars
-  packs), with pseudo-labels.
+- train: the rest (megaglest, warzone2100's other voices, nexuiz's tutorial and other voices, codec2's radio
+  amateurs, other hedgewars packs), with pseudo-labels.
 
 Manifest lines: ``id``, ``audio`` (the 16 kHz FLAC, relative to the manifest's folder), ``duration``, ``text``
 (normalised reference), ``speaker`` (the group; the legacy clips keep their legacy speaker), and ``extra``:
@@ -79,6 +80,7 @@ SPLIT_OF_GROUP: dict[str, str] = {
     "hedgewars/Singer": "dev",
     "nexuiz/announcer-male": "dev",
     "nexuiz/soldier": "dev",
+    "warzone2100/narrator": "dev",
 }
 
 

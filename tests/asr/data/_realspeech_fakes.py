@@ -116,6 +116,7 @@ def make_packages(root: Path) -> Path:
         z.writestr("audio/nexus/laugh1.ogg", ogg_bytes(sr=11025, seed=next(seed)))
         z.writestr("audio/sfx/interfce/beep1.ogg", ogg_bytes(sr=11025, seed=next(seed)))
         z.writestr("sequenceaudio/res_droid.ogg", ogg_bytes(sr=22050, seed=next(seed)))
+        z.writestr("audio/vtoltalk/v-onway1.ogg", ogg_bytes(sr=11025, seed=next(seed)))
         z.writestr("sequenceaudio/cam1/c001.txt", b"subtitles")
 
     # hedgewars: an English pack (a line and a grunt), a non-English pack

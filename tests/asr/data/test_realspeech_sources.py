@@ -106,8 +106,11 @@ def test_warzone_audio_cfg_comments_are_hints_copies_and_laughter_reported(read)
         "warzone2100-memressp-console-pcv480",
         "warzone2100-memressp-detect-pcv373",
         "warzone2100-sequenceaudio-res_droid",
+        "warzone2100-vtoltalk-v-onway1",
     ]
     assert wz["warzone2100-memressp-detect-pcv373"].hint == "Scavengers Detected"
+    assert wz["warzone2100-vtoltalk-v-onway1"].group == "warzone2100/vtol"
+    assert {c.group for i, c in wz.items() if "vtoltalk" not in i} == {"warzone2100/narrator"}
     assert wz["warzone2100-memressp-console-pcv480"].hint is None  # no comment in audio.cfg
     assert "warzone2100-memressp-missmesg-pcv480" in _skips(report, "duplicate_audio")
     assert "warzone2100-nexus-laugh1" in _skips(report, "no_speech")

@@ -27,7 +27,7 @@ WHISPER = {
     "hedgewars-Pirate-Youllregretthat": W("You'll regret that!", "YOU'LL REGRET THAT"),
     "hedgewars-Pirate-Uh-oh": W("Uh-oh.", "UH OH"),
     "warzone2100-memressp-detect-pcv373": W("Scavengers detected.", "SCAVENGERS DETECTED"),
-    "warzone2100-sequenceaudio-res_droid": W("New droid available.", "NEW DROID AVAILABLE"),
+    "warzone2100-vtoltalk-v-onway1": W("On our way, sir.", "ON OUR WAY SIR"),
     "warzone2100-memressp-console-pcv480": W("Pow.", "POW", avg_logprob=-1.2),
     "megaglest-norsemen-swordman-swordman_ack1": W("ha ha ha ha ha", "HA HA HA HA HA", ratio=8.0),
     "megaglest-commondata-archer_select2": W(" . . .", ""),
@@ -47,7 +47,7 @@ EXPECTED_KINDS = {
     "hedgewars-Pirate-Youllregretthat": "whisper+hint",
     "hedgewars-Pirate-Uh-oh": "whisper+hint",
     "warzone2100-memressp-detect-pcv373": "whisper+hint",
-    "warzone2100-sequenceaudio-res_droid": "whisper",
+    "warzone2100-vtoltalk-v-onway1": "whisper",
     "freedroidrpg-tux-ThisItemRequiresBothHands": "whisper+hint",
     "freedroidrpg-droid-12": "whisper+pocketsphinx",
     "codec2-kristoff": "whisper",  # a radio operator's own group, in training
@@ -128,7 +128,9 @@ def test_reference_kinds_and_skips_follow_the_rules(built):
     assert got["hedgewars-Pirate-Youllregretthat"].text == "YOU'LL REGRET THAT"
     assert got["ktuberling-en-egypt_palmtree"].text == "PALM TREE"
     train_skips = {i.item: i.reason for i in sets.reports["train"].skipped}
-    assert train_skips["warzone2100-memressp-console-pcv480"] == "unconfident_pseudo_label"
+    dev_skips = {i.item: i.reason for i in sets.reports["dev"].skipped}
+    assert dev_skips["warzone2100-memressp-console-pcv480"] == "unconfident_pseudo_label"
+    assert dev_skips["warzone2100-sequenceaudio-res_droid"] == "unreliable_reference"  # the narrator is in dev
     assert train_skips["megaglest-norsemen-swordman-swordman_ack1"] == "no_speech"
     assert train_skips["megaglest-commondata-archer_select2"] == "no_speech"
     u = got["warzone2100-memressp-detect-pcv373"]
