@@ -39,6 +39,15 @@ class ExtraTrainConfig:
 
 
 @dataclass(frozen=True)
+class ExtraDevConfig:
+    """Another set decoded at every epoch end beside ``data.dev`` (e.g. real speech); rows in dev_sets.csv."""
+
+    name: str = ""  # a short name for the set (the ``set`` column of dev_sets.csv)
+    manifest: str = ""  # a manifest (.jsonl), a LibriSpeech-layout folder or a Kaldi data dir
+    max_utterances: int | None = None  # cap on the utterances decoded (None: all)
+
+
+@dataclass(frozen=True)
 class DataConfig:
     train: str = "data/synth/train"  # a manifest (.jsonl), a LibriSpeech-layout folder or a Kaldi data dir
     dev: str | None = "data/synth/dev"  # evaluated at epoch ends (greedy WER); None: no dev evaluation
@@ -54,10 +63,16 @@ class DataConfig:
     cmvn_max_utterances: int = 2000  # utterances sampled for the global CMVN statistics
     on_oov: str = "skip_utterance"  # text the tokenizer cannot encode: "skip_utterance" (counted) or "raise"
     extra_train: tuple[ExtraTrainConfig, ...] = ()  # other sets mixed into every epoch at a share of its audio
+    extra_dev: tuple[ExtraDevConfig, ...] = ()  # more sets decoded at epoch ends (greedy), logged in dev_sets.csv
     num_workers: int = 1  # DataLoader worker processes building batches ahead of training (0: in the trainer)
     prefetch_batches: int = 4  # batches each worker builds ahead
 
     def __post_init__(self) -> None:
+        if any(not d.name or not d.manifest for d in self.extra_dev):
+            raise ValueError(f"data.extra_dev: every entry needs a name and a manifest, got {self.extra_dev}")
+        names = [d.name for d in self.extra_dev]
+        if len(set(names)) != len(names) or "dev" in names:
+            raise ValueError(f"data.extra_dev names must be distinct and not 'dev', got {names}")
         if any(not e.manifest for e in self.extra_train):
             raise ValueError("data.extra_train: every entry needs a manifest")
         if sum(e.share for e in self.extra_train) >= 1.0:
@@ -138,6 +153,10 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # Warm start: a model file (safetensors, as asr/assets/model/model.safetensors or a run's final.safetensors)
+    # whose weights, tokenizer and CMVN a NEW run starts from, with a fresh optimiser and schedule. Its
+    # architecture must equal `model` (checked). Ignored on --resume (the run's checkpoint has the weights).
+    init_from: str | None = None
     epochs: int = 20  # passes over the training data
     max_steps: int | None = None  # stop after this many optimiser steps (None: run all epochs)
     seed: int = 0  # seeds batching, augmentation, dropout and initialisation (with the rank)

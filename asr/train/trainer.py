@@ -128,6 +128,53 @@ def _wave_augmenter(config: TrainConfig, run_dir: Path, info: DistInfo) -> WaveA
     return augmenter
 
 
+def _load_init_model(config: TrainConfig):
+    """The model a warm start begins from (clear errors for a missing or foreign file)."""
+    from asr.pipeline import load_asr_model
+
+    path = Path(config.init_from)
+    if not path.is_file():
+        raise ValueError(f"init_from: {path} is not a file (give a model .safetensors, e.g. a run's final one)")
+    init = load_asr_model(path)
+    if init.features != config.features:
+        raise ValueError(
+            f"init_from: {path} was trained with features {init.features}, the recipe has {config.features}"
+        )
+    if init.tokenizer.kind != config.data.tokenizer:
+        raise ValueError(
+            f"init_from: {path} has a {init.tokenizer.kind!r} tokenizer, the recipe asks for {config.data.tokenizer!r}"
+        )
+    return init
+
+
+def _warm_start(model: CTCModel, init, path: str) -> None:
+    """Copy ``init``'s weights into ``model``, refusing any difference of architecture."""
+    want = dataclasses.asdict(model.config)
+    have = dataclasses.asdict(init.model.config)
+    diffs = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+    if diffs:
+        raise ValueError(
+            f"init_from: {path} has another architecture than the recipe's model: "
+            + ", ".join(f"{k}: file {a!r}, recipe {b!r}" for k, (a, b) in sorted(diffs.items()))
+        )
+    model.load_state_dict(init.model.state_dict())
+
+
+def _evaluate_extra_devs(bundle, extra_devs, log, *, epoch: int, step: int, config: TrainConfig) -> None:
+    """Greedy WER/CER of every ``data.extra_dev`` set, one dev_sets.csv row each, with the trainer process's CPU
+    time since this (re)start (all its threads; loader workers not included): the learning curve's x axis."""
+    if not extra_devs:
+        return
+    from asr.evaluate import evaluate_batch
+
+    cpu_s = time.process_time()
+    for name, utterances in extra_devs:
+        result = evaluate_batch(bundle, utterances, max_batch_frames=config.data.max_batch_frames, progress=False)
+        row = {"epoch": epoch, "step": step, "set": name, "utterances": len(utterances)}
+        log.write({**row, "wer": f"{result.wer:.4f}", "cer": f"{result.cer:.4f}", "trainer_cpu_s": f"{cpu_s:.0f}"})
+        logger.info("epoch %d: dev set %s WER %.2f%%, CER %.2f%%", epoch, name, 100 * result.wer, 100 * result.cer)
+
+
 class _Metrics:
     """Append-only CSV logs (rank 0 only)."""
 
@@ -208,10 +255,14 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         )
         train_utts += extra_utts
         sources += [k] * len(extra_utts)
+    init = _load_init_model(config) if config.init_from and not resume else None
     tok_path = run_dir / "tokenizer.json"
     if info.is_main and not tok_path.exists():
-        opts = {"vocab_size": config.data.bpe_vocab_size} if config.data.tokenizer == "bpe" else {}
-        tokenizer = build_tokenizer(config.data.tokenizer, texts=[u.text for u in train_utts], **opts)
+        if init is not None:  # a warm start keeps the model's output layer: its tokenizer, not a new one
+            tokenizer = init.tokenizer
+        else:
+            opts = {"vocab_size": config.data.bpe_vocab_size} if config.data.tokenizer == "bpe" else {}
+            tokenizer = build_tokenizer(config.data.tokenizer, texts=[u.text for u in train_utts], **opts)
         tok_path.write_text(json.dumps(tokenizer.to_dict()))
     barrier(info)
     tokenizer = tokenizer_from_dict(json.loads(tok_path.read_text()))
@@ -231,7 +282,10 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     data.no_wave_augment = frozenset(k for k, e in enumerate(config.data.extra_train, start=1) if not e.augment)
     cmvn_path = run_dir / "cmvn.safetensors"
     if info.is_main and not cmvn_path.exists():
-        data.fit_cmvn(max_utterances=config.data.cmvn_max_utterances, seed=config.seed).save(cmvn_path)
+        if init is not None:  # the warm-started weights expect the features normalised as before
+            init.cmvn.save(cmvn_path)
+        else:
+            data.fit_cmvn(max_utterances=config.data.cmvn_max_utterances, seed=config.seed).save(cmvn_path)
     barrier(info)
     cmvn = GlobalCMVN.load(cmvn_path)
     augmenter = _wave_augmenter(config, run_dir, info)
@@ -248,6 +302,11 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             on_oov="skip_utterance",
             name="dev",
         )
+
+    extra_devs: list[tuple[str, list]] = []  # scored as they are: every utterance counts in the figure
+    if info.is_main:
+        for extra in config.data.extra_dev:
+            extra_devs.append((extra.name, list(load_utterances(extra.manifest))[: extra.max_utterances]))
 
     batching = BatchingConfig(
         max_frames=config.data.max_batch_frames,
@@ -270,6 +329,10 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     # --- model, optimiser, position ------------------------------------------------------------------------
     torch.manual_seed(config.seed)  # identical initialisation on every rank
     model = CTCModel(model_cfg).to(device)
+    if init is not None:
+        _warm_start(model, init, config.init_from)
+        if info.is_main:
+            logger.info("warm start from %s (fresh optimiser and schedule)", config.init_from)
     optimizer = _optimizer(config, model)
     epoch_batches = [len(planner.plan(e).batches) for e in range(config.epochs)]  # (mixing: varies a little)
     steps_per_epoch = epoch_batches[0]
@@ -317,6 +380,10 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         dev_log = _Metrics(
             run_dir / "dev.csv",
             ["epoch", "step", "dev_wer", "dev_cer", "epoch_seconds", "train_loss", "skipped_batches"],
+        )
+        sets_log = _Metrics(
+            run_dir / "dev_sets.csv",
+            ["epoch", "step", "set", "utterances", "wer", "cer", "trainer_cpu_s"],
         )
 
     def save(name: str, pos: ckpts.Position) -> None:
@@ -472,6 +539,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
                     epoch_seconds,
                 )
             dev_log.write(row)
+            _evaluate_extra_devs(bundle, extra_devs, sets_log, epoch=epoch + 1, step=step, config=config)
         save(f"epoch-{epoch + 1:03d}", ckpts.Position(step, epoch + 1, 0))
 
     del batches  # stops the loader's workers
