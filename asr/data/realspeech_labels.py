@@ -13,17 +13,20 @@ the recognizer's settings and version; an interrupted run resumes where it stopp
 References, in order (:func:`choose_reference`); the first that applies wins:
 
 1. ``metadata``: the package's own words for the clip (:mod:`asr.data.realspeech_sources`).
-2. ``whisper+pocketsphinx``: the two recognizers agree (:func:`agree`); the reference is Whisper's text.
-3. ``whisper+hint`` / ``pocketsphinx+hint``: one recognizer agrees with the developer's label of the clip (a
-   file name such as ``Youllregretthat``, a config comment such as ``Scavengers Detected``); that
+2. ``whisper+hint`` / ``pocketsphinx+hint``: a recognizer agrees (:func:`agree`) with the developer's label of
+   the clip (a file name such as ``Youllregretthat``, a config comment such as ``Scavengers Detected``); that
    recognizer's text is the reference.
+3. ``whisper+pocketsphinx``: the two recognizers agree; the reference is Whisper's text.
 4. ``whisper``: a pseudo-label, only when Whisper is confident (:data:`PSEUDO_LABEL_GATE`). Training only.
 
-Kinds 1-3 are *reliable* (two independent sources give the same words) and may be used in dev and test;
-kind 4 may not. A recognizer's text with letters outside A-Z and the apostrophe (``CAFÉ``) is not used
-(``out_of_alphabet``): the tokenizers could not encode it. A clip with no reference is skipped: ``no_speech``
-when Whisper hears none (empty text, its no-speech probability above 0.6, or a repetition loop - compression
-ratio above 2.4 - that is Whisper's usual hallucination on noise and grunts), else ``unconfident_pseudo_label``.
+Kinds 1-3 are *reliable* (two independent sources give the same words) and may be used in dev and test -
+except the recognizers' agreement on a single word (:data:`MIN_AGREED_WORDS`): they share confusions (homophones,
+letter names, a lean to common words), so a one-word ``whisper+pocketsphinx`` label is training-only. Kind 4 may
+not be used in dev and test either. A recognizer's text with letters outside A-Z and the apostrophe (``CAFÉ``)
+is not used (``out_of_alphabet``): the tokenizers could not encode it. A clip with no reference is skipped:
+``no_speech`` when Whisper hears none (empty text, its no-speech probability above 0.6, or a repetition loop -
+compression ratio above 2.4 - that is Whisper's usual hallucination on noise and grunts), else
+``unconfident_pseudo_label``.
 
 Agreement (:func:`agree`): both texts non-empty and, after the project's normalisation (numbers spelled out),
 the same letters in the same order; only word breaks and apostrophes may differ (``PALM TREE`` / ``PALMTREE``,
@@ -58,6 +61,7 @@ __all__ = [
     "SAMPLE_RATE",
     "Decision",
     "LabelCache",
+    "MIN_AGREED_WORDS",
     "PseudoLabelGate",
     "agree",
     "choose_reference",
@@ -69,6 +73,9 @@ __all__ = [
 
 SAMPLE_RATE = 16000
 RELIABLE_KINDS = ("metadata", "whisper+pocketsphinx", "whisper+hint", "pocketsphinx+hint")
+# Two recognizers agreeing on one word is weak evidence: they share confusions and both lean to common words (on
+# the packages' metadata-labelled words they agreed on "TEN" for "hen", "WHY" for the letter Y, "SAID" for Z).
+MIN_AGREED_WORDS = 2
 NO_SPEECH_PROB = 0.6  # Whisper's own no-speech threshold
 LOOP_COMPRESSION_RATIO = 2.4  # Whisper's own repetition threshold
 
@@ -283,7 +290,11 @@ class Decision:
 
     @property
     def reliable(self) -> bool:
-        return self.text is not None and self.kind in RELIABLE_KINDS
+        """Usable in dev and test: metadata, a recognizer confirmed by the clip's label, or both recognizers
+        agreeing on at least :data:`MIN_AGREED_WORDS` words."""
+        if self.text is None or self.kind not in RELIABLE_KINDS:
+            return False
+        return self.kind != "whisper+pocketsphinx" or len(self.text.split()) >= MIN_AGREED_WORDS
 
 
 def choose_reference(
@@ -309,12 +320,12 @@ def _choose(clip: SourceClip, whisper: dict | None, sphinx: dict | None, gate: P
     w = whisper["normalized"] if whisper else ""
     s = sphinx["normalized"] if sphinx else ""
     hint = normalize_hypothesis(clip.hint) if clip.hint else ""
-    if agree(w, s):
-        return Decision(w, "whisper+pocketsphinx")
     if agree(w, hint):
         return Decision(w, "whisper+hint", f"hint {clip.hint!r}")
     if agree(s, hint):
         return Decision(s, "pocketsphinx+hint", f"hint {clip.hint!r}")
+    if agree(w, s):
+        return Decision(w, "whisper+pocketsphinx")
     if whisper is None:
         return Decision(None, "unlabelled", "no Whisper reading")
     if not w:

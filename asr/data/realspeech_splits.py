@@ -37,6 +37,7 @@ import soundfile as sf
 from asr.data.manifest import PrepareReport, Utterance
 from asr.data.realspeech import RAW_SAMPLE_RATE
 from asr.data.realspeech_labels import (
+    MIN_AGREED_WORDS,
     PSEUDO_LABEL_GATE,
     Decision,
     PseudoLabelGate,
@@ -154,9 +155,8 @@ def build_realspeech_sets(
             report.skip(decision.kind, clip.id, f"{clip.origin}: {decision.detail}")
             continue
         if split != "train" and not decision.reliable:
-            report.skip(
-                "unreliable_reference", clip.id, f"{clip.origin}: only a Whisper pseudo-label ({decision.text!r})"
-            )
+            why = "only a Whisper pseudo-label" if decision.kind == "whisper" else f"{decision.kind} on one word"
+            report.skip("unreliable_reference", clip.id, f"{clip.origin}: {why} ({decision.text!r})")
             continue
         if decision.kind == "metadata" and w is not None and (not w["normalized"] or w["no_speech_prob"] > 0.6):
             report.flag("whisper_hears_no_speech", clip.id, f"metadata {decision.text!r}, Whisper {w['text']!r}")
@@ -221,6 +221,7 @@ def rule_checks(
       ``min_words`` (why short pseudo-labels are refused).
     """
     n = agreed = agreed_right = gated = gated_right = whisper_right = short = short_right = 0
+    agreed_short = agreed_short_right = 0
     by_package: dict[str, Counter] = defaultdict(Counter)
     for clip in clips:
         if clip.reference is None or clip.id not in whisper:
@@ -239,6 +240,9 @@ def rule_checks(
             agreed_right += right
             c["agreed"] += 1
             c["agreed_right"] += right
+            if len(w["normalized"].split()) < MIN_AGREED_WORDS:
+                agreed_short += 1
+                agreed_short_right += right
         if gate.passes(w):
             gated += 1
             gated_right += right
@@ -253,6 +257,10 @@ def rule_checks(
         "agreement_rate": _share(agreed, n),
         "agreement_precision": _share(agreed_right, agreed),
         "agreed": agreed,
+        "agreed_single_word": agreed_short,
+        "agreed_single_word_precision": _share(agreed_short_right, agreed_short),
+        "agreed_longer": agreed - agreed_short,
+        "agreed_longer_precision": _share(agreed_right - agreed_short_right, agreed - agreed_short),
         "gate": asdict(gate),
         "gate_pass_rate": _share(gated, n),
         "gate_precision": _share(gated_right, gated),
@@ -353,8 +361,10 @@ def format_readme(
         f"On {checks.get('metadata_clips')} metadata-labelled clips: Whisper tiny.en gives exactly the metadata"
         f" words on {_pct(checks.get('whisper_exact'))}; Whisper and pocketsphinx agree on"
         f" {_pct(checks.get('agreement_rate'))} ({checks.get('agreed')} clips), and when they agree the text is"
-        f" the metadata's on {_pct(checks.get('agreement_precision'))} (the trust given to"
-        " `whisper+pocketsphinx` references). The pseudo-label gate"
+        f" the metadata's on {_pct(checks.get('agreement_precision'))}: on single words"
+        f" {_pct(checks.get('agreed_single_word_precision'))} ({checks.get('agreed_single_word')} clips; homophones,"
+        " letter names and shared confusions: single-word agreements are training-only), on longer texts"
+        f" {_pct(checks.get('agreed_longer_precision'))} ({checks.get('agreed_longer')} clips). The pseudo-label gate"
         f" ({checks.get('gate')}) passes {_pct(checks.get('gate_pass_rate'))} of them ({checks.get('gated')}"
         f" clips) and is right on {_pct(checks.get('gate_precision'))} (the trust a training-only `whisper`"
         f" label deserves). Readings as confident but shorter than the gate's {checks['gate']['min_words']} words"

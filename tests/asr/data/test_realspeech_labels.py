@@ -47,11 +47,8 @@ def test_reference_rules_in_order():
     # 1. metadata wins, whatever the recognizers say
     d = choose_reference(_clip(reference="palm tree", reference_source="file name"), w, sphinx_reading("PALM"))
     assert (d.text, d.kind, d.reliable) == ("PALM TREE", "metadata", True)
-    # 2. the two recognizers agree: Whisper's text
-    d = choose_reference(_clip(hint="Comeonthen"), w, sphinx_reading("YOU'LL REGRET THAT"))
-    assert (d.text, d.kind, d.reliable) == ("YOU'LL REGRET THAT", "whisper+pocketsphinx", True)
-    # 3. a recognizer agrees with the developer's label: that recognizer's text
-    d = choose_reference(_clip(hint="Youllregretthat"), w, sphinx_reading("YOU WILL REGRET"))
+    # 2. a recognizer agrees with the developer's label: that recognizer's text
+    d = choose_reference(_clip(hint="Youllregretthat"), w, sphinx_reading("YOU'LL REGRET THAT"))
     assert (d.text, d.kind, d.reliable) == ("YOU'LL REGRET THAT", "whisper+hint", True)
     d = choose_reference(
         _clip(hint="Take cover"), whisper_reading("Take a cover", "TAKE A COVER"), sphinx_reading("TAKE COVER")
@@ -60,6 +57,14 @@ def test_reference_rules_in_order():
     # numbers in a hint are spelled like Whisper's: "5min" agrees with "five min"
     d = choose_reference(_clip(hint="5 min"), whisper_reading("5 min.", "FIVE MIN"), None)
     assert d.kind == "whisper+hint"
+    # 3. the two recognizers agree: Whisper's text
+    d = choose_reference(_clip(hint="Comeonthen"), w, sphinx_reading("YOU'LL REGRET THAT"))
+    assert (d.text, d.kind, d.reliable) == ("YOU'LL REGRET THAT", "whisper+pocketsphinx", True)
+    # two recognizers agreeing on one word: kept, but training-only
+    d = choose_reference(_clip(), whisper_reading("Ten.", "TEN"), sphinx_reading("TEN"))
+    assert (d.text, d.kind, d.reliable) == ("TEN", "whisper+pocketsphinx", False)
+    d = choose_reference(_clip(hint="Incoming"), whisper_reading("Incoming!", "INCOMING"), sphinx_reading("INCOMING"))
+    assert d.reliable  # one word, but the two recognizers agree with the clip's own label
     # 4. Whisper alone: a training-only pseudo-label when confident
     d = choose_reference(_clip(), w, sphinx_reading("YOU WILL REGRET"))
     assert (d.text, d.kind, d.reliable) == ("YOU'LL REGRET THAT", "whisper", False)

@@ -33,16 +33,16 @@ WHISPER = {
     "megaglest-commondata-archer_select2": W(" . . .", ""),
     "codec2-kristoff": W("Hi, this is Kristoff.", "HI THIS IS KRISTOFF"),
     "freedroidrpg-tux-ThisItemRequiresBothHands": W("This item requires both hands.", "THIS ITEM REQUIRES BOTH HANDS"),
-    "freedroidrpg-droid-12": W("Halt!", "HALT"),
+    "freedroidrpg-droid-12": W("Halt, intruder!", "HALT INTRUDER"),
     "freedroidrpg-droid-3": W("Intruder alert, intruder.", "INTRUDER ALERT INTRUDER"),
 }
 SPHINX = {
     "nexuiz-announcer-robotic-prepareforbattle": sphinx_reading("PREPARE FOR BATTLE"),
     "nexuiz-player-marine-coms-needhelp1": sphinx_reading("I NEED HELP"),
-    "freedroidrpg-droid-12": sphinx_reading("HALT"),
+    "freedroidrpg-droid-12": sphinx_reading("HALT INTRUDER"),
 }
 EXPECTED_KINDS = {
-    "nexuiz-announcer-robotic-prepareforbattle": "whisper+pocketsphinx",
+    "nexuiz-announcer-robotic-prepareforbattle": "whisper+hint",  # all three agree: the label comes first
     "nexuiz-player-marine-coms-needhelp1": "whisper+pocketsphinx",
     "hedgewars-Pirate-Youllregretthat": "whisper+hint",
     "hedgewars-Pirate-Uh-oh": "whisper+hint",
