@@ -16,6 +16,11 @@ numbers as ``CTCModel.step``; ``RecognizerConfig(packed=False)`` uses the module
 together stay one batch between steps: each stream's encoder state is a row of the batch state until its
 ``state`` is read, and the same batch stepped again continues (and updates in place) that batch state instead
 of splitting and re-stacking every stream's.
+
+Streams are released as soon as they can be: the recognizer keeps weak references only (a stream the caller
+drops without :meth:`Recognizer.close_stream` is freed with its state), and a stream whose input is finished
+and fully decoded leaves ``Recognizer.streams`` and drops its encoder state at once (its result stays readable).
+Streams the caller still holds should be closed with ``close_stream`` when no longer wanted.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -89,7 +95,8 @@ class StreamState(NamedTuple):
 
     fbank: FbankState  # front-end leftover samples (CPU)
     feats: torch.Tensor  # [P, n_mels] normalised frames not yet consumed by the encoder
-    encoder: EncoderState  # batch size 1: subsampling cache, per-layer attention (S, z) and conv caches
+    encoder: EncoderState | None  # batch size 1: subsampling cache, per-layer attention (S, z) and conv caches;
+    #   None once the stream is done (input finished and decoded: the state is freed)
     decoder: GreedyState | BeamState | LMDecoderState  # CTC decoder state of the current segment (absolute frames);
     #   an LMDecoderState is this stream's own LM search (stepping it consumes it: the new one replaces it here)
     segment_start: int  # model frame where the current segment began
@@ -278,7 +285,9 @@ class Recognizer:
         self.sample_rate = bundle.features.sample_rate
         self.seconds_per_frame = bundle.seconds_per_frame
         self._ids = itertools.count()
-        self.streams: dict[int, Stream] = {}
+        # the open streams the caller still holds: weak references, so a stream dropped without close_stream
+        # is freed with its state; done streams leave at once (see _release)
+        self.streams: weakref.WeakValueDictionary[int, Stream] = weakref.WeakValueDictionary()
 
     # -- streams ----------------------------------------------------------------------------------------
     def _new_decoder(self, frame: int) -> GreedyState | BeamState | LMDecoderState:
@@ -317,8 +326,26 @@ class Recognizer:
         return stream
 
     def close_stream(self, stream: Stream) -> None:
+        """Forget ``stream`` and free its state (its result stays readable; feeding it is then an error)."""
+        self._check_own(stream)
         stream.closed = True
-        self.streams.pop(stream.id, None)
+        self._release(stream)
+
+    def _release(self, stream: Stream) -> None:
+        """Drop ``stream`` from ``streams`` and free its encoder state (or its row of a batch state)."""
+        if self.streams.get(stream.id) is stream:
+            del self.streams[stream.id]
+        stream._row = None
+        stream._state = stream._state._replace(encoder=None)
+
+    def _check_own(self, stream: Stream) -> None:
+        if not isinstance(stream, Stream):
+            raise ValueError(f"expected a Stream from Recognizer.create_stream, got {type(stream).__name__}")
+        if stream._recognizer is not self:
+            raise ValueError(
+                f"stream {stream.id} belongs to another Recognizer (each recognizer steps only the streams its "
+                "create_stream made)"
+            )
 
     # -- the batched step -------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -327,10 +354,15 @@ class Recognizer:
 
         Returns the streams whose results changed. Streams that finished their input are flushed.
         """
-        streams = list(self.streams.values()) if streams is None else streams
+        streams = list(self.streams.values()) if streams is None else list(streams)
+        seen: set[int] = set()
         for s in streams:
+            self._check_own(s)
             if s.closed:
                 raise ValueError(f"stream {s.id} is closed")
+            if s.id in seen:
+                raise ValueError(f"stream {s.id} is passed twice to one decode() call; pass each stream once")
+            seen.add(s.id)
         self._featurise([s for s in streams if s._queued])
         changed: dict[int, Stream] = {}
         while True:
@@ -351,6 +383,7 @@ class Recognizer:
             if s.finished and s._state.feats.shape[0] < 4 and not s._queued:
                 if self._finalize(s, "input_finished"):
                     changed[s.id] = s
+                self._release(s)  # done: nothing left to step
         return list(changed.values())
 
     def _featurise(self, streams: list[Stream]) -> None:
