@@ -20,10 +20,10 @@ References, in order (:func:`choose_reference`); the first that applies wins:
 4. ``whisper``: a pseudo-label, only when Whisper is confident (:data:`PSEUDO_LABEL_GATE`). Training only.
 
 Kinds 1-3 are *reliable* (two independent sources give the same words) and may be used in dev and test -
-except the recognizers' agreement on a single word (:data:`MIN_AGREED_WORDS`): they share confusions (homophones,
-letter names, a lean to common words), so a one-word ``whisper+pocketsphinx`` label is training-only. Kind 4 may
-not be used in dev and test either. A recognizer's text with letters outside A-Z and the apostrophe (``CAFÉ``)
-is not used (``out_of_alphabet``): the tokenizers could not encode it. A clip with no reference is skipped:
+except the recognizers' agreement on fewer than three words (:data:`MIN_AGREED_WORDS`): they share confusions
+(homophones, letter names, a lean to common words), so a short ``whisper+pocketsphinx`` label is training-only.
+Kind 4 may not be used in dev and test either. A recognizer's text with letters outside A-Z and the apostrophe
+(``CAFÉ``) is not used (``out_of_alphabet``): the tokenizers could not encode it. A clip with no reference is skipped:
 ``no_speech`` when Whisper hears none (empty text, its no-speech probability above 0.6, or a repetition loop -
 compression ratio above 2.4 - that is Whisper's usual hallucination on noise and grunts), else
 ``unconfident_pseudo_label``.
@@ -73,9 +73,10 @@ __all__ = [
 
 SAMPLE_RATE = 16000
 RELIABLE_KINDS = ("metadata", "whisper+pocketsphinx", "whisper+hint", "pocketsphinx+hint")
-# Two recognizers agreeing on one word is weak evidence: they share confusions and both lean to common words (on
-# the packages' metadata-labelled words they agreed on "TEN" for "hen", "WHY" for the letter Y, "SAID" for Z).
-MIN_AGREED_WORDS = 2
+# Two recognizers agreeing on one or two words is weak evidence: they share confusions and both lean to common
+# words (on the packages' metadata-labelled clips they agreed on "TEN" for "hen", "WHY" for the letter Y, "SAID"
+# for Z, "TWO CAN" for "toucan", "WE'RE RIGHT" for "rear right"; README.md of the output gives the counts).
+MIN_AGREED_WORDS = 3
 NO_SPEECH_PROB = 0.6  # Whisper's own no-speech threshold
 LOOP_COMPRESSION_RATIO = 2.4  # Whisper's own repetition threshold
 

@@ -153,7 +153,7 @@ def build_realspeech_sets(
             report.skip(decision.kind, clip.id, f"{clip.origin}: {decision.detail}")
             continue
         if split != "train" and not decision.reliable:
-            why = "only a Whisper pseudo-label" if decision.kind == "whisper" else f"{decision.kind} on one word"
+            why = "only a Whisper pseudo-label" if decision.kind == "whisper" else f"{decision.kind} on a short text"
             report.skip("unreliable_reference", clip.id, f"{clip.origin}: {why} ({decision.text!r})")
             continue
         if decision.kind == "metadata" and w is not None and (not w["normalized"] or w["no_speech_prob"] > 0.6):
@@ -255,8 +255,8 @@ def rule_checks(
         "agreement_rate": _share(agreed, n),
         "agreement_precision": _share(agreed_right, agreed),
         "agreed": agreed,
-        "agreed_single_word": agreed_short,
-        "agreed_single_word_precision": _share(agreed_short_right, agreed_short),
+        "agreed_short": agreed_short,
+        "agreed_short_precision": _share(agreed_short_right, agreed_short),
         "agreed_longer": agreed - agreed_short,
         "agreed_longer_precision": _share(agreed_right - agreed_short_right, agreed - agreed_short),
         "gate": asdict(gate),
@@ -359,9 +359,9 @@ def format_readme(
         f"On {checks.get('metadata_clips')} metadata-labelled clips: Whisper tiny.en gives exactly the metadata"
         f" words on {_pct(checks.get('whisper_exact'))}; Whisper and pocketsphinx agree on"
         f" {_pct(checks.get('agreement_rate'))} ({checks.get('agreed')} clips), and when they agree the text is"
-        f" the metadata's on {_pct(checks.get('agreement_precision'))}: on single words"
-        f" {_pct(checks.get('agreed_single_word_precision'))} ({checks.get('agreed_single_word')} clips; homophones,"
-        " letter names and shared confusions: single-word agreements are training-only), on longer texts"
+        f" the metadata's on {_pct(checks.get('agreement_precision'))}: on texts of fewer than {MIN_AGREED_WORDS}"
+        f" words {_pct(checks.get('agreed_short_precision'))} ({checks.get('agreed_short')} clips; homophones,"
+        " letter names and shared confusions: such agreements are training-only), on longer texts"
         f" {_pct(checks.get('agreed_longer_precision'))} ({checks.get('agreed_longer')} clips). The pseudo-label gate"
         f" ({checks.get('gate')}) passes {_pct(checks.get('gate_pass_rate'))} of them ({checks.get('gated')}"
         f" clips) and is right on {_pct(checks.get('gate_precision'))} (the trust a training-only `whisper`"

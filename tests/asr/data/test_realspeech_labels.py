@@ -60,9 +60,11 @@ def test_reference_rules_in_order():
     # 3. the two recognizers agree: Whisper's text
     d = choose_reference(_clip(hint="Comeonthen"), w, sphinx_reading("YOU'LL REGRET THAT"))
     assert (d.text, d.kind, d.reliable) == ("YOU'LL REGRET THAT", "whisper+pocketsphinx", True)
-    # two recognizers agreeing on one word: kept, but training-only
+    # two recognizers agreeing on one or two words: kept, but training-only
     d = choose_reference(_clip(), whisper_reading("Ten.", "TEN"), sphinx_reading("TEN"))
     assert (d.text, d.kind, d.reliable) == ("TEN", "whisper+pocketsphinx", False)
+    d = choose_reference(_clip(), whisper_reading("Two can.", "TWO CAN"), sphinx_reading("TWO CAN"))
+    assert (d.kind, d.reliable) == ("whisper+pocketsphinx", False)
     d = choose_reference(_clip(hint="Incoming"), whisper_reading("Incoming!", "INCOMING"), sphinx_reading("INCOMING"))
     assert d.reliable  # one word, but the two recognizers agree with the clip's own label
     # 4. Whisper alone: a training-only pseudo-label when confident
