@@ -116,7 +116,10 @@ def parse_cli_overrides(items: Sequence[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ValueError(f"override {item!r} must look like key=value (e.g. optim.lr=3e-4)")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise ValueError(f"override {item!r}: the value is not valid YAML ({_yaml_problem(exc)})") from None
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:
@@ -141,13 +144,27 @@ def load_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
         raise ValueError(f"recipe base cycle: {' -> '.join(str(p) for p in (*_seen, path))}")
     if not path.is_file():
         raise ValueError(f"recipe {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"recipe {path}: YAML syntax error {_yaml_problem(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"recipe {path} cannot be read as text: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"recipe {path} must be a YAML mapping, got {type(data).__name__}")
     base = data.pop("base", None)
     if base is None:
         return data
     return _merge(load_recipe(path.parent / base, (*_seen, path)), data)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what: 'at line 3, column 13: mapping values are not allowed here' (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return problem
+    return f"at line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

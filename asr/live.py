@@ -413,9 +413,14 @@ def open_output(path: str | Path | None) -> TextIO | None:
     if path is None:
         return None
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"--output {str(p)!r} is a folder; name the transcript file (e.g. {str(p / 'live.txt')!r})")
     if p.parent and not p.parent.exists():
         raise ValueError(f"--output {str(p)!r}: folder {str(p.parent)!r} does not exist")
-    return open(p, "w", encoding="utf-8")  # noqa: SIM115 (closed by the caller)
+    try:
+        return open(p, "w", encoding="utf-8")  # noqa: SIM115 (closed by the caller)
+    except OSError as exc:
+        raise ValueError(f"--output {str(p)!r}: cannot write it ({exc.strerror or exc})") from None
 
 
 

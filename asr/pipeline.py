@@ -85,8 +85,29 @@ def save_asr_model(path: str | os.PathLike, bundle: AsrModel, *, extra: dict[str
     )
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` or None: CUDA when present, else the CPU; any other name as torch reads it. ValueError for a name
+    torch does not know, and for CUDA (or a GPU index) this machine does not have."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {str(device)!r} (use cpu, cuda, cuda:N or auto): {exc}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {str(device)!r}: only cpu and cuda devices are supported")
+    return dev
+
+
 def load_asr_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> AsrModel:
-    """Load a checkpoint written by :func:`save_asr_model` (safetensors only; no code is unpickled)."""
+    """Load a checkpoint written by :func:`save_asr_model` (safetensors only; no code is unpickled). ``device``:
+    see :func:`resolve_device` (checked before the file is read)."""
+    device = resolve_device(device)
     ckpt = load_checkpoint(path, device=device)
     extra = dict(ckpt.extra)
     feats = extra.pop("features", None)

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+
+from asr.commands._args import positive_int
 
 HELP = "WER/CER (or PER) of a model on a data set, full-utterance or streaming"
 
@@ -42,9 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-ms", type=float, default=160.0, help="stream mode: audio per chunk (default 160)")
     parser.add_argument("--out", type=Path, help="write utterances.jsonl, summary.json and report.txt here")
     parser.add_argument("--max-utterances", type=int, help="evaluate only the first N utterances")
-    parser.add_argument("--max-batch-frames", type=int, default=30000, help="full mode: padded frames per batch")
+    parser.add_argument(
+        "--max-batch-frames", type=positive_int, default=30000, help="full mode: padded frames per batch"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--grid", action="store_true", help="search --lm-weights x --word-scores (full mode)")
     parser.add_argument("--lm-weights", default="0.5,1,1.5,2,3", help="--grid: comma-separated LM weights")
@@ -56,12 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_lm_arguments(parser)
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder this process can write to: checked (and made) before any decoding."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} exists and is not a folder (it would receive summary.json, ...)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {str(out)!r}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(out)!r}: the folder is not writable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,8 +90,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         grid = _grid_values(args) if args.grid else None
+        if args.out is not None:
+            _check_out(args.out)
         model_path = resolve_model_path(args.model)
-        bundle = load_model(model_path, device=_device(args.device))
+        bundle = load_model(model_path, device=args.device)
         # files checked before any audio is read
         lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)
         if grid is not None and lm is None:
@@ -129,8 +140,19 @@ def run(args: argparse.Namespace) -> int:
         lm=lm,
     )
     print(report(result, n_utts=len(result.per_utterance)))
-    if result.failed:
-        print(f"{len(result.failed)} utterances could not be read (scored as all-deleted); see summary.json")
+    nothing_scored = len(result.failed) == len(result.per_utterance)
+    if nothing_scored:
+        print(
+            f"asr eval: error: none of the {len(result.failed)} utterances could be read: nothing was scored "
+            f"(first: {next(iter(result.failed.items()))})",
+            file=sys.stderr,
+        )
+    elif result.failed:
+        print(
+            f"asr eval: {len(result.failed)} utterances could not be read (scored as all-deleted): "
+            f"{', '.join(list(result.failed)[:5])}{' ...' if len(result.failed) > 5 else ''}; see summary.json",
+            file=sys.stderr,
+        )
     if args.out is not None:
         meta = {
             "model": str(model_path),
@@ -141,9 +163,13 @@ def run(args: argparse.Namespace) -> int:
             "decoder": describe(lm) if lm is not None else ("greedy" if prefix_beam(args) == 1 else "prefix beam"),
             "lm": None if lm is None else config_dict(lm),
         }
-        write_report(args.out, result, meta=meta)
+        try:
+            write_report(args.out, result, meta=meta)
+        except OSError as exc:  # the disk filled up, the folder went away: the table above is the result
+            print(f"asr eval: error: cannot write the reports to {args.out}: {exc}", file=sys.stderr)
+            return 1
         print(f"wrote {args.out / 'summary.json'}, {args.out / 'utterances.jsonl'}, {args.out / 'report.txt'}")
-    return 0
+    return 1 if nothing_scored else 0
 
 
 def _grid_values(args: argparse.Namespace) -> tuple[list[float], list[float]]:

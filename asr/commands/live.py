@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from asr.streaming.recognizer import Recognizer
 
+    output = None
     try:
         bundle = load_model(args.model, device="cpu")
         # files checked before the microphone opens
@@ -70,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
         )
         recognizer = Recognizer(bundle, device=args.device, config=config, lm=lm)
         live = LiveConfig()
+        output = open_output(args.output)  # before the microphone opens
         source = MicrophoneSource(args.input_device, block_ms=live.block_ms)
-        output = open_output(args.output)
     except ValueError as exc:
+        if output is not None:
+            output.close()
         print(f"asr live: error: {exc}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from asr.commands._args import positive_int
+
 HELP = "serve live transcription over WebSockets (page at /, /ws, /healthz, /metrics)"
 
 logger = logging.getLogger("asr.serve")
@@ -37,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port}; 0: any free port)")
     parser.add_argument("--max-streams", type=int, default=d.max_streams, help="streams at once (default %(default)s)")
     parser.add_argument("--device", default="auto", help="model device: auto (CUDA when present), cpu, cuda")
-    parser.add_argument("--threads", type=int, help="torch CPU threads for the model step (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=positive_int, help="torch CPU threads for the model step (default: torch's choice)"
+    )
     parser.add_argument("--chunk-ms", type=int, default=d.chunk_ms, help="audio per encoder step, x40 ms")
     parser.add_argument("--token-file", type=Path, help=f"require this bearer token (or set ${TOKEN_ENV})")
     parser.add_argument(

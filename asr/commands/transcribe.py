@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from asr.commands._args import positive_int
+
 HELP = "transcribe audio files with a model (the bundled one by default)"
 
 
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint (.safetensors) or run dir (default: the bundled model)")
     parser.add_argument("--json", action="store_true", help="one JSON object per file (text, tokens, times, ...)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
         "--stream", action="store_true", help="stream each file through the recognizer (asr.live.stream_files)"
     )

@@ -42,7 +42,7 @@ from asr.decoding.lm_decoder import LMDecoder, LMDecoderState
 from asr.features import FbankState, StreamingFbank
 from asr.model.encoder import EncoderState, stack_states
 from asr.model.packed import STEP_KERNELS, PackedStep
-from asr.pipeline import AsrModel
+from asr.pipeline import AsrModel, resolve_device
 from asr.streaming.endpoint import EndpointConfig, detect_endpoint
 
 logger = logging.getLogger(__name__)
@@ -261,11 +261,7 @@ class Recognizer:
         if endpoint is not None:
             config = dataclasses.replace(config, endpoint=endpoint)
         self.config = config
-        if device is None or device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        self.device = resolve_device(device)  # ValueError for CUDA where there is none
         if lm is not None:
             if config.beam > 1:
                 raise ValueError(f"choose one decoder: prefix beam search (beam={config.beam}) or an LM decoder")
