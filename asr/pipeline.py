@@ -3,6 +3,11 @@
 ``AsrModel`` = model + tokenizer + global CMVN + filterbank settings, saved together in one safetensors
 checkpoint (never a pickle) and loaded with :func:`load_asr_model`. Offline decoding of whole utterances lives
 here; the streaming recognizer (asr.streaming) uses the same pieces chunk by chunk.
+
+Whole-utterance decoding takes any length: audio shorter than one model frame (fewer than 4 feature frames,
+~55 ms) gives no frames and so an empty hypothesis, as streaming does; a causal model runs audio longer than
+:data:`LONG_SECONDS` through its streaming form in pieces (the same numbers as one forward pass, memory bounded
+by the piece); a bidirectional model refuses audio longer than :data:`MAX_BIDIRECTIONAL_SECONDS`.
 """
 
 from __future__ import annotations
@@ -17,13 +22,19 @@ from typing import Any
 import torch
 
 from asr.decoding import Hypothesis, beam_search, greedy_search
-from asr.features import FbankConfig, GlobalCMVN, compute_fbank
+from asr.features import FbankConfig, GlobalCMVN, StreamingFbank, compute_fbank
 from asr.model.checkpoint import load_checkpoint, save_checkpoint
 from asr.model.ctc import CTCModel
 from asr.text.base import Tokenizer
 from asr.text.tokenizers import tokenizer_from_dict
 
 logger = logging.getLogger(__name__)
+
+#: Whole utterances longer than this (seconds) go through a causal model's streaming form in pieces this long.
+LONG_SECONDS = 60.0
+#: A bidirectional model sees a whole utterance at once: longer ones are refused (one forward over 10 minutes
+#: needs ~1.7 GB for the bundled model's size, and attention grows with the square of the length).
+MAX_BIDIRECTIONAL_SECONDS = 900.0
 
 
 @dataclass
@@ -48,9 +59,62 @@ class AsrModel:
 
     @torch.inference_mode()
     def log_probs(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Full-utterance forward: feats [B, T, D], lengths [B] -> log_probs [B, T', V], out_lengths [B]."""
+        """Full-utterance forward: feats [B, T, D], lengths [B] -> log_probs [B, T', V], out_lengths [B].
+        A batch whose utterances are all shorter than one model frame (T < 4) gives T' = 0."""
         self.model.eval()
+        factor = self.model.subsampling_factor
+        if feats.shape[1] < factor:  # no model frame in any of them (the forward needs at least one)
+            empty = torch.zeros(feats.shape[0], 0, self.model.config.vocab_size, device=self.device)
+            return empty, torch.div(lengths, factor, rounding_mode="floor").to(self.device)
         return self.model(feats.to(self.device), lengths.to(self.device))
+
+    def utterance_log_probs(
+        self,
+        samples: torch.Tensor,
+        *,
+        long_seconds: float = LONG_SECONDS,
+        max_bidirectional_seconds: float = MAX_BIDIRECTIONAL_SECONDS,
+    ) -> torch.Tensor:
+        """One whole utterance's samples [N] -> log_probs [T', V] (float32, CPU; T' = 0 under ~55 ms).
+
+        Longer than ``long_seconds``: a causal model steps through it ``long_seconds`` at a time with its state
+        carried (front end included), in memory bounded by the piece; a bidirectional model refuses audio longer
+        than ``max_bidirectional_seconds`` (ValueError)."""
+        seconds = samples.shape[0] / self.features.sample_rate
+        if seconds > long_seconds and self.model.config.causal:
+            return self._stepped_log_probs(samples, piece_seconds=long_seconds)
+        if seconds > max_bidirectional_seconds:
+            raise ValueError(
+                f"{seconds:.0f} s of audio is too long for this bidirectional model in one piece (at most "
+                f"{max_bidirectional_seconds:.0f} s): split the file, or use a causal model (it decodes any length)"
+            )
+        feats = self.featurize(samples)
+        lp, n = self.log_probs(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
+        return lp[0, : int(n[0])].float().cpu()
+
+    @torch.inference_mode()
+    def _stepped_log_probs(self, samples: torch.Tensor, *, piece_seconds: float) -> torch.Tensor:
+        """The causal forward's log-probs of a long utterance through the streaming form: the filterbank of each
+        piece (bit-exact), then encoder steps of whole model frames with the state carried."""
+        self.model.eval()
+        fbank = StreamingFbank(self.features)
+        fstate = fbank.init_state()
+        state = self.model.init_state(1, self.device)
+        factor = self.model.subsampling_factor
+        piece = max(int(piece_seconds * self.features.sample_rate), self.features.window_length)
+        pending = torch.zeros(0, self.features.n_mels)
+        out = []
+        for start in range(0, samples.shape[0], piece):
+            feats, fstate = fbank.step(samples[start : start + piece].float().cpu(), fstate)
+            pending = torch.cat([pending, self.cmvn.apply(feats)])
+            usable = pending.shape[0] - pending.shape[0] % factor
+            if usable:
+                lp, state = self.model.step(pending[:usable].unsqueeze(0).to(self.device), state)
+                out.append(lp[0].float().cpu())
+                pending = pending[usable:]
+        if not out:
+            return torch.zeros(0, self.model.config.vocab_size)
+        return torch.cat(out)
 
     def decode(self, log_probs: torch.Tensor, *, beam: int = 1) -> Hypothesis:
         """One utterance's log_probs [T', V] -> best hypothesis (greedy for beam=1, else prefix beam search)."""
@@ -60,9 +124,8 @@ class AsrModel:
         return beam_search(lp, beam=beam, blank=self.tokenizer.blank_id)
 
     def transcribe(self, samples: torch.Tensor, *, beam: int = 1) -> tuple[str, Hypothesis]:
-        feats = self.featurize(samples)
-        lp, n = self.log_probs(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
-        hyp = self.decode(lp[0, : int(n[0])], beam=beam)
+        """One whole utterance -> (text, hypothesis): any length (see :meth:`utterance_log_probs`)."""
+        hyp = self.decode(self.utterance_log_probs(samples), beam=beam)
         return self.tokenizer.decode(hyp.tokens), hyp
 
     @property
