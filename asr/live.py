@@ -11,6 +11,10 @@ blocks already captured are decoded, the last segment is finalised and the trans
 
 Two ways of not keeping up are reported: PortAudio's ``input_overflow`` (samples were dropped before the
 callback saw them) and a backlog of captured audio waiting in the queue (decoding slower than real time).
+
+A source that dies (the device unplugged, the sound server gone: PortAudio ends the stream) or stops delivering
+audio ends the capture with :class:`SourceLost`: a warning when no block has come for ``stall_warn_s``, the end
+when the stream has ended or nothing came for ``stall_give_up_s``; what was heard is finalised and kept either way.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = [
     "AudioBlock",
     "LiveConfig",
     "MicrophoneSource",
+    "SourceLost",
     "TranscriptWriter",
     "chunk_frames_for",
     "input_devices",
@@ -223,7 +228,18 @@ class AudioBlock:
 class LiveConfig:
     block_ms: float = 20.0  # audio callback block length (PortAudio's blocksize)
     max_backlog_s: float = 1.0  # warn when more captured audio than this waits to be decoded
-    warn_every_s: float = 5.0  # at most one overflow / backlog warning per this many seconds
+    warn_every_s: float = 5.0  # at most one overflow / backlog / stall warning per this many seconds
+    first_block_timeout_s: float = 15.0  # give up when the source delivers nothing for this long after start
+    stall_warn_s: float = 1.0  # warn when no block has arrived for this long (blocks come every block_ms)
+    stall_give_up_s: float = 10.0  # give up (SourceLost) when no block has arrived for this long
+
+
+class SourceLost(RuntimeError):
+    """The audio source died or stopped delivering audio; ``result`` is the transcript finalised up to then."""
+
+    def __init__(self, message: str, result: StreamResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def input_devices() -> list[dict[str, Any]]:
@@ -279,6 +295,8 @@ class MicrophoneSource:
         self.sample_rate = int(info["default_samplerate"])  # the device's native rate; the stream resamples
         self.blocks: queue.Queue[AudioBlock] = queue.Queue()
         self._error = sd.PortAudioError
+        self._ended = threading.Event()  # PortAudio ended the stream (stop() or an error: the device is gone)
+        self._stopping = False
         try:
             self._stream = sd.InputStream(
                 device=device,
@@ -287,6 +305,7 @@ class MicrophoneSource:
                 dtype="float32",
                 blocksize=max(1, int(self.sample_rate * block_ms / 1000)),
                 callback=self._callback,
+                finished_callback=self._ended.set,
             )
         except sd.PortAudioError as exc:
             raise ValueError(
@@ -303,9 +322,17 @@ class MicrophoneSource:
         except self._error as exc:
             raise ValueError(f"cannot start recording from {self.device_name!r}: {exc}") from exc
 
+    def alive(self) -> bool:
+        """False once PortAudio has ended the stream by itself (the device or the sound server went away)."""
+        return self._stopping or not self._ended.is_set()
+
     def stop(self) -> None:
-        self._stream.stop()
-        self._stream.close()
+        self._stopping = True
+        try:
+            self._stream.stop()
+            self._stream.close()
+        except self._error as exc:  # a stream whose device is gone may fail to stop cleanly: it is over anyway
+            logger.debug("closing the input stream: %s", exc)
 
 
 def _drain(blocks: queue.Queue[AudioBlock], *, wait_s: float) -> list[AudioBlock]:
@@ -331,11 +358,14 @@ def run_live(
     config: LiveConfig = LiveConfig(),
     on_first_block: Callable[[], object] | None = None,
     stop_capture: Callable[[], object] | None = None,
+    source_alive: Callable[[], bool] | None = None,
 ) -> StreamResult:
     """Decode blocks from ``blocks`` until ``stop`` is set, then finalise: returns the whole transcript.
 
     ``stop_capture`` is called once ``stop`` is set (before the last blocks are drained), so audio captured
-    up to that moment is still decoded.
+    up to that moment is still decoded. When the source dies (``source_alive()`` turns False) or delivers nothing
+    for ``config.stall_give_up_s`` (``config.first_block_timeout_s`` before its first block), the transcript is
+    finalised the same way and :class:`SourceLost` is raised with it.
     """
     writers = list(writers)
     stream: Stream = recognizer.create_stream()
@@ -371,11 +401,23 @@ def run_live(
             for w in writers:
                 w.update(result)
 
+    started = last_block = time.monotonic()
+    lost: str | None = None
     try:
         while not stop.is_set():
             items = _drain(blocks, wait_s=0.05)
             if not items:
+                lost = _check_source(source_alive, first, started, last_block, config)
+                if lost is not None:
+                    break
+                quiet = time.monotonic() - last_block
+                if not first and quiet >= config.stall_warn_s and time.monotonic() - last_warning >= (
+                    config.warn_every_s
+                ):
+                    logger.warning("no audio from the input for %.1f s (is the device still there?)", quiet)
+                    last_warning = time.monotonic()
                 continue
+            last_block = time.monotonic()
             feed(items)
             decode()
             backlog = sum(b.samples.size for b in items) / sample_rate  # audio that waited for this decode
@@ -405,7 +447,23 @@ def run_live(
         len(result.finals),
         overflows,
     )
+    if lost is not None:
+        raise SourceLost(lost, result)
     return result
+
+
+def _check_source(
+    alive: Callable[[], bool] | None, first: bool, started: float, last_block: float, config: LiveConfig
+) -> str | None:
+    """Why the capture must end (the source died or went silent for good), or None while it may go on."""
+    now = time.monotonic()
+    if alive is not None and not alive():
+        return "the audio source stopped (the device or the sound server went away)"
+    if first and now - started >= config.first_block_timeout_s:
+        return f"no audio arrived within {config.first_block_timeout_s:g} s of opening the input"
+    if not first and now - last_block >= config.stall_give_up_s:
+        return f"no audio from the input for {now - last_block:.1f} s: giving up"
+    return None
 
 
 def open_output(path: str | Path | None) -> TextIO | None:

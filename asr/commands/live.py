@@ -5,10 +5,11 @@ Transcribes the microphone until Ctrl-C: on a terminal the partial result is rew
 final result (an endpoint: a pause after speech) gets its own line. The device is opened at its native sample
 rate (44.1 or 48 kHz usually), mono, and the stream resamples to the model's rate. Ctrl-C stops capture,
 decodes what was captured, finalises the last segment and exits 0 with the transcript kept; ``--output``
-receives one final per line as they arrive. ``asr devices`` lists the input devices. Decoding uses the bundled
-LM and lexicon when they fit the model (``--lm``/``--lexicon`` for others, ``--no-lm`` for greedy CTC): each
-stream runs its own LM search, partials are its current best, finals come at endpoints (see
-:mod:`asr.commands._lm`).
+receives one final per line as they arrive. If the input dies (device unplugged, sound server gone) or delivers
+nothing for 10 s, the same happens with an error on stderr and exit status 1. ``asr devices`` lists the input
+devices. Decoding uses the bundled LM and lexicon when they fit the model (``--lm``/``--lexicon`` for others,
+``--no-lm`` for greedy CTC): each stream runs its own LM search, partials are its current best, finals come at
+endpoints (see :mod:`asr.commands._lm`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from asr.live import (
         LiveConfig,
         MicrophoneSource,
+        SourceLost,
         TranscriptWriter,
         open_output,
         recognizer_config,
@@ -103,16 +105,25 @@ def run(args: argparse.Namespace) -> int:
             recognizer.device,
             args.chunk_ms,
         )
-        run_live(
-            recognizer,
-            source.blocks,
-            source.sample_rate,
-            stop=stop,
-            writers=writers,
-            config=live,
-            on_first_block=lambda: logger.info("listening (first audio block received)"),
-            stop_capture=source.stop,
-        )
+        try:
+            run_live(
+                recognizer,
+                source.blocks,
+                source.sample_rate,
+                stop=stop,
+                writers=writers,
+                config=live,
+                on_first_block=lambda: logger.info("listening (first audio block received)"),
+                stop_capture=source.stop,
+                source_alive=source.alive,
+            )
+        except SourceLost as exc:
+            kept = f"; the transcript so far is in {args.output}" if output is not None else ""
+            print(
+                f"asr live: error: {exc} ({source.device_name!r}, {len(exc.result.finals)} final(s) kept{kept})",
+                file=sys.stderr,
+            )
+            return 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -188,6 +188,57 @@ def test_run_live_warns_when_decoding_falls_behind(band_model, speech, caplog):
     assert [s.text for s in result.finals] == WORDS  # the queued audio is still decoded at stop
 
 
+def _words_then(speech: np.ndarray, words: int) -> np.ndarray:
+    """The audio of the first ``words`` words of WORDS in ``speech`` (cut in the pause after the last one)."""
+    ends = np.flatnonzero(np.abs(speech) > 0)
+    gaps = np.flatnonzero(np.diff(ends) > SAMPLE_RATE)  # the > 1 s pauses between words
+    return speech[: ends[gaps[words - 1]] + SAMPLE_RATE]
+
+
+def test_run_live_ends_with_an_error_when_the_source_dies(band_model, speech):
+    """The device goes away (PortAudio ends the stream) after two words: run_live notices within ~0.1 s,
+    finalises what was heard and raises SourceLost carrying that transcript."""
+    blocks: queue.Queue = queue.Queue()
+    _feed(blocks, _words_then(speech, 2), block=SAMPLE_RATE // 50)
+    stop, alive, stopped = threading.Event(), [True], []
+
+    def capture_ends():  # the source says it is gone once its last block was taken
+        while not blocks.empty():
+            time.sleep(0.01)
+        alive[0] = False
+
+    threading.Thread(target=capture_ends, daemon=True).start()
+    out = io.StringIO()
+    t0 = time.monotonic()
+    with pytest.raises(live.SourceLost, match="the audio source stopped") as lost:
+        run_live(
+            _recognizer(band_model), blocks, SAMPLE_RATE, stop=stop, writers=[TranscriptWriter(out, tty=False)],
+            source_alive=lambda: alive[0], stop_capture=lambda: stopped.append(True),
+        )
+    assert time.monotonic() - t0 < 10
+    assert [s.text for s in lost.value.result.finals] == WORDS[:2]  # what was heard is kept
+    assert out.getvalue().splitlines() == WORDS[:2] and stopped == [True]
+
+
+def test_run_live_warns_when_audio_stops_coming_then_gives_up(band_model, speech, caplog):
+    """A source that stays 'alive' but delivers nothing (a hung device): a warning after stall_warn_s, an error
+    after stall_give_up_s; the words before are kept."""
+    blocks: queue.Queue = queue.Queue()
+    _feed(blocks, _words_then(speech, 1), block=SAMPLE_RATE // 50)
+    config = LiveConfig(stall_warn_s=0.3, stall_give_up_s=1.0, warn_every_s=0.2)
+    with caplog.at_level(logging.WARNING, logger="asr.live"), pytest.raises(live.SourceLost, match="no audio") as lost:
+        run_live(_recognizer(band_model), blocks, SAMPLE_RATE, stop=threading.Event(), config=config,
+                 source_alive=lambda: True)
+    assert any("no audio from the input for" in r.getMessage() for r in caplog.records)
+    assert [s.text for s in lost.value.result.finals] == WORDS[:1]
+
+
+def test_run_live_gives_up_when_no_first_block_arrives(band_model):
+    config = LiveConfig(first_block_timeout_s=0.5)
+    with pytest.raises(live.SourceLost, match="no audio arrived within 0.5 s"):
+        run_live(_recognizer(band_model), queue.Queue(), SAMPLE_RATE, stop=threading.Event(), config=config)
+
+
 # ------------------------------------------------------------------------------- asr transcribe --stream
 
 

@@ -16,6 +16,7 @@ Ctrl-C or a missing final flush all change the live transcript.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -42,8 +43,8 @@ def _run(cmd: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProce
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, **kw)
 
 
-@pytest.fixture(scope="module")
-def pulse_env():
+@contextlib.contextmanager
+def private_pulse():
     """A private PulseAudio daemon with a 16 kHz mono virtual sink; yields the environment that reaches it."""
     for tool in ("pulseaudio", "pactl", "paplay"):
         if shutil.which(tool) is None:
@@ -75,6 +76,12 @@ def pulse_env():
         shutil.rmtree(runtime, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def pulse_env():
+    with private_pulse() as env:
+        yield env
+
+
 def _read_lines(pipe, lines: queue.Queue) -> None:
     for line in pipe:
         lines.put(line)
@@ -91,6 +98,25 @@ def _wait_for(lines: queue.Queue, needle: str, *, timeout: float, seen: list[str
         if needle in line:
             return
     pytest.fail(f"'{needle}' not seen within {timeout} s; asr live said:\n{''.join(seen)}")
+
+
+def _start_live(ckpt: Path, out: Path, env: dict[str, str]):
+    """``asr live --output OUT`` in a child process: (process, stderr lines, stdout lines, their reader threads)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asr.cli", "live", "--model", str(ckpt), "--device", "cpu", "--output", str(out)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    printed: queue.Queue = queue.Queue()
+    readers = [threading.Thread(target=_read_lines, args=pair, daemon=True)
+               for pair in ((proc.stderr, lines), (proc.stdout, printed))]
+    for reader in readers:
+        reader.start()
+    return proc, lines, printed, readers
 
 
 def test_devices_lists_the_pulse_input(pulse_env):
@@ -113,22 +139,7 @@ def test_live_microphone_transcript_equals_file_streaming(pulse_env, tmp_path, c
     sf.write(wav, burst_speech(WORDS, seed=2), SAMPLE_RATE, subtype="PCM_16")
     out = tmp_path / "live.txt"
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "asr.cli", "live", "--model", str(ckpt), "--device", "cpu", "--output", str(out)],
-        env=pulse_env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-    printed: queue.Queue = queue.Queue()
-    readers = [
-        threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True),
-        threading.Thread(target=_read_lines, args=(proc.stdout, printed), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
+    proc, lines, printed, readers = _start_live(ckpt, out, pulse_env)
     seen: list[str] = []
     try:
         # audio flows (the first callback can take ~2 s) before anything is played
@@ -158,3 +169,36 @@ def test_live_microphone_transcript_equals_file_streaming(pulse_env, tmp_path, c
     live_finals = out.read_text().splitlines()
     assert live_finals == file_finals, log
     assert stdout.splitlines() == file_finals  # not a terminal: finals only, one per line
+
+
+@pytest.mark.slow
+def test_live_ends_with_an_error_when_the_sound_server_dies(tmp_path):
+    """PulseAudio is killed mid-capture (issue 15, defect 4): asr live notices, keeps the words heard so far in
+    --output and exits 1 naming the problem, instead of running on silently."""
+    ckpt = save_asr_model(tmp_path / "band.safetensors", make_band_model())
+    wav = tmp_path / "words.wav"
+    sf.write(wav, burst_speech(WORDS[:2], seed=2), SAMPLE_RATE, subtype="PCM_16")
+    out = tmp_path / "live.txt"
+    seen: list[str] = []
+    with private_pulse() as env:  # its own daemon: the module's stays up for the other tests
+        proc, lines, _, readers = _start_live(ckpt, out, env)
+        try:
+            _wait_for(lines, "listening (first audio block received)", timeout=40, seen=seen)
+            play = _run(["paplay", str(wav)], env)
+            assert play.returncode == 0, play.stderr
+            time.sleep(1.0)  # the last word's endpoint pause reaches the recognizer
+            killed = _run(["pulseaudio", "--kill"], env)
+            assert killed.returncode == 0, killed.stderr
+            proc.wait(timeout=30)  # before the fix: never returned
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for reader in readers:
+        reader.join(timeout=10)
+    while not lines.empty():
+        seen.append(lines.get())
+    log = "".join(seen)
+    assert proc.returncode == 1, log
+    assert "asr live: error: the audio source stopped" in log and "2 final(s) kept" in log, log
+    assert out.read_text().splitlines() == WORDS[:2], log  # the transcript so far is kept
