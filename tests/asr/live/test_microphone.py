@@ -132,22 +132,18 @@ def test_live_names_an_unknown_input_device(tmp_path, capsys):
     assert "input device 'no-such-mic' not usable" in err and "input devices:" in err
 
 
-@pytest.mark.slow
-def test_live_microphone_transcript_equals_file_streaming(pulse_env, tmp_path, capsys):
-    ckpt = save_asr_model(tmp_path / "band.safetensors", make_band_model())
-    wav = tmp_path / "words.wav"
-    sf.write(wav, burst_speech(WORDS, seed=2), SAMPLE_RATE, subtype="PCM_16")
-    out = tmp_path / "live.txt"
-
-    proc, lines, printed, readers = _start_live(ckpt, out, pulse_env)
+def _play_into_live(ckpt: Path, wav: Path, out: Path, env: dict[str, str], then) -> tuple[int, str, str]:
+    """Start ``asr live``, play ``wav`` into the virtual sink once audio flows, call ``then(proc)`` after the
+    recording latency, wait for the process: (exit status, its stderr, its stdout)."""
+    proc, lines, printed, readers = _start_live(ckpt, out, env)
     seen: list[str] = []
     try:
         # audio flows (the first callback can take ~2 s) before anything is played
         _wait_for(lines, "listening (first audio block received)", timeout=40, seen=seen)
-        play = _run(["paplay", str(wav)], pulse_env)
+        play = _run(["paplay", str(wav)], env)
         assert play.returncode == 0, play.stderr
-        time.sleep(1.0)  # recording latency: let the tail reach the recognizer
-        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)  # recording latency: let the tail (and the last endpoint pause) reach the recognizer
+        then(proc)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
@@ -157,9 +153,17 @@ def test_live_microphone_transcript_equals_file_streaming(pulse_env, tmp_path, c
         reader.join(timeout=10)
     while not lines.empty():
         seen.append(lines.get())
-    stdout = "".join(printed.get() for _ in range(printed.qsize()))
-    log = "".join(seen)
-    assert proc.returncode == 0, log
+    return proc.returncode, "".join(seen), "".join(printed.get() for _ in range(printed.qsize()))
+
+
+@pytest.mark.slow
+def test_live_microphone_transcript_equals_file_streaming(pulse_env, tmp_path, capsys):
+    ckpt = save_asr_model(tmp_path / "band.safetensors", make_band_model())
+    wav = tmp_path / "words.wav"
+    sf.write(wav, burst_speech(WORDS, seed=2), SAMPLE_RATE, subtype="PCM_16")
+    out = tmp_path / "live.txt"
+    code, log, stdout = _play_into_live(ckpt, wav, out, pulse_env, lambda proc: proc.send_signal(signal.SIGINT))
+    assert code == 0, log
     assert "input overflow" not in log, log
     assert "transcript written to" in log
 
@@ -174,31 +178,19 @@ def test_live_microphone_transcript_equals_file_streaming(pulse_env, tmp_path, c
 @pytest.mark.slow
 def test_live_ends_with_an_error_when_the_sound_server_dies(tmp_path):
     """PulseAudio is killed mid-capture (issue 15, defect 4): asr live notices, keeps the words heard so far in
-    --output and exits 1 naming the problem, instead of running on silently."""
+    --output and exits 1 naming the problem, instead of running on silently (before: it never returned)."""
     ckpt = save_asr_model(tmp_path / "band.safetensors", make_band_model())
     wav = tmp_path / "words.wav"
     sf.write(wav, burst_speech(WORDS[:2], seed=2), SAMPLE_RATE, subtype="PCM_16")
     out = tmp_path / "live.txt"
-    seen: list[str] = []
+
     with private_pulse() as env:  # its own daemon: the module's stays up for the other tests
-        proc, lines, _, readers = _start_live(ckpt, out, env)
-        try:
-            _wait_for(lines, "listening (first audio block received)", timeout=40, seen=seen)
-            play = _run(["paplay", str(wav)], env)
-            assert play.returncode == 0, play.stderr
-            time.sleep(1.0)  # the last word's endpoint pause reaches the recognizer
+
+        def kill_pulse(proc) -> None:
             killed = _run(["pulseaudio", "--kill"], env)
             assert killed.returncode == 0, killed.stderr
-            proc.wait(timeout=30)  # before the fix: never returned
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for reader in readers:
-        reader.join(timeout=10)
-    while not lines.empty():
-        seen.append(lines.get())
-    log = "".join(seen)
-    assert proc.returncode == 1, log
+
+        code, log, _ = _play_into_live(ckpt, wav, out, env, kill_pulse)
+    assert code == 1, log
     assert "asr live: error: the audio source stopped" in log and "2 final(s) kept" in log, log
     assert out.read_text().splitlines() == WORDS[:2], log  # the transcript so far is kept
