@@ -97,13 +97,20 @@ def load_audio_source(
     target_sr: int = DEFAULT_SAMPLE_RATE,
 ) -> torch.Tensor:
     """Like :func:`load_audio` for a Kaldi ``wav.scp`` value: a path, or a shell command ending in ``|``."""
+    samples, sr = read_audio_source(spec, offset=offset, duration=duration)
+    return resample(samples, orig_sr=sr, target_sr=target_sr)
+
+
+def read_audio_source(
+    spec: str | os.PathLike, *, offset: float = 0.0, duration: float | None = None
+) -> tuple[torch.Tensor, int]:
+    """Like :func:`read_audio` (the source's own rate) for a Kaldi ``wav.scp`` value: a path or a command."""
     command = _pipe_command(spec)
     if command is None:
-        return load_audio(spec, offset=offset, duration=duration, target_sr=target_sr)
+        return read_audio(spec, offset=offset, duration=duration)
     data, sr = _decode_bytes(_run_pipe(command), name=f"output of command {command!r}")
     data = _segment(data, sr, offset=offset, duration=duration, name=f"command {command!r}")
-    samples = _finish(data, name=f"output of command {command!r}")
-    return resample(samples, orig_sr=sr, target_sr=target_sr)
+    return _finish(data, name=f"output of command {command!r}"), sr
 
 
 def read_audio(

@@ -2,10 +2,14 @@
 
 References and hypotheses go through the same normalisation (:func:`asr.text.normalize.normalize_text`; for phone
 models the reference is the CMUdict phone string of the normalised words). Counting is jiwer's. ``mode="full"``
-runs the causal (or bidirectional) forward over whole utterances in length-sorted batches; ``mode="stream"``
-feeds each file's samples through the streaming recognizer in ``chunk_ms`` chunks, the same path live
-transcription uses. With ``lm`` (an :class:`asr.decoding.lm_decoder.LMDecoder`) both modes decode with the lexicon /
-n-gram LM beam search; a phone model decoded with a word lexicon then outputs words and is scored by WER.
+runs the causal (or bidirectional) forward over whole utterances in length-sorted batches (an utterance longer than
+:data:`asr.pipeline.LONG_SECONDS` alone, in bounded memory: :meth:`AsrModel.utterance_log_probs`);
+``mode="stream"`` feeds each file's samples at their own rate through the streaming recognizer in ``chunk_ms``
+chunks (:func:`asr.live.stream_samples`: the stream resamples), the same path as ``asr transcribe --stream`` and
+live transcription, so a file gives the same text there and here. Audio seconds and the real-time factor count
+the audio actually decoded (failed utterances and wrong manifest durations do not count). With ``lm`` (an
+:class:`asr.decoding.lm_decoder.LMDecoder`) both modes decode with the lexicon / n-gram LM beam search; a phone
+model decoded with a word lexicon then outputs words and is scored by WER.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from tqdm import tqdm
 
 from asr.data.manifest import Utterance
 from asr.decoding.lm_decoder import LMDecoder
-from asr.pipeline import AsrModel
+from asr.pipeline import LONG_SECONDS, AsrModel
 from asr.scoring import ErrorCounts, UtteranceScore, format_table, score_corpus, write_per_utterance
 from asr.text.normalize import normalize_text
 
@@ -91,18 +95,27 @@ def _timestamps(bundle: AsrModel, hyp) -> dict:
 
 def _full_log_probs(bundle: AsrModel, utterances: Sequence[Utterance], max_batch_frames: int, failed: dict, bar):
     """Full-utterance forward in length-sorted batches: yields (id, log_probs [T', V] float32 CPU, seconds spent
-    on its share of featurising and the forward). Unreadable files go to ``failed``; ``bar`` counts utterances."""
+    on its share of featurising and the forward, seconds of audio). Unreadable files go to ``failed``; ``bar``
+    counts utterances. An utterance longer than LONG_SECONDS is decoded alone, in bounded memory."""
     sr = bundle.features.sample_rate
     order = sorted(range(len(utterances)), key=lambda i: utterances[i].duration, reverse=True)
     i = 0
     while i < len(order):
-        batch_feats, batch_ids = [], []
+        batch_feats, batch_ids, batch_audio = [], [], []
         longest = 0
         spent = 0.0
         while i < len(order):
             utt = utterances[order[i]]
             try:
                 samples = utt.load_audio(target_sr=sr)
+                seconds = samples.shape[0] / sr
+                if seconds > LONG_SECONDS:
+                    t0 = time.perf_counter()
+                    lp = bundle.utterance_log_probs(samples)  # ValueError: too long for a bidirectional model
+                    i += 1
+                    bar.update(1)
+                    yield utt.id, lp, time.perf_counter() - t0, seconds
+                    continue
             except ValueError as exc:
                 failed[utt.id] = str(exc)
                 i += 1
@@ -116,6 +129,7 @@ def _full_log_probs(bundle: AsrModel, utterances: Sequence[Utterance], max_batch
                 break
             batch_feats.append(feats)
             batch_ids.append(utt.id)
+            batch_audio.append(seconds)
             longest = max(longest, feats.shape[0])
             i += 1
         if not batch_feats:
@@ -127,7 +141,7 @@ def _full_log_probs(bundle: AsrModel, utterances: Sequence[Utterance], max_batch
         log_probs = log_probs.float().cpu()
         spent += time.perf_counter() - t0
         for b, utt_id in enumerate(batch_ids):
-            yield utt_id, log_probs[b, : int(out_lengths[b])].contiguous(), spent / len(batch_ids)
+            yield utt_id, log_probs[b, : int(out_lengths[b])].contiguous(), spent / len(batch_ids), batch_audio[b]
         bar.update(len(batch_ids))
 
 
@@ -147,41 +161,37 @@ def evaluate_batch(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not utterances:
         raise ValueError("no utterances to evaluate")
-    sr = bundle.features.sample_rate
     hyps: dict[str, str] = {}
     stamps: dict[str, dict] = {}
     failed: dict[str, str] = {}
-    compute = 0.0
+    compute = audio = 0.0
     bar = tqdm(total=len(utterances), desc=f"eval ({mode})", unit="utt", disable=not progress)
     if mode == "full":
-        for utt_id, lp, seconds in _full_log_probs(bundle, utterances, max_batch_frames, failed, bar):
+        for utt_id, lp, seconds, utt_audio in _full_log_probs(bundle, utterances, max_batch_frames, failed, bar):
+            audio += utt_audio
             t0 = time.perf_counter()
             hyp = bundle.decode(lp, beam=beam) if lm is None else lm.decode(lp)
             compute += seconds + time.perf_counter() - t0
             hyps[utt_id] = _hyp_text(bundle, hyp.text(bundle.tokenizer), lm)
             stamps[utt_id] = _timestamps(bundle, hyp)
     else:
+        from asr.live import stream_samples
         from asr.streaming import EndpointConfig, Recognizer
 
         # One segment per utterance (no endpointing): the test sets are already segmented.
         recognizer = Recognizer(bundle, beam=beam if lm is None else 1, endpoint=EndpointConfig(enabled=False), lm=lm)
-        chunk = max(1, int(round(chunk_ms * sr / 1000)))
         for utt in utterances:
             try:
-                samples = utt.load_audio(target_sr=sr)
+                samples, rate = _read_native(utt)
             except ValueError as exc:
                 failed[utt.id] = str(exc)
                 bar.update(1)
                 continue
             t0 = time.perf_counter()
-            stream = recognizer.create_stream()
-            for start in range(0, samples.shape[0], chunk):
-                stream.accept_waveform(samples[start : start + chunk], sr)
-                recognizer.decode([stream])
-            stream.input_finished()
-            recognizer.decode([stream])
+            # at the file's own rate: the stream resamples, as for asr transcribe --stream and a microphone
+            result = stream_samples(recognizer, samples.numpy(), rate, chunk_ms=chunk_ms)
             compute += time.perf_counter() - t0
-            result = stream.result
+            audio += samples.shape[0] / rate
             hyps[utt.id] = _hyp_text(bundle, result.text, lm)
             stamps[utt.id] = {
                 "tokens": [t for seg in result.finals for t in seg.tokens],
@@ -194,7 +204,6 @@ def evaluate_batch(
                     for seg in result.finals
                     for w in seg.words
                 ]
-            recognizer.close_stream(stream)
             bar.update(1)
     bar.close()
     if failed:
@@ -214,11 +223,19 @@ def evaluate_batch(
         counts=counts,
         char_counts=char_counts,
         per_utterance=per_utt,
-        audio_seconds=sum(u.duration for u in utterances),
+        audio_seconds=audio,
         compute_seconds=compute,
         failed=failed,
         timestamps=stamps,
     )
+
+
+def _read_native(utt: Utterance) -> tuple[torch.Tensor, int]:
+    """An utterance's samples at the file's own rate (its segment, if it has one): ``(samples [N], rate)``."""
+    from asr.audio import read_audio_source
+
+    segment = {} if utt.offset is None else {"offset": utt.offset, "duration": utt.duration}
+    return read_audio_source(utt.audio, **segment)
 
 
 def report(result: EvalResult, *, n_utts: int) -> str:
@@ -269,14 +286,16 @@ def grid_search(
         raise ValueError("no utterances to evaluate")
     failed: dict[str, str] = {}
     bar = tqdm(total=len(utterances), desc="forward", unit="utt", disable=not progress)
-    log_probs = {utt_id: lp for utt_id, lp, _ in _full_log_probs(bundle, utterances, max_batch_frames, failed, bar)}
+    log_probs, audio = {}, 0.0
+    for utt_id, lp, _, seconds in _full_log_probs(bundle, utterances, max_batch_frames, failed, bar):
+        log_probs[utt_id] = lp
+        audio += seconds
     bar.close()
     if failed:
         logger.warning("%d utterances could not be read (scored as all-deleted): %s", len(failed), list(failed)[:5])
     ids = [u.id for u in utterances]
     refs = [reference_text(bundle, u.text, lm) for u in utterances]
     unit = "phone" if _phone_output(bundle, lm) else "word"
-    audio = sum(u.duration for u in utterances)
     rows = []
     settings = [(w, s) for w in lm_weights for s in word_scores]
     for w, s in tqdm(settings, desc="grid", unit="setting", disable=not progress):
