@@ -87,7 +87,10 @@ def save_checkpoint(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except SafetensorError as exc:  # its I/O errors (a full disk) as the OSError they are
+            raise OSError(f"cannot write {path}: {exc}") from exc
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

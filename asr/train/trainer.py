@@ -2,7 +2,10 @@
 
 Determinism: batching is a pure function of (seed, epoch, rank); augmentation and dropout are re-seeded at every
 step from (seed, epoch, batch index, rank). So a run killed at any point and resumed from its latest checkpoint
-(``--resume``) continues exactly as if it had never stopped.
+(``--resume``) continues exactly as if it had never stopped: the logs too (rows after the checkpoint are dropped
+before they are written again; the epoch's running train loss is in the checkpoint). A latest checkpoint that
+cannot be read is set aside and the one before is used; a checkpoint that cannot be written (a full disk) stops the
+run with an error, the last complete one intact.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -160,6 +164,29 @@ def _warm_start(model: CTCModel, init, path: str) -> None:
     model.load_state_dict(init.model.state_dict())
 
 
+def _resume(ckpt_dir: Path, candidates: list[str], device, model, optimizer, scheduler, info: DistInfo):
+    """Load the first usable checkpoint of ``candidates`` into the model, optimiser and scheduler: (position,
+    name). Unusable ones are set aside (rank 0) with a warning; none usable is a ValueError naming them all."""
+    problems = []
+    for name in candidates:
+        try:
+            bundle, position, opt_state = ckpts.load_training_checkpoint(ckpt_dir, name, device=device)
+            model.load_state_dict(bundle.model.state_dict())
+            optimizer.load_state_dict(opt_state["optimizer"])
+            scheduler.load_state_dict(opt_state["scheduler"])
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            problems.append(f"{name}: {exc}")
+            logger.warning("checkpoint %s cannot be resumed from (%s); trying the one before it", name, exc)
+            continue
+        barrier(info)  # every rank has read its checkpoint before rank 0 moves the bad ones aside
+        if info.is_main:
+            for bad in candidates[: candidates.index(name)]:
+                ckpts.set_aside(ckpt_dir, bad)
+                logger.warning("set aside the unusable checkpoint %s (%s.*.bad)", bad, ckpt_dir / bad)
+        return position, name
+    raise ValueError(f"--resume: no usable checkpoint in {ckpt_dir}:\n  " + "\n  ".join(problems))
+
+
 def _evaluate_extra_devs(bundle, extra_devs, log, *, epoch: int, step: int, config: TrainConfig) -> None:
     """Greedy WER/CER of every ``data.extra_dev`` set, one dev_sets.csv row each, with the trainer process's CPU
     time since this (re)start (all its threads; loader workers not included): the learning curve's x axis."""
@@ -191,6 +218,21 @@ class _Metrics:
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow([row.get(k, "") for k in self.fields])
 
+    def keep_until(self, column: str, last: int) -> None:
+        """Drop the rows whose ``column`` is past ``last`` (written after the checkpoint a run resumes from: they
+        are written again) and any half-written row; the file is replaced atomically."""
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))[1:]
+        where = self.fields.index(column)
+        kept = [r for r in rows if len(r) == len(self.fields) and r[where].isdigit() and int(r[where]) <= last]
+        if len(kept) == len(rows):
+            return
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", newline="") as f:
+            csv.writer(f).writerows([self.fields, *kept])
+        os.replace(tmp, self.path)
+        logger.info("%s: %d row(s) after the resumed checkpoint dropped", self.path.name, len(rows) - len(kept))
+
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Path:
     """Train (or resume) a run in ``run_dir``; returns the path of the final (averaged) model."""
@@ -217,17 +259,21 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     ckpt_dir = run_dir / "checkpoints"
     config_path = run_dir / "config.yaml"
     current = config_to_dict(config)
-    latest = ckpts.latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    candidates = ckpts.resume_candidates(ckpt_dir) if resume else []
     if resume:
-        if latest is None:
+        if not candidates:
             raise ValueError(f"--resume: no checkpoint to resume from in {ckpt_dir}")
+        try:
+            saved = yaml.safe_load(config_path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"--resume: the run's {config_path} cannot be read ({exc})") from None
+        if not isinstance(saved, dict):
+            raise ValueError(f"--resume: the run's {config_path} is not a config mapping")
         # Compare in YAML form: tuples (optim.betas) come back from config.yaml as lists.
-        _check_resume_config(
-            yaml.safe_load(config_path.read_text()), yaml.safe_load(yaml.safe_dump(current, sort_keys=False))
-        )
-    elif latest is not None:
+        _check_resume_config(saved, yaml.safe_load(yaml.safe_dump(current, sort_keys=False)))
+    elif ckpts.has_checkpoints(ckpt_dir):
         raise ValueError(
-            f"{run_dir} already holds checkpoints (latest {latest}); pass --resume or use another run dir"
+            f"{run_dir} already holds checkpoints (in {ckpt_dir}); pass --resume or use another run dir"
         )
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -342,10 +388,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, total_steps))
     position = ckpts.Position(step=0, epoch=0, batches_done=0)
     if resume:
-        bundle, position, opt_state = ckpts.load_training_checkpoint(ckpt_dir, latest, device=device)
-        model.load_state_dict(bundle.model.state_dict())
-        optimizer.load_state_dict(opt_state["optimizer"])
-        scheduler.load_state_dict(opt_state["scheduler"])
+        position, latest = _resume(ckpt_dir, candidates, device, model, optimizer, scheduler, info)
         logger.info(
             "resumed from %s at step %d (epoch %d, batch %d)",
             latest,
@@ -385,18 +428,29 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             run_dir / "dev_sets.csv",
             ["epoch", "step", "set", "utterances", "wer", "cer", "trainer_cpu_s"],
         )
+        if resume:  # the rows after the checkpoint are written again as training replays them
+            metrics.keep_until("step", position.step)
+            dev_log.keep_until("epoch", position.epoch)
+            sets_log.keep_until("epoch", position.epoch)
 
     def save(name: str, pos: ckpts.Position) -> None:
         if info.is_main:
-            ckpts.save_training_checkpoint(
-                ckpt_dir,
-                name,
-                bundle,
-                position=pos,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                train_config=current,
-            )
+            try:
+                ckpts.save_training_checkpoint(
+                    ckpt_dir,
+                    name,
+                    bundle,
+                    position=pos,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    train_config=current,
+                )
+            except OSError as exc:  # a full disk, a quota, a folder gone: stop with the last checkpoint intact
+                last = (ckpt_dir / "latest").read_text().strip() if (ckpt_dir / "latest").is_file() else "none"
+                raise ValueError(
+                    f"cannot write checkpoint {name} in {ckpt_dir}: {exc} (disk full?); the last complete "
+                    f"checkpoint is {last}: make room, then continue with --resume"
+                ) from exc
             if name.startswith("step-"):
                 ckpts.prune_step_checkpoints(ckpt_dir, config.keep_checkpoints)
         barrier(info)
@@ -426,6 +480,8 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         plan = planner.plan(epoch).batches
         net.train()
         t_epoch, loss_sum, loss_count, skipped_batches = time.time(), 0.0, 0, 0
+        if epoch == position.epoch and start:  # resumed inside this epoch: its train loss so far
+            loss_sum, loss_count, skipped_batches = position.loss_sum, position.loss_count, position.skipped_batches
         t_last = t_epoch
         bar = tqdm(
             range(start, len(plan)),
@@ -508,7 +564,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             if config.max_steps is not None and step >= config.max_steps:
                 done = True
             if step % config.checkpoint_every_steps == 0 or (done and b + 1 < len(plan)):
-                save(f"step-{step:07d}", ckpts.Position(step, epoch, b + 1))
+                save(f"step-{step:07d}", ckpts.Position(step, epoch, b + 1, loss_sum, loss_count, skipped_batches))
             if done:
                 break
         bar.close()
