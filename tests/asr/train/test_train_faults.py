@@ -11,14 +11,11 @@ import pickle
 import random
 import resource
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from _train_helpers import asr_command, subprocess_env, train_argv
+from _train_helpers import kill_when, train_argv
 from safetensors.torch import load_file
 
 import asr.train.checkpoints as ckpts
@@ -55,25 +52,10 @@ def _step_of(latest: Path) -> int:
     return int(name[5:]) if name.startswith("step-") else 0
 
 
-def _kill_at_step(argv: list[str], run: Path, step: int, *, timeout: float = 240.0) -> int:
+def _kill_at_step(argv: list[str], run: Path, step: int) -> int:
     """Start ``asr train`` and SIGKILL it once its latest checkpoint is a step checkpoint at ``step`` or later."""
     latest = run / "checkpoints" / "latest"
-    proc = subprocess.Popen(
-        asr_command(*argv), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        while _step_of(latest) < step:
-            if proc.poll() is not None:
-                pytest.fail(f"training exited ({proc.returncode}) before step {step}:\n{proc.stderr.read()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no checkpoint at step {step} after {timeout} s")
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        _, err = proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, f"training was not killed (rc {proc.returncode}):\n{err}"
+    kill_when(argv, lambda: _step_of(latest) >= step, what=f"a checkpoint at step {step}")
     return _step_of(latest)
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import csv
 import logging
-import signal
-import subprocess
-import time
 
 import pytest
 import torch
-from _train_helpers import asr_command, subprocess_env, train_argv
+from _train_helpers import kill_when, train_argv
 from safetensors.torch import load_file
 
 from asr.cli import main as cli_main
@@ -25,23 +22,8 @@ def _losses(run_dir) -> dict[int, str]:
         return {int(r["step"]): r["loss"] for r in csv.DictReader(f)}
 
 
-def _kill_after_first_checkpoint(argv: list[str], latest, *, timeout: float = 240.0) -> str:
-    proc = subprocess.Popen(
-        asr_command(*argv), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        while not latest.is_file():
-            if proc.poll() is not None:
-                pytest.fail(f"training exited ({proc.returncode}) before any checkpoint:\n{proc.stderr.read()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no checkpoint after {timeout} s")
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        _, err = proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, f"training was not killed (rc {proc.returncode}):\n{err}"
+def _kill_after_first_checkpoint(argv: list[str], latest) -> str:
+    kill_when(argv, latest.is_file, what="any checkpoint")
     return latest.read_text().strip()
 
 
