@@ -34,7 +34,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from asr.data.manifest import PrepareReport, Utterance, is_pipe, measure_durations
+from asr.data.manifest import PrepareReport, Utterance, is_pipe, measure_durations, text_lines
 
 logger = logging.getLogger(__name__)
 
@@ -224,23 +224,23 @@ def _durations(
 def _read_table(path: Path, report: PrepareReport, *, need_value: bool) -> dict[str, tuple[str, str]]:
     """``key -> (value, "file:line")``; duplicates after the first and malformed lines are reported."""
     table: dict[str, tuple[str, str]] = {}
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            report.read[f"{path.name} lines"] += 1
-            parts = line.strip().split(None, 1)
-            where = f"{path}:{lineno}"
-            value = " ".join(parts[1].split()) if len(parts) > 1 else ""
-            if need_value and not value:
-                report.skip("bad_line", where, f"{line.strip()!r}: expected '<key> <value>'")
-                continue
-            if parts[0] in table:
-                report.skip(
-                    "duplicate_id", parts[0], f"second entry at {where} (first at {table[parts[0]][1]})"
-                )
-                continue
-            table[parts[0]] = (value, where)
+    for lineno, line, problem in text_lines(path):
+        if not line.strip():
+            continue
+        report.read[f"{path.name} lines"] += 1
+        parts = line.strip().split(None, 1)
+        where = f"{path}:{lineno}"
+        if problem is not None:  # never kept with its bytes replaced
+            report.skip("not_utf8", where, f"{problem}; the entry for {parts[0]!r} is not used")
+            continue
+        value = " ".join(parts[1].split()) if len(parts) > 1 else ""
+        if need_value and not value:
+            report.skip("bad_line", where, f"{line.strip()!r}: expected '<key> <value>'")
+            continue
+        if parts[0] in table:
+            report.skip("duplicate_id", parts[0], f"second entry at {where} (first at {table[parts[0]][1]})")
+            continue
+        table[parts[0]] = (value, where)
     return table
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 from pathlib import Path
 
-from asr.data.manifest import PrepareReport, Utterance, measure_durations
+from asr.data.manifest import PrepareReport, Utterance, measure_durations, text_lines
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def read_librispeech_subset(
     """Read one subset folder into utterances (sorted by id); problems go to ``report``."""
     subset = Path(subset).resolve()
     audio: dict[str, tuple[Path, str, str]] = {}  # id -> (file, speaker, chapter)
-    texts: dict[str, tuple[str, str]] = {}  # id -> (text, "file:line")
+    texts: dict[str, tuple[str | None, str]] = {}  # id -> (text or None if not UTF-8, "file:line")
     for dirpath, dirnames, filenames in os.walk(subset, followlinks=True):
         dirnames.sort()
         here = Path(dirpath)
@@ -85,10 +85,13 @@ def read_librispeech_subset(
                 report.read["other files (ignored)"] += 1
 
     for utt_id in sorted(set(texts) - set(audio)):
-        report.skip("missing_audio", utt_id, f"transcript line at {texts[utt_id][1]} has no audio file")
+        if texts[utt_id][0] is not None:  # (a line that is not UTF-8 was reported already)
+            report.skip("missing_audio", utt_id, f"transcript line at {texts[utt_id][1]} has no audio file")
     pending = []
     for utt_id in sorted(audio):
         file, speaker, chapter = audio[utt_id]
+        if texts.get(utt_id, ("", ""))[0] is None:
+            continue  # its transcript line is not UTF-8: reported
         if utt_id not in texts:
             report.skip(
                 "missing_transcript", utt_id, f"no line for {file.name} in the chapter's {_TRANS_SUFFIX}"
@@ -119,18 +122,21 @@ def read_librispeech_subset(
     return utts
 
 
-def _read_trans(file: Path, texts: dict[str, tuple[str, str]], report: PrepareReport) -> None:
-    with file.open(encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            report.read["transcript lines"] += 1
-            parts = line.split(None, 1)
-            utt_id, text = parts[0], (parts[1].strip() if len(parts) > 1 else "")
-            where = f"{file}:{lineno}"
-            if utt_id in texts:
-                report.skip(
-                    "duplicate_id", utt_id, f"second transcript line at {where} (first at {texts[utt_id][1]})"
-                )
-                continue
-            texts[utt_id] = (" ".join(text.split()), where)
+def _read_trans(file: Path, texts: dict[str, tuple[str | None, str]], report: PrepareReport) -> None:
+    """Lines ``ID TEXT`` into ``texts``; a line that is not UTF-8 is skipped (reported) and its id kept with text None
+    (so its audio is not reported again as lacking a transcript)."""
+    for lineno, line, problem in text_lines(file):
+        if not line.strip():
+            continue
+        report.read["transcript lines"] += 1
+        parts = line.split(None, 1)
+        utt_id, text = parts[0], (parts[1].strip() if len(parts) > 1 else "")
+        where = f"{file}:{lineno}"
+        if problem is not None:
+            report.skip("transcript_not_utf8", utt_id, f"{where}: {problem}; the line is not used")
+            texts.setdefault(utt_id, (None, where))
+            continue
+        if utt_id in texts:
+            report.skip("duplicate_id", utt_id, f"second transcript line at {where} (first at {texts[utt_id][1]})")
+            continue
+        texts[utt_id] = (" ".join(text.split()), where)

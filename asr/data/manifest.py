@@ -27,7 +27,7 @@ import math
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,7 @@ __all__ = [
     "is_pipe",
     "measure_durations",
     "read_manifest",
+    "text_lines",
     "write_manifest",
 ]
 
@@ -159,6 +160,19 @@ def _number(x: object, what: str) -> float:
 # ------------------------------------------------------------------------------------------ reading/writing
 
 
+def text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str, str | None]]:
+    """``(line number, text, problem)`` per line of a UTF-8 text file, decoded line by line so that a bad byte costs
+    its line alone and never changes text silently: ``problem`` is None, or says where the line is not UTF-8 (its
+    ``text`` then has the bad bytes replaced, to name the line by; never use it as data)."""
+    with Path(path).open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8"), None
+            except UnicodeDecodeError as exc:
+                problem = f"not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+                yield lineno, raw.decode("utf-8", errors="replace"), problem
+
+
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     """Read a JSONL manifest. Errors name the file and line; duplicate ids are an error naming them."""
     path = Path(path)
@@ -168,19 +182,20 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     utts: list[Utterance] = []
     first_line: dict[str, int] = {}
     duplicates: dict[str, list[int]] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                utt = Utterance.from_json(json.loads(line), base_dir=base_dir)
-            except (json.JSONDecodeError, ValueError) as e:
-                raise ValueError(f"{path}:{lineno}: bad manifest line: {e}") from e
-            if utt.id in first_line:
-                duplicates.setdefault(utt.id, [first_line[utt.id]]).append(lineno)
-            else:
-                first_line[utt.id] = lineno
-            utts.append(utt)
+    for lineno, line, problem in text_lines(path):
+        if problem is not None:
+            raise ValueError(f"{path}:{lineno}: bad manifest line: {problem}")
+        if not line.strip():
+            continue
+        try:
+            utt = Utterance.from_json(json.loads(line), base_dir=base_dir)
+        except (json.JSONDecodeError, ValueError) as e:
+            raise ValueError(f"{path}:{lineno}: bad manifest line: {e}") from e
+        if utt.id in first_line:
+            duplicates.setdefault(utt.id, [first_line[utt.id]]).append(lineno)
+        else:
+            first_line[utt.id] = lineno
+        utts.append(utt)
     if duplicates:
         shown = ", ".join(f"{k!r} (lines {v})" for k, v in list(duplicates.items())[:10])
         more = f" and {len(duplicates) - 10} more" if len(duplicates) > 10 else ""

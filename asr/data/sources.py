@@ -61,7 +61,10 @@ def load_utterances(path: str | os.PathLike, *, jobs: int = 4) -> list[Utterance
     """
     kind = describe_source(path)
     if kind == "manifest":
-        return read_manifest(path)
+        utts = read_manifest(path)
+        if not utts:
+            raise ValueError(f"manifest {str(path)!r} holds no utterances (it is empty or has blank lines only)")
+        return utts
     report = PrepareReport(name=Path(path).name, corpus=kind, source=str(path))
     if kind == "kaldi":
         utts = read_kaldi_dir(path, report, jobs=jobs)

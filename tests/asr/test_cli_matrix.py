@@ -179,6 +179,12 @@ CASES: list[Case] = [
          _ev("m_dup"), 2, ("duplicate ids", "'u1' (lines [1, 2])")),
     Case("eval-unknown-field", "asr eval", "a manifest line with an unknown field",
          "file, line and field named, exit 2", _ev("m_fields"), 2, ("fields.jsonl:1", "txt")),
+    Case("eval-non-utf8", "asr eval", "a manifest with a line that is not UTF-8", "file, line and byte named, exit 2",
+         _ev("m_non_utf8"), 2, ("latin1.jsonl:2", "not UTF-8", "0xc9"), None, "15.5"),
+    Case("eval-empty-manifest", "asr eval", "an empty manifest", "'holds no utterances', the file named, exit 2",
+         _ev("m_empty"), 2, ("empty.jsonl", "holds no utterances"), None, "15.9"),
+    Case("eval-blank-manifest", "asr eval", "a manifest of blank lines only", "'holds no utterances', exit 2",
+         _ev("m_blank"), 2, ("blank.jsonl", "holds no utterances"), None, "15.9"),
     # ---- asr live -----------------------------------------------------------------------------------------------
     Case("live-output-folder", "asr live", "--output naming an existing folder",
          "refused before the microphone opens, exit 2",
@@ -197,6 +203,10 @@ CASES: list[Case] = [
          "the override named, nothing started, exit 2",
          lambda i: ["train", REPO_RECIPE, "optim.betas=[0.9, 0.98", "--run-dir", str(i.root / "run-ov")], 2,
          ("optim.betas=[0.9, 0.98", "YAML"), None, "15.8"),
+    Case("train-empty-manifest", "asr train", "data.train naming an empty manifest",
+         "'holds no utterances', the file named, exit 1",
+         lambda i: ["train", REPO_RECIPE, f"data.train={i.s('m_empty')}", "data.dev=null", "--run-dir",
+                    str(i.root / "run-empty")], 1, ("empty.jsonl", "holds no utterances"), None, "15.9"),
     Case("train-unknown-key", "asr train", "an unknown recipe key", "the key named, exit 2",
          lambda i: ["train", REPO_RECIPE, "optim.lrr=1", "--run-dir", str(i.root / "run-key")], 2, ("optim.lrr",)),
 ]

@@ -90,3 +90,13 @@ def test_missing_required_files(tmp_path):
     (tmp_path / "wav.scp").write_text("a /x.wav\n")
     with pytest.raises(ValueError, match="has no 'text' file"):
         read_kaldi_dir(tmp_path, _report())
+
+
+def test_a_text_line_that_is_not_utf8_is_skipped_and_named(tmp_path):
+    data, _ = kaldi_dir_segments(tmp_path)
+    text = (data / "text").read_bytes()
+    (data / "text").write_bytes(text + b"spkZ-latin1 CAF\xc9\n")
+    report = _report()
+    read_kaldi_dir(data, report, audio_root=tmp_path, jobs=2)
+    bad = [i for i in report.skipped if i.reason == "not_utf8"]
+    assert len(bad) == 1 and bad[0].item.endswith("text:" + str(text.count(b"\n") + 1)) and "0xc9" in bad[0].detail

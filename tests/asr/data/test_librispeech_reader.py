@@ -74,3 +74,17 @@ def test_load_utterances_resolves_each_kind(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="is not a manifest"):
         load_utterances(tmp_path / "empty")
+
+
+def test_a_transcript_line_that_is_not_utf8_is_skipped_and_named(tmp_path):
+    """(issue 15, defect 5) The bytes are not replaced and the utterance kept with another transcript: its line is
+    skipped with the file, line and byte named; the other lines of the file, non-ASCII UTF-8 included, are kept."""
+    sub = tmp_path / "dev-clean"
+    for i in range(3):
+        write_audio(sub / f"7/8/7-8-000{i}.flac", 0.3)
+    (sub / "7/8/7-8.trans.txt").write_bytes(b"7-8-0000 NAIVE CAF\xc3\x89\n7-8-0001 CAF\xc9 AU LAIT\n7-8-0002 FINE\n")
+    report = PrepareReport(name="dev-clean", corpus="librispeech", source=str(sub))
+    utts = read_librispeech_subset(sub, report, jobs=1)
+    assert {u.id: u.text for u in utts} == {"7-8-0000": "NAIVE CAF\u00c9", "7-8-0002": "FINE"}
+    assert [(i.reason, i.item) for i in report.skipped] == [("transcript_not_utf8", "7-8-0001")]
+    assert "7-8.trans.txt:2" in report.skipped[0].detail and "0xc9" in report.skipped[0].detail

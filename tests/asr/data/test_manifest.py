@@ -149,3 +149,22 @@ def test_summary_merges_and_is_readable(tmp_path):
     assert (
         "skipped missing_audio: 1" in text and "x1: no file" in text and "flagged out_of_alphabet: 1" in text
     )
+
+
+def test_a_manifest_line_that_is_not_utf8_names_file_and_line(tmp_path):
+    """(issue 15, defect 5)"""
+    path = tmp_path / "m.jsonl"
+    path.write_bytes((json.dumps(_utt(0).to_json()) + "\n").encode() + b'{"id": "x", "text": "CAF\xc9"}\n')
+    with pytest.raises(ValueError, match=r"m.jsonl:2: .*not UTF-8.*0xc9"):
+        read_manifest(path)
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\t\n"], ids=["empty", "blank-lines"])
+def test_an_empty_manifest_is_a_clear_error_where_utterances_are_needed(tmp_path, content):
+    """(issue 15, defect 9) read_manifest reads it as it is (no utterances); load_utterances, which every command
+    uses for its data, refuses it naming the file."""
+    path = tmp_path / "m.jsonl"
+    path.write_text(content)
+    assert read_manifest(path) == []
+    with pytest.raises(ValueError, match=r"m.jsonl.* holds no utterances"):
+        load_utterances(path)
