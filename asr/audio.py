@@ -9,6 +9,9 @@ audioread, as librosa does (it needs FFmpeg for e.g. m4a).
 
 Sources in Kaldi ``wav.scp`` form are handled by :func:`load_audio_source`: a plain path, or a shell command
 ending in ``|`` (``sph2pipe -f wav X.wv1 |``, ``flac -c -d -s X.flac |``) whose standard output is a WAV file.
+Such a command comes from a data file that may have been downloaded, so it is run only with an explicit opt-in:
+``--allow-pipes`` (asr prepare kaldi, asr eval), ``data.allow_pipes=true`` (asr train), or the environment variable
+``ASR_ALLOW_PIPES=1`` that they set (:func:`allowing_pipes`; worker processes inherit it).
 
 Any unreadable, corrupt, empty or zero-length input, and any NaN/inf sample, raises :class:`AudioError`
 (a ``ValueError``) that names the file or command.
@@ -16,6 +19,7 @@ Any unreadable, corrupt, empty or zero-length input, and any NaN/inf sample, rai
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -37,6 +41,9 @@ DEFAULT_SAMPLE_RATE = 16000
 # A Kaldi segment may end a little past the end of its recording (rounding in the segments file); like
 # Kaldi's extract-segments we truncate such overshoots up to this many seconds and reject longer ones.
 MAX_SEGMENT_OVERSHOOT_S = 0.5
+
+#: Set to "1" to run Kaldi pipe commands ("cmd |") found in data files (see allowing_pipes).
+ALLOW_PIPES_ENV = "ASR_ALLOW_PIPES"
 
 # More channels than this in a [N, C] array almost surely means the caller passed [C, N].
 _MAX_CHANNELS = 32
@@ -72,6 +79,28 @@ class AudioError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------- public API
+
+
+def pipes_allowed() -> bool:
+    """Whether Kaldi pipe commands from data files may run (``ASR_ALLOW_PIPES=1``)."""
+    return os.environ.get(ALLOW_PIPES_ENV, "") == "1"
+
+
+@contextlib.contextmanager
+def allowing_pipes(enabled: bool = True):
+    """Within the block, pipe commands may run when ``enabled`` (the environment variable is set, so processes
+    started inside inherit it); the previous setting comes back after. ``enabled=False`` changes nothing."""
+    previous = os.environ.get(ALLOW_PIPES_ENV)
+    if enabled:
+        os.environ[ALLOW_PIPES_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(ALLOW_PIPES_ENV, None)
+        else:
+            os.environ[ALLOW_PIPES_ENV] = previous
+
 
 
 def load_audio(
@@ -404,6 +433,12 @@ def _pipe_command(spec: str | os.PathLike) -> str | None:
 
 
 def _run_pipe(command: str) -> bytes:
+    if not pipes_allowed():
+        raise AudioError(
+            f"audio {command + ' |'!r} is a shell command (the Kaldi 'cmd |' form) from a data file: it is run only "
+            f"when allowed: --allow-pipes (asr prepare kaldi, asr eval), data.allow_pipes=true (asr train) or "
+            f"{ALLOW_PIPES_ENV}=1; check the commands first"
+        )
     proc = subprocess.run(command, shell=True, capture_output=True, check=False)
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip()[-500:]

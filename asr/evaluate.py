@@ -182,7 +182,7 @@ def evaluate_batch(
         recognizer = Recognizer(bundle, beam=beam if lm is None else 1, endpoint=EndpointConfig(enabled=False), lm=lm)
         for utt in utterances:
             try:
-                samples, rate = _read_native(utt)
+                samples, rate = utt.read_audio()
             except ValueError as exc:
                 failed[utt.id] = str(exc)
                 bar.update(1)
@@ -228,14 +228,6 @@ def evaluate_batch(
         failed=failed,
         timestamps=stamps,
     )
-
-
-def _read_native(utt: Utterance) -> tuple[torch.Tensor, int]:
-    """An utterance's samples at the file's own rate (its segment, if it has one): ``(samples [N], rate)``."""
-    from asr.audio import read_audio_source
-
-    segment = {} if utt.offset is None else {"offset": utt.offset, "duration": utt.duration}
-    return read_audio_source(utt.audio, **segment)
 
 
 def report(result: EvalResult, *, n_utts: int) -> str:

@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--allow-pipes",
+        action="store_true",
+        help="run the shell commands of audio given as 'cmd |' (Kaldi wav.scp form; they come from the data)",
+    )
     parser.add_argument("--grid", action="store_true", help="search --lm-weights x --word-scores (full mode)")
     parser.add_argument("--lm-weights", default="0.5,1,1.5,2,3", help="--grid: comma-separated LM weights")
     parser.add_argument(
@@ -74,6 +79,13 @@ def _check_out(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asr.audio import allowing_pipes
+
+    with allowing_pipes(args.allow_pipes):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from asr.commands._model import load_model, resolve_model_path
 
     if args.chunk_ms <= 0 or (args.max_utterances is not None and args.max_utterances < 1):
@@ -98,9 +110,11 @@ def run(args: argparse.Namespace) -> int:
         lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)
         if grid is not None and lm is None:
             raise ValueError("--grid tunes an LM decoder: give --lm (and --lexicon), or drop --no-lm")
+        from asr.data.manifest import refuse_pipes
         from asr.data.sources import load_utterances
 
         utterances = load_utterances(args.data)
+        refuse_pipes(utterances, opt_in="--allow-pipes", where=str(args.data))
     except ValueError as exc:
         print(f"asr eval: error: {exc}", file=sys.stderr)
         return 2

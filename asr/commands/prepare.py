@@ -9,14 +9,20 @@
 Writes ``DIR/<name>.jsonl`` per manifest, and merges into ``DIR/summary.json`` (with ``summary.txt``, a
 readable table) what was read, what was skipped and why, and what was kept but flagged (characters outside
 the alphabet after normalisation, by default ``A-Z`` and ``'``).
+
+Every kept utterance's audio is then decoded once (``--no-verify`` skips this): headers alone let truncated or
+corrupt files, NaN/inf samples and clips under 55 ms through, to fail later in training or evaluation. A Kaldi
+``wav.scp`` whose recordings are shell commands (``cmd |``) is read only with ``--allow-pipes``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
+from asr.commands._args import positive_int
 from asr.data.manifest import (
     DEFAULT_ALPHABET,
     SUMMARY_JSON,
@@ -25,7 +31,9 @@ from asr.data.manifest import (
     Utterance,
     check_utterances,
     format_summary,
+    is_pipe,
     update_summary,
+    verify_audio,
     write_manifest,
 )
 
@@ -54,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--audio-root",
         type=Path,
         help="folder relative wav.scp paths start from (default: current directory)",
+    )
+    p.add_argument(
+        "--allow-pipes",
+        action="store_true",
+        help="run the shell commands of a wav.scp in the 'cmd |' form (they come from the data: check them first)",
     )
     _common(p)
 
@@ -94,7 +107,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip utterances with characters outside the alphabet (default: keep them, flagged)",
     )
-    p.add_argument("--jobs", type=int, default=4, help="threads measuring audio durations (default 4)")
+    p.add_argument("--jobs", type=positive_int, default=4, help="threads reading audio (default 4)")
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="trust the audio headers: skip decoding every file once (faster; bad files then fail later)",
+    )
 
 
 def _read(args: argparse.Namespace) -> list[tuple[str, list[Utterance], PrepareReport]]:
@@ -166,9 +185,36 @@ def _write_realspeech_readme(args: argparse.Namespace, written: dict[str, list[U
     print(f"wrote {path}")
 
 
+def _pipes_in(wav_scp: Path) -> list[str]:
+    """The pipe commands (``cmd |``) of a wav.scp."""
+    if not wav_scp.is_file():
+        return []
+    lines = wav_scp.read_bytes().decode("utf-8", errors="replace").splitlines()
+    return [value for line in lines if len(parts := line.split(None, 1)) == 2 and is_pipe(value := parts[1])]
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    from asr.audio import allowing_pipes, pipes_allowed
+
+    allow = getattr(args, "allow_pipes", False)
+    if args.corpus == "kaldi" and not allow and not pipes_allowed():
+        pipes = _pipes_in(args.src / "wav.scp")
+        if pipes:
+            print(
+                f"asr prepare: error: {args.src / 'wav.scp'} holds {len(pipes)} pipe command(s) (e.g. {pipes[0]!r}); "
+                "they are shell commands from the data, run only with --allow-pipes (check them first)",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        with allowing_pipes(allow):
+            return _run(args)
+    except ValueError as exc:  # a source that is not the corpus it claims to be, ...
+        print(f"asr prepare: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     alphabet = None if args.no_alphabet_check else args.alphabet
     entries = {}
     empty = []
@@ -178,6 +224,11 @@ def run(args: argparse.Namespace) -> int:
             entries[name] = report.to_json([]) | {"manifest": None}
             continue
         utts = check_utterances(utts, report, alphabet=alphabet, drop_out_of_alphabet=args.drop_out_of_alphabet)
+        if args.verify:
+            progress = not getattr(args, "no_progress", False)
+            utts = verify_audio(utts, report, jobs=args.jobs, progress=progress, base_dir=args.out.resolve())
+        else:
+            report.note("audio not decoded (--no-verify): only the headers were read")
         utts = sorted(utts, key=lambda u: u.id)
         if utts:
             path = write_manifest(args.out / f"{name}.jsonl", utts)

@@ -46,7 +46,9 @@ __all__ = [
     "is_pipe",
     "measure_durations",
     "read_manifest",
+    "refuse_pipes",
     "text_lines",
+    "verify_audio",
     "write_manifest",
 ]
 
@@ -136,11 +138,18 @@ class Utterance:
 
     def load_audio(self, *, target_sr: int = 16000):  # -> torch.Tensor [N]
         """The utterance's samples ``[N]`` (float32, mono, ``target_sr``), cut to its segment if any."""
-        from asr.audio import load_audio_source  # imported lazily: manifests do not need torch
+        from asr.audio import resample  # imported lazily: manifests do not need torch
+
+        samples, rate = self.read_audio()
+        return resample(samples, orig_sr=rate, target_sr=target_sr)
+
+    def read_audio(self):  # -> (torch.Tensor [N], int)
+        """The utterance's samples at the audio's own rate, cut to its segment if any: ``(samples [N], rate)``."""
+        from asr.audio import read_audio_source
 
         if self.offset is None:
-            return load_audio_source(self.audio, target_sr=target_sr)
-        return load_audio_source(self.audio, offset=self.offset, duration=self.duration, target_sr=target_sr)
+            return read_audio_source(self.audio)
+        return read_audio_source(self.audio, offset=self.offset, duration=self.duration)
 
 
 def _finite(x: object) -> bool:
@@ -260,6 +269,9 @@ class PrepareReport:
       out_of_alphabet     characters outside the alphabet after normalize_text (flagged; skipped on request)
       excluded            left out by the corpus's standard definition (e.g. WSJ speaker 401 of si284)
       no_speech           a file that is not speech (e.g. ALSA's Noise.wav)
+      too_short           audio under MIN_AUDIO_SECONDS (no model frame), found by the decode pass (verify_audio)
+      transcript_not_utf8 a transcript line that is not UTF-8 (never kept with its bytes replaced)
+      not_utf8            a line of a Kaldi table that is not UTF-8
     """
 
     name: str  # manifest name (the file is <name>.jsonl)
@@ -350,6 +362,63 @@ def check_utterances(
             f"characters outside the alphabet {alphabet!r} after normalize_text: "
             + ", ".join(f"{c!r} x{n}" for c, n in oov_chars.most_common())
         )
+    return kept
+
+
+def refuse_pipes(utterances: Sequence[Utterance], *, opt_in: str, where: str = "the data") -> None:
+    """ValueError when some utterances read their audio through a Kaldi pipe command (``cmd |``) and pipes are
+    not allowed (:func:`asr.audio.pipes_allowed`); ``opt_in`` names the switch that allows them."""
+    from asr.audio import pipes_allowed
+
+    pipes = [u for u in utterances if is_pipe(u.audio)]
+    if pipes and not pipes_allowed():
+        raise ValueError(
+            f"{where}: {len(pipes)} utterance(s) read their audio through a shell command (e.g. {pipes[0].id}: "
+            f"{pipes[0].audio!r}); commands from data files run only with {opt_in} (check them first)"
+        )
+
+
+#: Audio shorter than this holds no model frame (4 feature frames: one 25 ms window and three 10 ms hops), so a
+#: model can neither train on it nor recognise anything in it.
+MIN_AUDIO_SECONDS = 0.055
+
+
+def verify_audio(
+    utterances: Sequence[Utterance],
+    report: PrepareReport,
+    *,
+    jobs: int = 4,
+    progress: bool = True,
+    base_dir: Path | None = None,
+) -> list[Utterance]:
+    """Decode every utterance's audio (its segment) once, on ``jobs`` threads, and keep those that decode: a file
+    that is truncated or corrupt past its header, or holds NaN/inf samples, is skipped as ``unreadable_audio``, one
+    under :data:`MIN_AUDIO_SECONDS` as ``too_short`` (headers alone let both through, to fail later in training
+    or evaluation). ``base_dir``: where relative audio paths start (the folder the manifest will be written to)."""
+
+    def problem(u: Utterance) -> tuple[str, str] | None:
+        if base_dir is not None and not is_pipe(u.audio) and not os.path.isabs(u.audio):
+            u = Utterance.from_json(u.to_json(), base_dir=Path(base_dir))
+        try:
+            samples, rate = u.read_audio()
+        except (ValueError, OSError) as e:  # AudioError is a ValueError
+            return "unreadable_audio", f"{type(e).__name__}: {e}"
+        seconds = samples.shape[0] / rate
+        if seconds < MIN_AUDIO_SECONDS:
+            need = MIN_AUDIO_SECONDS * 1000
+            return "too_short", f"{u.audio}: {seconds * 1000:.0f} ms of audio, under the {need:.0f} ms of a model frame"
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        found = list(tqdm(pool.map(problem, utterances), total=len(utterances), desc=f"{report.name} verify",
+                          unit="file", disable=not progress, leave=False))  # fmt: skip
+    kept = []
+    for u, issue in zip(utterances, found):
+        if issue is None:
+            kept.append(u)
+        else:
+            report.skip(issue[0], u.id, issue[1])
+    report.note(f"every utterance's audio decoded (--no-verify skips this): {len(utterances) - len(kept)} failed")
     return kept
 
 

@@ -65,6 +65,7 @@ class DataConfig:
     extra_train: tuple[ExtraTrainConfig, ...] = ()  # other sets mixed into every epoch at a share of its audio
     extra_dev: tuple[ExtraDevConfig, ...] = ()  # more sets decoded at epoch ends (greedy), logged in dev_sets.csv
     num_workers: int = 1  # DataLoader worker processes building batches ahead of training (0: in the trainer)
+    allow_pipes: bool = False  # run Kaldi 'cmd |' audio specs of the data sets (shell commands from files: opt in)
     prefetch_batches: int = 4  # batches each worker builds ahead
 
     def __post_init__(self) -> None:

@@ -25,10 +25,12 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from asr.audio import allowing_pipes
 from asr.augment import WaveAugmenter, load_or_build_rir_bank
 from asr.augment.chain import WAVE_STAGES
 from asr.configs import apply_overrides, config_to_dict
 from asr.data.batching import BatchingConfig, DynamicBatcher
+from asr.data.manifest import refuse_pipes
 from asr.data.sources import load_utterances
 from asr.features import GlobalCMVN
 from asr.model.ctc import CTCModel
@@ -50,6 +52,7 @@ _RESUMABLE_CHANGES = {
     "keep_checkpoints",
     "log_every_steps",
     "data.num_workers",  # where batches are built does not change them
+    "data.allow_pipes",  # (a run whose sets hold no pipes is the same either way; one that does needs it)
     "data.prefetch_batches",
 }
 
@@ -243,7 +246,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
         else "cpu"
     )
     try:
-        return _train(config, run_dir, resume=resume, info=info)
+        with allowing_pipes(config.data.allow_pipes):  # (its loader workers inherit the setting)
+            return _train(config, run_dir, resume=resume, info=info)
     finally:
         cleanup(info)
 
@@ -301,6 +305,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         )
         train_utts += extra_utts
         sources += [k] * len(extra_utts)
+    refuse_pipes(train_utts, opt_in="data.allow_pipes=true", where="data.train/data.extra_train")
     init = _load_init_model(config) if config.init_from and not resume else None
     tok_path = run_dir / "tokenizer.json"
     if info.is_main and not tok_path.exists():
@@ -339,6 +344,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     dev = None
     if config.data.dev and info.is_main:
         dev_utts = load_utterances(config.data.dev)[: config.data.dev_max_utterances]
+        refuse_pipes(dev_utts, opt_in="data.allow_pipes=true", where="data.dev")
         dev = TrainingData(
             dev_utts,
             tokenizer,
@@ -353,6 +359,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     if info.is_main:
         for extra in config.data.extra_dev:
             extra_devs.append((extra.name, list(load_utterances(extra.manifest))[: extra.max_utterances]))
+            refuse_pipes(extra_devs[-1][1], opt_in="data.allow_pipes=true", where=f"data.extra_dev {extra.name}")
 
     batching = BatchingConfig(
         max_frames=config.data.max_batch_frames,

@@ -154,6 +154,8 @@ def make_inputs(root: Path) -> Inputs:
         + json.dumps(_row("u2", p["good"], "CAFE")).encode().replace(b"CAFE", b"CAF\xc9") + b"\n"
     )
     p["m_durations"] = _manifest(root / "durations.jsonl", [_row("u1", p["good"], duration=600.0)])
+    p["pipe_ran"] = root / "pipe-ran"  # created by the pipe command, if it ever runs
+    p["m_pipe"] = _manifest(root / "pipe.jsonl", [_row("u1", f"touch '{p['pipe_ran']}'; cat '{p['good']}' |")])
     # recipes
     p["recipe_yaml"] = root / "broken.yaml"
     p["recipe_yaml"].write_text("model:\n  d_model: 64\n   num_layers: 2\n")

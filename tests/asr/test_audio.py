@@ -13,7 +13,17 @@ import soundfile as sf
 import torch
 
 from asr import audio
-from asr.audio import AudioError, audio_duration, load_audio, load_audio_source, resample, validate_waveform
+from asr.audio import (
+    ALLOW_PIPES_ENV,
+    AudioError,
+    allowing_pipes,
+    audio_duration,
+    load_audio,
+    load_audio_source,
+    read_audio_source,
+    resample,
+    validate_waveform,
+)
 
 SR = 16000
 
@@ -92,7 +102,34 @@ def test_offset_and_duration_cut_the_same_samples(tmp_path):
         load_audio(path, duration=0.0)
 
 
-def test_pipe_command_reads_wav_from_stdout(tmp_path):
+@pytest.fixture
+def pipes(monkeypatch):
+    """Kaldi pipe commands allowed, as --allow-pipes / data.allow_pipes=true do."""
+    monkeypatch.setenv(ALLOW_PIPES_ENV, "1")
+
+
+def test_pipes_run_only_with_an_explicit_opt_in(tmp_path, monkeypatch):
+    """(issue 15) A 'cmd |' spec is a shell command from a data file that may have been downloaded: without the
+    opt-in it is never run, and the error says how to allow it."""
+    monkeypatch.delenv(ALLOW_PIPES_ENV, raising=False)
+    path = tmp_path / "a.wav"
+    sf.write(path, _tone(SR, 0.5), SR)
+    marker = tmp_path / "ran"
+    spec = f"touch '{marker}'; cat '{path}' |"
+    for read in (load_audio_source, read_audio_source, audio_duration):
+        with pytest.raises(AudioError, match="--allow-pipes.*data.allow_pipes") as e:
+            read(spec)
+        assert "touch" in str(e.value)
+    assert not marker.exists()
+    with allowing_pipes():
+        assert torch.equal(load_audio_source(spec), load_audio(path))
+    assert marker.exists() and ALLOW_PIPES_ENV not in os.environ  # the opt-in ends with the block
+    with allowing_pipes(False):  # no opt-in: the commands stay refused
+        with pytest.raises(AudioError, match="--allow-pipes"):
+            load_audio_source(spec)
+
+
+def test_pipe_command_reads_wav_from_stdout(tmp_path, pipes):
     x = _tone(SR, 1.0)
     path = tmp_path / "utt 1.wav"  # a space, quoted as Kaldi recipes do
     sf.write(path, x, SR)
@@ -104,7 +141,7 @@ def test_pipe_command_reads_wav_from_stdout(tmp_path):
     assert torch.equal(load_audio_source(str(path)), load_audio(path))
 
 
-def test_pipe_command_failures_name_the_command(tmp_path):
+def test_pipe_command_failures_name_the_command(tmp_path, pipes):
     with pytest.raises(AudioError, match="exit code 3"):
         load_audio_source("echo oops >&2; exit 3 |")
     with pytest.raises(AudioError, match="no-such-program-xyz.*not found"):
@@ -200,7 +237,7 @@ def test_sphere_pcm_read_and_header_checked(tmp_path):
     assert _corr(load_audio(path), x) > 0.9999
 
 
-def test_shorten_sphere_decoded_through_sph2pipe(tmp_path, monkeypatch):
+def test_shorten_sphere_decoded_through_sph2pipe(tmp_path, monkeypatch, pipes):
     # A stand-in sph2pipe on PATH (the real one is not packaged by Debian): it checks its arguments are
     # `-f wav FILE` and prints the WAV "decoded" from FILE, kept beside it.
     bindir = tmp_path / "bin"

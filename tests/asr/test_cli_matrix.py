@@ -185,6 +185,12 @@ CASES: list[Case] = [
          _ev("m_empty"), 2, ("empty.jsonl", "holds no utterances"), None, "15.9"),
     Case("eval-blank-manifest", "asr eval", "a manifest of blank lines only", "'holds no utterances', exit 2",
          _ev("m_blank"), 2, ("blank.jsonl", "holds no utterances"), None, "15.9"),
+    Case("eval-pipe", "asr eval", "a manifest whose audio is a shell command ('cmd |')",
+         "refused before anything runs, '--allow-pipes' named, exit 2", _ev("m_pipe"), 2,
+         ("shell command", "--allow-pipes"), lambda i, o, e: not i.pipe_ran.exists() or pytest.fail("it ran")),
+    Case("eval-pipe-allowed", "asr eval --allow-pipes", "the same with the opt-in",
+         "the command's audio scored, exit 0", _ev("m_pipe", "--allow-pipes", out="eval-pipe"), 0, (),
+         lambda i, o, e: (_summary(i, "eval-pipe")["wer"] == 0.0 and i.pipe_ran.exists()) or pytest.fail(o)),
     # ---- asr live -----------------------------------------------------------------------------------------------
     Case("live-output-folder", "asr live", "--output naming an existing folder",
          "refused before the microphone opens, exit 2",
@@ -207,6 +213,10 @@ CASES: list[Case] = [
          "'holds no utterances', the file named, exit 1",
          lambda i: ["train", REPO_RECIPE, f"data.train={i.s('m_empty')}", "data.dev=null", "--run-dir",
                     str(i.root / "run-empty")], 1, ("empty.jsonl", "holds no utterances"), None, "15.9"),
+    Case("train-pipe", "asr train", "training data whose audio is a shell command",
+         "refused before training, 'data.allow_pipes=true' named, exit 1",
+         lambda i: ["train", REPO_RECIPE, f"data.train={i.s('m_pipe')}", "data.dev=null", "--run-dir",
+                    str(i.root / "run-pipe")], 1, ("shell command", "data.allow_pipes=true"), None),
     Case("train-unknown-key", "asr train", "an unknown recipe key", "the key named, exit 2",
          lambda i: ["train", REPO_RECIPE, "optim.lrr=1", "--run-dir", str(i.root / "run-key")], 2, ("optim.lrr",)),
 ]

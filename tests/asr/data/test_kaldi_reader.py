@@ -1,10 +1,17 @@
 import pytest
 
+from asr.audio import ALLOW_PIPES_ENV
 from asr.data.kaldi import is_kaldi_dir, read_kaldi_dir
 from asr.data.manifest import PrepareReport, check_utterances
 from asr.data.sources import describe_source, load_utterances
 
 from ._corpus_fakes import kaldi_dir_plain, kaldi_dir_segments
+
+
+@pytest.fixture(autouse=True)
+def _pipes_allowed(monkeypatch):
+    """The fakes' wav.scp files hold pipe commands: allowed here, as 'asr prepare kaldi --allow-pipes' does."""
+    monkeypatch.setenv(ALLOW_PIPES_ENV, "1")
 
 
 def _report():
@@ -100,3 +107,14 @@ def test_a_text_line_that_is_not_utf8_is_skipped_and_named(tmp_path):
     read_kaldi_dir(data, report, audio_root=tmp_path, jobs=2)
     bad = [i for i in report.skipped if i.reason == "not_utf8"]
     assert len(bad) == 1 and bad[0].item.endswith("text:" + str(text.count(b"\n") + 1)) and "0xc9" in bad[0].detail
+
+
+def test_pipes_are_not_run_without_the_opt_in(tmp_path, monkeypatch):
+    """(issue 15) Without --allow-pipes the pipe recordings are skipped, the reason saying how to allow them."""
+    monkeypatch.delenv(ALLOW_PIPES_ENV)
+    data, keep = kaldi_dir_plain(tmp_path)
+    report = _report()
+    utts = read_kaldi_dir(data, report, audio_root=tmp_path, jobs=2)
+    assert sorted(u.id for u in utts) == sorted(k for k, (audio, _) in keep.items() if not audio.endswith("|"))
+    refused = [i for i in report.skipped if "--allow-pipes" in i.detail]
+    assert sorted(i.item for i in refused) == ["u2", "u3"]
