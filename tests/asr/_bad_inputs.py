@@ -38,6 +38,7 @@ class Case:
     message: Sequence[str] = ()  # substrings stderr must hold (the problem and, where there is one, its file)
     check: Callable[[Inputs, str, str], None] | None = None  # (inputs, stdout, stderr): nothing else was lost
     issue: str = ""  # "15.1" for issue 15's defect 1; "" for cases that already passed
+    proof: str = ""  # the test that proves it, when not the matrix test of its own module ("path::function")
 
 
 @dataclass
@@ -156,6 +157,24 @@ def make_inputs(root: Path) -> Inputs:
     p["m_durations"] = _manifest(root / "durations.jsonl", [_row("u1", p["good"], duration=600.0)])
     p["pipe_ran"] = root / "pipe-ran"  # created by the pipe command, if it ever runs
     p["m_pipe"] = _manifest(root / "pipe.jsonl", [_row("u1", f"touch '{p['pipe_ran']}'; cat '{p['good']}' |")])
+    # a LibriSpeech subset: one good file and one of each bad kind; a Kaldi dir with a pipe
+    chapter = root / "ls" / "dev-clean" / "7" / "8"
+    chapter.mkdir(parents=True)
+    sf.write(str(chapter / "7-8-0000.flac"), speech, SAMPLE_RATE)
+    (chapter / "7-8-0001.flac").write_bytes(good_flac[: len(good_flac) // 2])
+    sf.write(str(chapter / "7-8-0002.wav"), nan, SAMPLE_RATE, subtype="FLOAT")
+    sf.write(str(chapter / "7-8-0003.flac"), np.zeros(160, dtype=np.float32), SAMPLE_RATE)
+    sf.write(str(chapter / "7-8-0004.flac"), speech, SAMPLE_RATE)
+    (chapter / "7-8-0005.flac").write_bytes(b"")
+    lines = [f"7-8-000{i} {WORD}".encode() for i in range(6)]
+    lines[4] = b"7-8-0004 CAF\xc9"
+    (chapter / "7-8.trans.txt").write_bytes(b"\n".join(lines) + b"\n")
+    p["ls"] = root / "ls" / "dev-clean"
+    p["kaldi"] = root / "kaldi"
+    p["kaldi"].mkdir()
+    p["kaldi_pipe_ran"] = root / "kaldi-pipe-ran"
+    (p["kaldi"] / "wav.scp").write_text(f"u1 {p['good']}\nu2 touch '{p['kaldi_pipe_ran']}'; cat '{p['good']}' |\n")
+    (p["kaldi"] / "text").write_text(f"u1 {WORD}\nu2 {WORD}\n")
     # recipes
     p["recipe_yaml"] = root / "broken.yaml"
     p["recipe_yaml"].write_text("model:\n  d_model: 64\n   num_layers: 2\n")
@@ -170,9 +189,55 @@ def make_inputs(root: Path) -> Inputs:
     return inputs
 
 
-def render_table(cases: Sequence[Case]) -> str:
-    """The markdown table of docs/reliability.md for ``cases``."""
-    lines = ["| area | case | behaviour | issue |", "|---|---|---|---|"]
+_FAULTS = "tests/asr/train/test_train_faults.py"
+_LIVE = "tests/asr/live/test_live.py"
+
+#: Training faults and the live source dying: proved by the tests named in ``proof``.
+FAULT_CASES: list[Case] = [
+    Case("sigkill", "asr train", "SIGKILL at two random steps (seeded), --resume after each",
+         "the uninterrupted run's weights bit for bit; metrics.csv holds every step once, dev.csv the whole epoch's "
+         "train_loss", issue="15.12", proof=f"{_FAULTS}::test_sigkill_at_random_steps_resumes_exactly"),
+    *[
+        Case(name, "asr train --resume", what, "a warning naming it, the pair set aside as *.bad, the previous "
+             "checkpoint resumed: the uninterrupted run's weights and logs", issue="15.7",
+             proof=f"{_FAULTS}::test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one")
+        for name, what in [
+            ("optim-truncated", "the latest checkpoint's optimiser state truncated"),
+            ("optim-pickle", "a pickle (with code in it) in place of the latest optimiser state: never unpickled"),
+            ("optim-not-a-state", "a valid torch file without optimiser/scheduler state"),
+            ("model-truncated", "the latest checkpoint's model file truncated"),
+            ("latest-files-gone", "'latest' names a checkpoint whose model file is gone"),
+            ("latest-garbage", "'latest' holds garbage (the newest complete pair is used)"),
+        ]
+    ],
+    Case("no-usable-checkpoint", "asr train --resume", "every checkpoint unusable",
+         "exit 1 listing each checkpoint and why, no traceback", issue="15.7",
+         proof=f"{_FAULTS}::test_no_usable_checkpoint_is_a_clear_error"),
+    Case("disk-full", "asr train", "the disk fills up while a checkpoint is written (RLIMIT_FSIZE: EFBIG)",
+         "exit 1 naming the checkpoint and --resume; 'latest' on the last complete one, no partial file; --resume "
+         "then ends as if never stopped", proof=f"{_FAULTS}::test_a_disk_full_while_writing_a_checkpoint_refuses_"
+         "clearly_then_resumes_exactly"),
+    Case("source-dies", "asr live", "the audio source dies mid-capture (PulseAudio killed)",
+         "exit 1 naming the problem; the words heard so far finalised and kept in --output", issue="15.4",
+         proof="tests/asr/live/test_microphone.py::test_live_ends_with_an_error_when_the_sound_server_dies"),
+    Case("source-stalls", "asr live", "the input delivers nothing (a hung device)",
+         "a warning after 1 s, the end after 10 s (SourceLost), the transcript kept", issue="15.4",
+         proof=f"{_LIVE}::test_run_live_warns_when_audio_stops_coming_then_gives_up"),
+    Case("long-file", "asr transcribe / asr eval", "hours of audio in one file",
+         "a causal model decodes it in 60 s pieces, in bounded memory, with the forward's numbers; a "
+         "bidirectional one refuses it over 15 min", issue="15 (long files)",
+         proof="tests/asr/test_pipeline.py::test_long_audio_runs_in_pieces_with_the_forward_numbers"),
+    Case("same-resampler", "asr eval --mode stream", "a 22.05 kHz file",
+         "resampled by the stream, as by asr transcribe --stream and asr live: the same text",
+         issue="15 (resamplers)",
+         proof="tests/asr/test_evaluate.py::test_stream_mode_resamples_in_the_stream_like_transcribe_stream"),
+]
+
+
+def render_table(cases: Sequence[Case], default_proof: str) -> str:
+    """A markdown table of ``cases`` (case, behaviour, issue item, the test that proves it)."""
+    lines = ["| where | case | behaviour | issue | test |", "|---|---|---|---|---|"]
     for c in cases:
-        lines.append(f"| {c.area} | {c.input} | {c.behaviour} | {c.issue} |")
+        proof = c.proof or f"{default_proof}[{c.name}]"
+        lines.append(f"| {c.area} | {c.input} | {c.behaviour} | {c.issue} | `{proof}` |")
     return "\n".join(lines)

@@ -87,6 +87,16 @@ def _eval_mixed(i: Inputs, out: str, err: str) -> None:
     assert abs(s["audio_seconds"] - (i.seconds + 0.01)) < 0.05  # the two decoded files only
 
 
+def _prepared(i: Inputs, out: str, err: str) -> None:
+    from asr.data.manifest import read_manifest
+
+    assert [u.id for u in read_manifest(i.root / "prep" / "dev-clean.jsonl")] == ["7-8-0000"]
+    entry = json.loads((i.root / "prep" / "summary.json").read_text())["manifests"]["dev-clean"]
+    assert {x["item"]: x["reason"] for x in entry["skipped"]["items"]} == {
+        "7-8-0001": "unreadable_audio", "7-8-0002": "unreadable_audio", "7-8-0003": "too_short",
+        "7-8-0004": "transcript_not_utf8", "7-8-0005": "unreadable_audio"}
+
+
 CASES: list[Case] = [
     # ---- asr transcribe ------------------------------------------------------------------------------------
     Case("transcribe-good", "asr transcribe", "a good 16 kHz WAV", "its text, exit 0", _tx("good"), 0, (),
@@ -191,6 +201,22 @@ CASES: list[Case] = [
     Case("eval-pipe-allowed", "asr eval --allow-pipes", "the same with the opt-in",
          "the command's audio scored, exit 0", _ev("m_pipe", "--allow-pipes", out="eval-pipe"), 0, (),
          lambda i, o, e: (_summary(i, "eval-pipe")["wer"] == 0.0 and i.pipe_ran.exists()) or pytest.fail(o)),
+    # ---- asr prepare ---------------------------------------------------------------------------------------------
+    Case("prepare-bad-files", "asr prepare", "a LibriSpeech subset with a truncated FLAC, a NaN WAV, a 10 ms clip, "
+         "a 0-byte file and a transcript line that is not UTF-8 beside a good file",
+         "the good file in the manifest; each other one skipped with its reason in summary.json, exit 0",
+         lambda i: ["prepare", "librispeech", i.s("ls"), "--out", str(i.root / "prep")], 0, (), _prepared,
+         "15.5, 15.11"),
+    Case("prepare-kaldi-pipes", "asr prepare kaldi", "a wav.scp with a pipe command",
+         "refused before anything runs, '--allow-pipes' named, exit 2",
+         lambda i: ["prepare", "kaldi", i.s("kaldi"), "--out", str(i.root / "prep-kaldi")], 2,
+         ("wav.scp", "pipe command", "--allow-pipes"),
+         lambda i, o, e: not i.kaldi_pipe_ran.exists() or pytest.fail("it ran")),
+    Case("prepare-missing", "asr prepare", "a source folder that does not exist", "the path named, exit 2",
+         lambda i: ["prepare", "librispeech", i.s("missing"), "--out", str(i.root / "prep-x")], 2, ("missing.wav",)),
+    Case("prepare-jobs", "asr prepare", "--jobs 0", "'--jobs: must be a positive integer', exit 2",
+         lambda i: ["prepare", "librispeech", i.s("ls"), "--out", str(i.root / "prep-j"), "--jobs", "0"], 2,
+         ("--jobs", "positive integer")),
     # ---- asr live -----------------------------------------------------------------------------------------------
     Case("live-output-folder", "asr live", "--output naming an existing folder",
          "refused before the microphone opens, exit 2",

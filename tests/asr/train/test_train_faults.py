@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 import asr.train.checkpoints as ckpts
 from asr.cli import main as cli_main
+from tests.asr._bad_inputs import FAULT_CASES
 
 pytestmark = pytest.mark.slow
 
@@ -120,6 +121,13 @@ CORRUPTIONS = {
     "latest-files-gone": lambda c: (c / "step-0000003.safetensors").unlink(),
     "latest-garbage": lambda c: (c / "latest").write_text("\x00\x01 nonsense\n"),
 }
+
+
+def test_the_documented_corruptions_are_the_injected_ones():
+    """docs/reliability.md's rows for this test name exactly the corruptions injected here."""
+    documented = {c.name for c in FAULT_CASES if c.proof.endswith("test_a_corrupt_latest_checkpoint_falls_back_to_the_"
+                                                                   "previous_one")}  # fmt: skip
+    assert documented == set(CORRUPTIONS)
 
 
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
