@@ -172,6 +172,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be None (torch's default) or >= 1, got {self.num_threads}")
         if self.epochs < 1 or self.checkpoint_every_steps < 1 or self.average_last < 1:
             raise ValueError(
                 f"need epochs, checkpoint_every_steps, average_last >= 1; got {self.epochs}, "
