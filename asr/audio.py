@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,56 @@ def read_audio(
     else:
         data, sr = _read_file(p, offset=offset, duration=duration, sphere_header=header)
     return _finish(data, name=repr(name)), sr
+
+
+def read_audio_blocks(
+    path: str | os.PathLike, *, block_seconds: float = 60.0, target_sr: int = DEFAULT_SAMPLE_RATE
+) -> Iterator[torch.Tensor]:
+    """A (long) file in consecutive blocks of about ``block_seconds``: float32 mono ``[n]`` at ``target_sr``, in
+    memory bounded by the block whatever the file's length. Resampled, where the rates differ, by soxr's streaming
+    resampler (the one :meth:`asr.streaming.Stream.accept_waveform` uses). Checked as :func:`read_audio` checks a
+    whole file (unreadable, empty, truncated, NaN/inf: :class:`AudioError` naming the file and the time); for
+    files libsndfile reads."""
+    name = os.fspath(path)
+    p = Path(name)
+    if not p.is_file():
+        raise AudioError(f"audio file {name!r} does not exist or is not a regular file")
+    try:
+        f = sf.SoundFile(name)
+    except Exception as e:  # libsndfile raises several types
+        raise AudioError(f"cannot read audio file {name!r}: {e}") from e
+    with f:
+        sr, total = int(f.samplerate), int(f.frames)
+        if sr <= 0 or total <= 0:
+            raise AudioError(f"audio file {name!r} contains no samples")
+        problem = _truncation(f.extra_info, total, None)
+        if problem:
+            raise AudioError(f"audio file {name!r} is truncated or corrupt: {problem}")
+        _check_rate(target_sr, "target_sr")
+        resampler = None
+        if sr != target_sr:
+            import soxr
+
+            resampler = soxr.ResampleStream(sr, int(target_sr), 1, dtype="float32", quality="HQ")
+        block, done = max(1, int(block_seconds * sr)), 0
+        while done < total:
+            try:
+                data = f.read(frames=block, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise AudioError(f"cannot decode audio file {name!r} at {done / sr:.1f} s: {e}") from e
+            if data.shape[0] == 0:
+                break
+            x = _finish(data, name=f"{name!r} (at {done / sr:.1f} s)")
+            done += data.shape[0]
+            if resampler is not None:
+                x = torch.from_numpy(resampler.resample_chunk(x.numpy(), last=False).copy())
+            yield x
+        if resampler is not None:  # the resampler's last samples
+            yield torch.from_numpy(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True).copy())
+    if done < total - max(2048, total // 100):
+        raise AudioError(
+            f"audio file {name!r} is truncated or corrupt: decoded {done} of the {total} samples its header announces"
+        )
 
 
 def audio_duration(spec: str | os.PathLike) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,20 +93,27 @@ class AsrModel:
         lp, n = self.log_probs(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
         return lp[0, : int(n[0])].float().cpu()
 
-    @torch.inference_mode()
     def _stepped_log_probs(self, samples: torch.Tensor, *, piece_seconds: float) -> torch.Tensor:
-        """The causal forward's log-probs of a long utterance through the streaming form: the filterbank of each
-        piece (bit-exact), then encoder steps of whole model frames with the state carried."""
+        piece = max(int(piece_seconds * self.features.sample_rate), self.features.window_length)
+        return self.log_probs_of_pieces(samples[i : i + piece] for i in range(0, samples.shape[0], piece))
+
+    @torch.inference_mode()
+    def log_probs_of_pieces(self, pieces: Iterable[torch.Tensor]) -> torch.Tensor:
+        """A causal model's full-utterance log-probs [T', V] (float32, CPU) of audio given in consecutive pieces of
+        samples at the model's rate (any sizes; e.g. :func:`asr.audio.read_audio_blocks` of a long file): through
+        the streaming form, the filterbank of each piece (bit-exact) then encoder steps of whole model frames with
+        the state carried. Memory is bounded by the largest piece, whatever the total length."""
+        if not self.model.config.causal:
+            raise ValueError("a bidirectional model sees a whole utterance at once: it cannot take it in pieces")
         self.model.eval()
         fbank = StreamingFbank(self.features)
         fstate = fbank.init_state()
         state = self.model.init_state(1, self.device)
         factor = self.model.subsampling_factor
-        piece = max(int(piece_seconds * self.features.sample_rate), self.features.window_length)
         pending = torch.zeros(0, self.features.n_mels)
         out = []
-        for start in range(0, samples.shape[0], piece):
-            feats, fstate = fbank.step(samples[start : start + piece].float().cpu(), fstate)
+        for samples in pieces:
+            feats, fstate = fbank.step(samples.float().cpu(), fstate)
             pending = torch.cat([pending, self.cmvn.apply(feats)])
             usable = pending.shape[0] - pending.shape[0] % factor
             if usable:

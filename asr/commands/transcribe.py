@@ -48,13 +48,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_lm_arguments(parser)
 
 
-def _transcribe_offline(bundle, samples, *, beam: int, lm=None) -> dict[str, Any]:
-    """One whole file through the full-utterance forward -> text, (words,) tokens with times and confidences."""
-    if lm is None:
-        text, hyp = bundle.transcribe(samples, beam=beam)
-    else:  # any length: nothing under ~55 ms (an empty text), long files in bounded memory
-        hyp = lm.decode(bundle.utterance_log_probs(samples))
-        text = hyp.text(bundle.tokenizer)
+def _file_log_probs(bundle, path: Path) -> tuple[Any, float]:
+    """A whole file's full-utterance log-probs and its seconds of audio. Any length: nothing under ~55 ms (no
+    frame); over LONG_SECONDS (from the header) a causal model reads and decodes it in blocks, in bounded memory."""
+    import soundfile as sf
+
+    from asr.audio import load_audio, read_audio_blocks
+    from asr.pipeline import LONG_SECONDS
+
+    sr = bundle.features.sample_rate
+    try:
+        info = sf.info(str(path))
+        header_seconds = info.frames / info.samplerate
+    except Exception:  # noqa: BLE001 (not a file libsndfile reads: load_audio says what is wrong with it)
+        header_seconds = 0.0
+    if header_seconds > LONG_SECONDS and bundle.model.config.causal:
+        decoded = 0
+
+        def blocks():
+            nonlocal decoded
+            for x in read_audio_blocks(path, block_seconds=LONG_SECONDS, target_sr=sr):
+                decoded += x.shape[0]
+                yield x
+
+        lp = bundle.log_probs_of_pieces(blocks())
+        return lp, decoded / sr
+    samples = load_audio(path, target_sr=sr)
+    return bundle.utterance_log_probs(samples), samples.shape[0] / sr
+
+
+def _transcribe_offline(bundle, log_probs, *, beam: int, lm=None) -> dict[str, Any]:
+    """One file's full-utterance log-probs -> text, (words,) tokens with times and confidences."""
+    hyp = bundle.decode(log_probs, beam=beam) if lm is None else lm.decode(log_probs)
+    text = hyp.text(bundle.tokenizer)
     spf = bundle.seconds_per_frame
     out: dict[str, Any] = {"text": text}
     if hyp.words is not None:
@@ -109,25 +135,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"asr transcribe: error: {exc}", file=sys.stderr)
             return 2
 
-    from asr.audio import load_audio
-
-    transcribe = _transcribe_offline  # the streaming branch (--stream) plugs in here
     status = 0
     for path in args.files:
-        try:
-            samples = load_audio(path, target_sr=bundle.features.sample_rate)
-        except ValueError as exc:
-            print(f"asr transcribe: {path}: {exc}", file=sys.stderr)
-            status = 1
-            continue
         t0 = time.perf_counter()
         try:
-            out = transcribe(bundle, samples, beam=prefix_beam(args), lm=lm)
-        except ValueError as exc:  # too long for a bidirectional model
+            log_probs, seconds = _file_log_probs(bundle, path)
+            out = _transcribe_offline(bundle, log_probs, beam=prefix_beam(args), lm=lm)
+        except ValueError as exc:  # unreadable audio (asr.audio.AudioError), too long for a bidirectional model
             print(f"asr transcribe: {path}: {exc}", file=sys.stderr)
             status = 1
             continue
-        seconds = samples.shape[0] / bundle.features.sample_rate
         if args.json:
             row = {
                 "file": str(path),

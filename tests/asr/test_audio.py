@@ -20,6 +20,8 @@ from asr.audio import (
     audio_duration,
     load_audio,
     load_audio_source,
+    read_audio,
+    read_audio_blocks,
     read_audio_source,
     resample,
     validate_waveform,
@@ -356,3 +358,36 @@ def test_resample_identity_and_rate_checks():
     assert resample(x, orig_sr=8000, target_sr=16000).shape == (2000,)
     with pytest.raises(ValueError, match="orig_sr"):
         resample(x, orig_sr=-1, target_sr=16000)
+
+
+@pytest.mark.parametrize("sr", [16000, 44100])
+def test_read_audio_blocks_gives_the_whole_file_in_bounded_pieces(tmp_path, sr):
+    """(issue 15, long files) Blocks of a file, read without holding the whole file: at 16 kHz exactly the samples
+    of read_audio; at another rate soxr's streaming resampler's output (its one-shot output, bar rounding)."""
+    import soxr
+
+    x = _tone(sr, 3.3)
+    path = tmp_path / "long.wav"
+    sf.write(path, x, sr, subtype="FLOAT")
+    blocks = list(read_audio_blocks(path, block_seconds=1.0))
+    whole, _ = read_audio(path)
+    assert len(blocks) >= 4 and max(b.shape[0] for b in blocks) <= 1.1 * 16000  # about a second each
+    joined = torch.cat(blocks)
+    if sr == 16000:
+        assert torch.equal(joined, whole)
+    else:
+        reference = soxr.resample(whole.numpy(), sr, 16000, quality="HQ")
+        assert abs(joined.shape[0] - reference.shape[0]) <= 1
+        n = min(joined.shape[0], reference.shape[0])
+        assert np.abs(joined.numpy()[:n] - reference[:n]).max() < 1e-4
+
+
+def test_read_audio_blocks_names_the_file_and_the_time_of_a_problem(tmp_path):
+    x = _tone(SR, 3.0)
+    x[int(2.5 * SR)] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, x, SR, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan.wav.*at 2.0 s.*NaN"):
+        list(read_audio_blocks(path, block_seconds=1.0))
+    with _raises_naming(tmp_path / "missing.wav", "does not exist"):
+        list(read_audio_blocks(tmp_path / "missing.wav"))
