@@ -4,11 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint system-deps lock clean
+.PHONY: test demo lint system-deps realspeech-deps lock clean
 
 # Debian packages (as root: installed; otherwise a clear message saying what is missing).
 system-deps:
 	@bash tools/install_system_deps.sh
+
+# The Debian packages with real recorded speech that `asr prepare realspeech` reads (~1.7 GB; not for the tests).
+realspeech-deps:
+	@bash tools/install_system_deps.sh --realspeech
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

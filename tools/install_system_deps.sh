@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages listed in deps/debian-packages.txt (main) and deps/debian-nonfree-packages.txt
-# (contrib / non-free) that are missing.
+# (contrib / non-free) that are missing; with --realspeech, those of deps/debian-realspeech-packages.txt instead
+# (the real recordings `asr prepare realspeech` reads: ~1.7 GB, not needed by the tests).
 # As root: apt-get installs them; the contrib/non-free ones through a private sources file (same mirror as the
 # system's, components main contrib non-free) kept under ${XDG_CACHE_HOME:-~/.cache}/transcurrent/apt, so
 # /etc/apt is never edited. Otherwise: print exactly what is missing and how to get it.
@@ -19,9 +20,14 @@ missing_of() {
     done
 }
 
-mapfile -t main_wanted < <(wanted_from "$here/deps/debian-packages.txt")
 nonfree_wanted=()
-if [ -f "$here/deps/debian-nonfree-packages.txt" ]; then
+if [ "${1:-}" = "--realspeech" ]; then
+    mapfile -t main_wanted < <(wanted_from "$here/deps/debian-realspeech-packages.txt")
+elif [ -n "${1:-}" ]; then
+    echo "usage: $0 [--realspeech]" >&2
+    exit 2
+else
+    mapfile -t main_wanted < <(wanted_from "$here/deps/debian-packages.txt")
     mapfile -t nonfree_wanted < <(wanted_from "$here/deps/debian-nonfree-packages.txt")
 fi
 mapfile -t missing < <(missing_of "${main_wanted[@]}")

@@ -146,7 +146,8 @@ def check_licence(root: Path, package: str, report: PrepareReport) -> str:
 def _missing(folder: Path, package: str) -> ValueError:
     return ValueError(
         f"{str(folder)!r} not found: install the Debian package with "
-        f"'apt-get install --no-install-recommends {package}' (or point to a copy of its files)"
+        f"'apt-get install --no-install-recommends {package}', or all of them with 'make realspeech-deps' "
+        "(deps/debian-realspeech-packages.txt), or point to a copy of its files"
     )
 
 
