@@ -59,3 +59,20 @@ def test_varied_preset_is_clean_audio_with_the_new_text():
     assert {"fortunes", "commands", "numbers", "digits", "times", "dates", "letters", "phrases"} <= dict(
         text.extra_sources
     ).keys()
+
+
+def test_synth_command_reads_an_exclusion_file(synth_engines, tiny_pools, tmp_path):
+    from asr.commands.synth import read_excluded_settings
+
+    path = tmp_path / "excluded_settings.txt"
+    path.write_text("# voices Whisper cannot read\nflite:kal16:*\n\nespeak-ng:*  # all of them\n")
+    keys = read_excluded_settings(path)
+    assert keys == ("flite:kal16:*", "espeak-ng:*")
+    plan = make_plan(config_with_preset("tiny", excluded_settings=keys), synth_engines, tiny_pools)
+    planned = {setting_key(s["voice"]) for s in plan["speakers"]}
+    assert planned and not any(k.startswith(("flite:kal16:", "espeak-ng:")) for k in planned)
+    path.write_text("kal16\n")
+    with pytest.raises(ValueError, match="not engine:voice"):
+        read_excluded_settings(path)
+    with pytest.raises(ValueError, match="cannot read it"):
+        read_excluded_settings(tmp_path / "missing.txt")
