@@ -1,0 +1,69 @@
+"""tools/learning_curve.py: CPU time summed over resumes and runs, one row per scored epoch checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location(
+    "learning_curve", Path(__file__).resolve().parents[2] / "tools" / "learning_curve.py"
+)
+lc = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(lc)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_cpu_seconds_sum_the_segments_of_a_resumed_run():
+    rows = [{"step": s, "cpu_s": c} for s, c in [(10, 5), (20, 10), (30, 3), (40, 8)]]  # resumed after step 20
+    series = lc.cpu_seconds_by_step(rows)
+    assert series == [(10, 5.0), (20, 10.0), (30, 13.0), (40, 18.0)]
+    assert lc.cpu_at(35, series) == 13.0 and lc.cpu_at(5, series) == 0.0 and lc.cpu_at(99, series) == 18.0
+
+
+def _fake_run(root: Path, name: str, epochs: dict[int, int], metrics: list[tuple[int, float]]) -> Path:
+    run = root / name
+    (run / "checkpoints").mkdir(parents=True)
+    for epoch in epochs:
+        (run / "checkpoints" / f"epoch-{epoch:03d}.safetensors").write_bytes(b"")
+    _write_csv(run / "dev.csv", [{"epoch": e, "step": s} for e, s in epochs.items()])
+    _write_csv(run / "metrics.csv", [{"step": s, "cpu_s": c} for s, c in metrics])
+    return run
+
+
+def test_a_warm_started_run_continues_the_curve(tmp_path, monkeypatch):
+    first = _fake_run(tmp_path, "a", {1: 10, 2: 20}, [(10, 1800.0), (20, 3600.0)])
+    second = _fake_run(tmp_path, "b", {1: 5}, [(5, 720.0)])
+    (second / "checkpoints" / "epoch-002.safetensors").write_bytes(b"")  # no dev.csv row yet: not scored
+    scored = []
+
+    def fake_evaluate(model, data, out):
+        scored.append((model.parent.parent.name, model.stem, data))
+        return {"wer": 0.5, "cer": 0.25}
+
+    monkeypatch.setattr(lc, "_evaluate", fake_evaluate)
+    rows = lc.curve([first, second], {"dev": "d.jsonl"}, tmp_path / "out")
+    assert [(r["run"], r["epoch"], r["cpu_hours"]) for r in rows] == [("a", 1, 0.5), ("a", 2, 1.0), ("b", 1, 1.2)]
+    assert scored == [("a", "epoch-001", "d.jsonl"), ("a", "epoch-002", "d.jsonl"), ("b", "epoch-001", "d.jsonl")]
+    assert rows[0]["dev_wer"] == 0.5 and rows[0]["dev_cer"] == 0.25
+
+
+def test_the_command_writes_json_and_csv_and_refuses_a_non_run(tmp_path, monkeypatch, capsys):
+    run = _fake_run(tmp_path, "a", {1: 10}, [(10, 360.0)])
+    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out: {"wer": 0.1, "cer": 0.05})
+    assert lc.main(["--run", str(run), "--data", "x=y.jsonl", "--out", str(tmp_path / "o")]) == 0
+    saved = json.loads((tmp_path / "o" / "curve.json").read_text())
+    assert saved["rows"][0]["x_wer"] == 0.1 and saved["rows"][0]["cpu_hours"] == 0.1
+    assert (tmp_path / "o" / "curve.csv").read_text().splitlines()[0] == "run,epoch,step,cpu_hours,x_wer,x_cer"
+    with pytest.raises(SystemExit):
+        lc.main(["--run", str(tmp_path), "--data", "x=y", "--out", str(tmp_path / "o2")])
+    assert "not a training run" in capsys.readouterr().err

@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""The campaign's learning curve: every epoch checkpoint of one or more runs, scored on dev sets against the CPU
+time spent training so far.
+
+    python tools/learning_curve.py --run runs/world1 --run runs/world2 \\
+        --data realspeech-dev=data/realspeech/realspeech-dev.jsonl --data synth-dev=data/synth_clean/dev \\
+        --out runs/curve
+
+Runs are given in the order they were trained (a later run warm-started from an earlier one continues its
+curve). For each ``RUN/checkpoints/epoch-NNN.safetensors`` and each set, ``asr eval`` (greedy CTC, full
+utterance, one thread) writes ``OUT/<run>/epoch-NNN/<set>/summary.json``; an existing summary is reused, so
+rerunning after more epochs only scores the new ones. Epoch checkpoints that training has since pruned are
+skipped (their rows stay if they were scored before).
+
+CPU time: the trainer process's CPU seconds (all its threads) from ``RUN/metrics.csv`` (``cpu_s``, which restarts
+at 0 when a run is resumed: the segments are summed), at the last logged step of each epoch, plus every earlier
+run's total. Loader worker processes are not counted (on 2 cores they add ~10-25%), nor is the time spent on
+steps a crash threw away. Writes ``OUT/curve.json`` and ``OUT/curve.csv`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def cpu_seconds_by_step(metrics: list[dict]) -> list[tuple[int, float]]:
+    """(step, cumulative trainer CPU seconds) for every metrics row, summing the segments between restarts."""
+    out, offset, last = [], 0.0, 0.0
+    for row in metrics:
+        if not row.get("cpu_s"):
+            continue
+        cpu = float(row["cpu_s"])
+        if cpu < last:  # a resume restarted the process clock
+            offset += last
+        last = cpu
+        out.append((int(row["step"]), offset + cpu))
+    return out
+
+
+def cpu_at(step: int, series: list[tuple[int, float]]) -> float:
+    """CPU seconds at the last logged row at or before ``step`` (rows are every log_every_steps steps)."""
+    before = [c for s, c in series if s <= step]
+    return before[-1] if before else 0.0
+
+
+def _evaluate(model: Path, data: str, out: Path) -> dict:
+    summary = out / "summary.json"
+    if not summary.is_file():
+        cmd = [sys.executable, "-m", "asr.cli", "eval", "--model", str(model), "--data", data, "--no-lm",
+               "--threads", "1", "--no-progress", "--out", str(out)]  # fmt: skip
+        subprocess.run(cmd, check=True, cwd=REPO)
+    return json.loads(summary.read_text())
+
+
+def curve(runs: list[Path], sets: dict[str, str], out: Path) -> list[dict]:
+    rows: list[dict] = []
+    previous_total = 0.0
+    for run in runs:
+        series = cpu_seconds_by_step(_rows(run / "metrics.csv"))
+        dev = {int(r["epoch"]): int(r["step"]) for r in _rows(run / "dev.csv")}
+        for ckpt in sorted((run / "checkpoints").glob("epoch-*.safetensors")):
+            epoch = int(ckpt.stem.split("-")[1])
+            step = dev.get(epoch)
+            if step is None:
+                continue  # the epoch's row is not written yet
+            row = {"run": run.name, "epoch": epoch, "step": step,
+                   "cpu_hours": round((previous_total + cpu_at(step, series)) / 3600, 3)}  # fmt: skip
+            for name, data in sets.items():
+                s = _evaluate(ckpt, data, out / run.name / ckpt.stem / name)
+                row[f"{name}_wer"], row[f"{name}_cer"] = round(s["wer"], 4), round(s["cer"], 4)
+            rows.append(row)
+        previous_total += series[-1][1] if series else 0.0
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, action="append", required=True, help="a run folder (repeat, in order)")
+    ap.add_argument("--data", action="append", required=True, help="NAME=MANIFEST_OR_FOLDER (repeat)")
+    ap.add_argument("--out", type=Path, default=Path("runs/curve"))
+    args = ap.parse_args(argv)
+    sets = {}
+    for item in args.data:
+        name, sep, data = item.partition("=")
+        if not sep or not name or not data:
+            ap.error(f"--data {item!r}: expected NAME=PATH")
+        sets[name] = data
+    for run in args.run:
+        if not (run / "checkpoints").is_dir():
+            ap.error(f"{run} has no checkpoints/ folder: not a training run")
+    rows = curve(args.run, sets, args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "curve.json").write_text(json.dumps({"sets": sets, "rows": rows}, indent=1) + "\n")
+    fields = ["run", "epoch", "step", "cpu_hours"] + [f"{n}_{m}" for n in sets for m in ("wer", "cer")]
+    with (args.out / "curve.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(" ".join(f"{h:>16}" for h in fields))
+    for r in rows:
+        print(" ".join(f"{r[h]!s:>16}" for h in fields))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
