@@ -37,6 +37,7 @@ Steps (in order):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import re
@@ -101,9 +102,17 @@ def step_corpus(args: argparse.Namespace) -> None:
         from asr.data.manifest import write_manifest
         from asr.data.sources import load_utterances
 
-        write_manifest(ROOT / varied, load_utterances(ROOT / VARIED / "train"))
+        # Both corpora number speakers and chapters from 100 / 1000: prefix the varied ones so ids stay unique.
+        utts = [
+            dataclasses.replace(u, id=f"varied-{u.id}", speaker=f"varied-{u.speaker}")
+            for u in load_utterances(ROOT / VARIED / "train")
+        ]
+        write_manifest(ROOT / varied, utts)
     combined = ROOT / MANIFESTS / "synth_train_all.jsonl"
     lines = _read_jsonl(filtered) + _read_jsonl(varied)
+    ids = [json.loads(line)["id"] for line in lines]
+    if len(set(ids)) != len(ids):
+        raise SystemExit(f"{combined}: {len(ids) - len(set(ids))} utterance ids appear twice")
     combined.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"{combined}: {len(lines)} utterances")
 
