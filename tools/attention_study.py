@@ -3,7 +3,7 @@
 
 Every variant trains as a separate `asr train` process (with --parallel side by side, one thread each). Then each
 final model is evaluated with `asr eval` on the test set (full-utterance, and streaming for causal models) and on
-the real-speech set, into RUN/eval-{test,real}-{full,stream}. `tools/make_results.py` runs this with the study's
+the real-speech set, into RUN/eval-{test,real}-{full,stream}. `tools/make_results_history.py` runs this with the study's
 settings and writes the tables and plots of docs/results.md from these run folders.
 
     .venv/bin/python tools/attention_study.py --out runs/study --parallel --variants linear softmax \

@@ -1,17 +1,24 @@
 #!/usr/bin/env python
-"""Regenerate docs/results.md (issue 6) from the measured outputs, running what is missing with --run.
+"""Write docs/results.md from the campaign's measured outputs (issues 12 and 13). Every figure comes from a file a
+tool wrote; a part whose file is missing is printed as missing, with the command that makes it.
 
-    .venv/bin/python tools/make_results.py --run     # run every missing part (hours on 2 cores), then write the doc
-    .venv/bin/python tools/make_results.py           # write the doc from the outputs already in runs/
+    .venv/bin/python tools/make_results.py
 
-Parts, each resumable (a part whose output exists is not rerun):
+Parts and their sources:
 
-1. The bundled model: ``tools/make_bundle.py`` (corpus, training, evaluation, packaging) -> asr/assets/model/.
-2. The accuracy study: ``tools/attention_study.py`` with the settings in ``STUDY_SET`` on a 2 h subset of the
-   synthetic train split (``data/synth_manifests/train_2h.jsonl``, made here when missing) -> runs/study_v2/.
-3. One continuous 30-minute stream: ``tools/long_stream.py`` with the bundled model -> runs/long_stream/.
-4. The peer: ``tools/peer_pocketsphinx.py`` on the same test sets -> runs/peer_pocketsphinx/.
-5. Latency versus stream length: ``tools/bench_streaming.py`` -> runs/bench_streaming/ (its plot is copied).
+1. The bundled model: asr/assets/model/figures.json (tools/make_bundle.py --steps package).
+2. The learning curve: runs/curve/curve.json (tools/make_bundle.py --steps curve = tools/learning_curve.py), plotted
+   to docs/figures/results_learning_curve.png.
+3. Decoders side by side: runs/decoders/compare.json (tools/compare_decoders.py on the synthetic test set and
+   realspeech-test with the bundled model).
+4. Real speech to measure on, and the peers: data/realspeech/summary.json (asr prepare realspeech),
+   runs/realspeech/peer_{pocketsphinx,whisper}/*.json and runs/peers_synth/peer_{pocketsphinx,whisper}/*.json.
+5. The training data: the voice scores (runs/score_voices/synth_clean/voice_scores.json, tools/score_voices.py),
+   the augmentation costs (runs/augment/bench_augment/bench_augment_cost.json) and fp32 vs bf16 training
+   throughput (runs/augment/bench_train/bench_train_throughput.json).
+
+The first bundled model's results (the accuracy study at a near-100% WER budget, the 30-minute stream): docs/
+results-history.md (tools/make_results_history.py).
 """
 
 from __future__ import annotations
@@ -19,364 +26,266 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import random
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-STUDY_OUT = Path("runs/study_v2")
-STUDY_VARIANTS = ["linear", "improved", "softmax", "bidir_linear", "bidir_softmax", "decay_only", "norm_only",
-                  "linear_noconv"]
-STUDY_SET = ["data.train=data/synth_manifests/train_2h.jsonl", "epochs=12", "model.d_model=144", "model.num_layers=4",
-             "model.ff_dim=576", "data.max_batch_frames=8000", "optim.warmup_steps=150", "optim.lr=2e-3",
-             "data.dev_max_utterances=120", "num_threads=1"]
-SUBSET = Path("data/synth_manifests/train_2h.jsonl")
-LONG_OUT = Path("runs/long_stream")
-#: name -> (output folder, model, extra arguments): the bundled model, with and without resetting its attention
-#: state at each endpoint, and the study's (a) and (b), whose only difference is the decay and output norm, to
-#: show what a pure-sum state does over 30 minutes without resets.
-_BUNDLED = Path("runs/bundle/final.safetensors")  # = asr/assets/model/model.safetensors
-LONG_RUNS = {
-    "bundled model": (LONG_OUT, _BUNDLED, []),
-    "bundled, state reset at endpoints": (Path("runs/long_stream_reset"), _BUNDLED, ["--reset-state-at-endpoint"]),
-    "study (a) linear": (Path("runs/long_stream_study_linear"), STUDY_OUT / "linear" / "final.safetensors", []),
-    "study (b) improved": (
-        Path("runs/long_stream_study_improved"), STUDY_OUT / "improved" / "final.safetensors", []
-    ),
-}
-PEER_OUT = Path("runs/peer_pocketsphinx")
-BENCH_OUT = Path("runs/bench_streaming")
 FIGURES = Path("docs/figures")
-
-
-def _sh(cmd: list[str]) -> None:
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-
-
-# ----------------------------------------------------------------------------------------------- producers
-
-
-def make_subset(hours: float = 2.0, seed: int = 0) -> None:
-    """``train_2h.jsonl``: the train split shuffled with ``seed``, utterances taken until ``hours`` are reached,
-    written in corpus order."""
-    if SUBSET.is_file():
-        return
-    from asr.data.manifest import read_manifest, write_manifest
-
-    full_manifest = SUBSET.parent / "train.jsonl"
-    if not full_manifest.is_file():
-        _sh([PY, "-m", "asr.cli", "prepare", "librispeech", "data/synth/train", "--out", str(SUBSET.parent)])
-    full = read_manifest(full_manifest)
-    order = list(range(len(full)))
-    random.Random(seed).shuffle(order)
-    picked, total = [], 0.0
-    for i in order:
-        picked.append(i)
-        total += full[i].duration
-        if total >= hours * 3600:
-            break
-    write_manifest(SUBSET, [full[i] for i in sorted(picked)])
-
-
-def run_parts() -> None:
-    _sh([PY, "tools/make_bundle.py"])
-    make_subset()
-    _sh([PY, "tools/attention_study.py", "--out", str(STUDY_OUT), "--variants", *STUDY_VARIANTS,
-         "--set", *STUDY_SET])
-    for out, model, extra in LONG_RUNS.values():
-        if not (out / "long_stream.json").is_file():
-            _sh([PY, "tools/long_stream.py", "--minutes", "30", "--out", str(out),
-                 *(["--model", str(model)] if model else []), *extra])
-    if not (PEER_OUT / "peer_pocketsphinx.json").is_file():
-        _sh([PY, "tools/peer_pocketsphinx.py", "--out", str(PEER_OUT)])
-    if not (BENCH_OUT / "bench_streaming.json").is_file():
-        _sh([PY, "tools/bench_streaming.py", "--out", str(BENCH_OUT)])
-
-
-# ----------------------------------------------------------------------------------------------- sections
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def _identical(run_dir: Path) -> str:
-    """How many test utterances the streaming pass decoded exactly as the full-utterance pass."""
-    files = [run_dir / f"eval-test-{m}" / "utterances.jsonl" for m in ("full", "stream")]
-    if not all(f.is_file() for f in files):
-        return "-"
-    full, stream = ({r["id"]: r["hyp"] for r in map(json.loads, f.read_text().splitlines())} for f in files)
-    return f"{sum(full[k] == stream.get(k) for k in full)} / {len(full)}"
+def _load(path: str | Path) -> dict | None:
+    p = Path(path)
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _missing(path: str, command: str) -> str:
+    return f"*Not measured yet: `{path}` is missing (made by `{command}`).*"
+
+
+# ------------------------------------------------------------------------------------------------- sections
+
+BUNDLE_SETS = [
+    ("synth_test", "synthetic test (held-out voices and sentences)"),
+    ("realspeech_test", "realspeech-test (game voices, codec2 Harvard sentences, legacy 20)"),
+    ("legacy_real", "legacy real set (20 recordings: pocketsphinx-testdata, alsa-utils)"),
+    ("bundled_synth", "bundled synthetic clips (`asr/assets/audio/synth_test.jsonl`)"),
+    ("bundled_real", "bundled real clips (`asr/assets/audio/real.jsonl`)"),
+]
 
 
 def section_bundle() -> str:
-    figures = json.loads(Path("asr/assets/model/figures.json").read_text())
-    rows = [
-        ("synthetic test (319 utts, 7 held-out voices), full utterance", "test_full"),
-        ("synthetic test, streaming (160 ms chunks)", "test_stream"),
-        ("real speech (20 recordings, Debian packages)", "real_full"),
-        ("bundled synthetic subset (`asr/assets/audio/synth_test.jsonl`)", "bundled_synth"),
-        ("bundled real speech (`asr/assets/audio/real.jsonl`)", "bundled_real"),
+    figures = _load("asr/assets/model/figures.json")
+    if not figures or "realspeech_dev_greedy" not in figures:
+        return _missing("asr/assets/model/figures.json (campaign keys)", "tools/make_bundle.py --steps package")
+    lines = [
+        "| set | utts | decoder | full WER / CER | stream WER / CER | stream real-time factor (1 thread) |",
+        "|---|---|---|---|---|---|",
     ]
-    lines = ["| set | WER % | CER % | real-time factor (1 thread) |", "|---|---|---|---|"]
-    for label, key in rows:
-        s = figures[key]
-        lines.append(f"| {label} | {_pct(s['wer'])} | {_pct(s['cer'])} | {s['real_time_factor']:.4f} |")
+    for key, label in BUNDLE_SETS:
+        for decoder, name in (("greedy", "greedy"), ("lm", "lexicon + LM")):
+            full, stream = figures.get(f"{key}_{decoder}_full"), figures.get(f"{key}_{decoder}_stream")
+            if not full or not stream:
+                continue
+            lines.append(
+                f"| {label} | {full['utterances']} | {name} | {_pct(full['wer'])} / {_pct(full['cer'])} | "
+                f"{_pct(stream['wer'])} / {_pct(stream['cer'])} | {stream['real_time_factor']:.4f} |"
+            )
+    dev = figures["realspeech_dev_greedy"]
+    lines += ["", f"Model selection: realspeech-dev, greedy: WER {_pct(dev['wer'])}, CER {_pct(dev['cer'])} "
+                  f"({dev['utterances']} utterances)."]  # fmt: skip
     return "\n".join(lines)
 
 
-def section_study() -> tuple[str, str, str]:
-    from attention_study import VARIANTS as variants  # tools/ is on sys.path when this file runs as a script
-
-    results = {name: rec for name in STUDY_VARIANTS if (rec := _study_run(STUDY_OUT / name))}
-    soft = results.get("softmax", {}).get("test_full")
-    lines = [
-        "| model | params | s / epoch | dev CER (last) | test WER full | test WER stream | stream = full | "
-        "test CER | CER vs (c) | real-speech WER / CER |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, rec in results.items():
-        dev = [r for r in rec["dev"] if r.get("epoch_seconds")]
-        secs = sum(float(r["epoch_seconds"]) for r in dev) / max(len(dev), 1)
-        cer = rec["test_full"]["cer"] if rec.get("test_full") else None
-        rel = "-" if cer is None or not soft else f"{100 * (cer / soft['cer'] - 1):+.1f}%"
-        real = rec.get("real_full") or {}
-        stream = rec.get("test_stream")
-        lines.append(
-            f"| **{name}**: {variants[name][2]} | {rec['params'] / 1e6:.2f} M | {secs:.0f} | "
-            f"{_pct(float(dev[-1]['dev_cer']) if dev else None)} | {_pct((rec.get('test_full') or {}).get('wer'))} | "
-            f"{_pct(stream['wer']) if stream else 'offline only'} | "
-            f"{_identical(STUDY_OUT / name) if stream else '-'} | {_pct(cer)} | {rel} | "
-            f"{_pct(real.get('wer'))} / {_pct(real.get('cer'))} |"
-        )
-    _plot_study(results)
-    verdict = []
-    for name in ("linear", "improved"):
-        mine, base = (results.get(name) or {}).get("test_full"), (results.get("softmax") or {}).get("test_full")
-        if mine and base:
-            met = mine["wer"] <= 1.05 * base["wer"]
-            verdict.append(
-                f"- {variants[name][2].split(')')[0]}) {name} vs (c) softmax on the synthetic test set: WER "
-                f"{100 * (mine['wer'] / base['wer'] - 1):+.1f}% relative, "
-                f"CER {100 * (mine['cer'] / base['cer'] - 1):+.1f}% relative"
-                + (f" (target for (b): within 5% relative WER: {'met' if met else 'not met'})."
-                   if name == "improved" else ".")
-            )
-    return "\n".join(lines), " ".join(STUDY_SET), "\n".join(verdict)
+def section_curve() -> str:
+    curve = _load("runs/curve/curve.json")
+    if not curve or not curve["rows"]:
+        return _missing("runs/curve/curve.json", "tools/make_bundle.py --steps curve")
+    sets = list(curve["sets"])
+    head = "| run | epoch | step | trainer CPU-hours | " + " | ".join(f"{s} WER / CER" for s in sets) + " |"
+    lines = [head, "|" + "---|" * (4 + len(sets))]
+    for r in curve["rows"]:
+        cells = " | ".join(f"{_pct(r[f'{s}_wer'])} / {_pct(r[f'{s}_cer'])}" for s in sets)
+        lines.append(f"| {r['run']} | {r['epoch']} | {r['step']} | {r['cpu_hours']:.2f} | {cells} |")
+    _plot_curve(curve)
+    return "\n".join(lines) + "\n\n![learning curve](figures/results_learning_curve.png)"
 
 
-def _study_run(run_dir: Path) -> dict | None:
-    """One trained study variant: its dev curve, size and evaluations (None when it has not finished training)."""
-    import csv
-
-    if not (run_dir / "final.safetensors").is_file():
-        return None
-    from asr.pipeline import load_asr_model
-
-    def summary(tag: str) -> dict | None:
-        f = run_dir / f"eval-{tag}" / "summary.json"
-        return json.loads(f.read_text()) if f.is_file() else None
-
-    with (run_dir / "dev.csv").open() as f:
-        dev = list(csv.DictReader(f))
-    params = load_asr_model(run_dir / "final.safetensors").model.num_params()
-    return {"dev": dev, "params": params, "test_full": summary("test-full"), "test_stream": summary("test-stream"),
-            "real_full": summary("real-full")}
-
-
-def _plot_study(results: dict) -> None:
+def _plot_curve(curve: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, rec in results.items():
-        rows = [r for r in rec["dev"] if r.get("dev_cer")]
-        epochs = [int(r["epoch"]) for r in rows]
-        axes[0].plot(epochs, [100 * float(r["dev_cer"]) for r in rows], marker="o", ms=3, label=name)
-        axes[1].plot(epochs, [100 * float(r["dev_wer"]) for r in rows], marker="o", ms=3, label=name)
-    for ax, what in zip(axes, ("CER", "WER")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"dev {what} (%)")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    hours = [r["cpu_hours"] for r in curve["rows"]]
+    for ax, metric in zip(axes, ("wer", "cer")):
+        for s in curve["sets"]:
+            ax.plot(hours, [100 * r[f"{s}_{metric}"] for r in curve["rows"]], marker="o", label=s)
+        ax.set_xlabel("trainer CPU-hours")
+        ax.set_ylabel(f"{metric.upper()} % (greedy)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Accuracy study: dev error per epoch (d144, 4 blocks, 2 h of synthetic speech)")
+        ax.legend()
     fig.tight_layout()
     FIGURES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIGURES / "results_study_dev.png", dpi=110)
+    fig.savefig(FIGURES / "results_learning_curve.png", dpi=110)
     plt.close(fig)
 
 
-def section_long() -> str:
-    runs = {name: json.loads((out / "long_stream.json").read_text())
-            for name, (out, _, _) in LONG_RUNS.items() if (out / "long_stream.json").is_file()}
-    if (LONG_OUT / "long_stream.png").is_file():
-        shutil.copyfile(LONG_OUT / "long_stream.png", FIGURES / "results_long_stream.png")
-    mib = 2**20
-
-    def rows(d: dict) -> list[tuple[str, str]]:
-        st, wer, mem, lat = d["stream"], d["wer"], d["memory"], d["latency"]
-        ok = "within" if wer["within_5pct_relative"] else "NOT within"
-        return [
-            ("stream", f"{st['duration_s'] / 60:.1f} min, {st['occurrences']} utterances, {st['segments']} finals"),
-            ("WER, utterances decoded separately", _pct(wer["separate"])),
-            ("WER, the continuous stream", _pct(wer["stream"])),
-            ("relative difference (target: within 5%)", f"{100 * wer['relative_difference']:+.1f}% ({ok})"),
-            ("CER separately / stream (relative)",
-             f"{_pct(wer['separate_cer'])} / {_pct(wer['stream_cer'])} ({100 * wer['relative_difference_cer']:+.1f}%)")
-            if "stream_cer" in wer else ("CER", "-"),
-            ("RSS after 1 min -> end (MiB)",
-             f"{mem['rss_start_bytes'] / mib:.0f} -> {mem['rss_end_bytes'] / mib:.0f} "
-             f"({mem['rss_slope_mib_per_min']:+.2f} MiB/min)"),
-            ("encoder state, start -> end (bytes)",
-             f"{mem['encoder_state_start_bytes']:,} -> {mem['encoder_state_end_bytes']:,}"),
-            ("per-chunk CPU time, first -> last minute (ms; live, load-dependent)",
-             f"{1e3 * lat['first_cpu_median_s']:.1f} -> {1e3 * lat['last_cpu_median_s']:.1f}"),
-            ("step from the 1-min state vs the 30-min state, timed in turns (ms)",
-             f"{1e3 * lat['replay']['first_cpu_median_s']:.2f} vs {1e3 * lat['replay']['end_cpu_median_s']:.2f} "
-             f"(x{lat['replay']['cpu_ratio_end_first']:.3f})" if lat.get("replay") else "-"),
-            ("real-time factor (wall, whole stream)", f"{lat['real_time_factor']:.3f}"),
-        ]
-
-    names = list(runs)
-    table = [f"| | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
-    per = {n: rows(runs[n]) for n in names}
-    for i, (label, _) in enumerate(per[names[0]] if names else []):
-        table.append(f"| {label} | {' | '.join(per[n][i][1] for n in names)} |")
-    commands = "\n".join(f"- {n}: `{runs[n]['command']}`" for n in names)
-    return f"""{commands}
-
-{chr(10).join(table)}
-
-![memory and per-chunk latency over the stream (bundled model)](figures/results_long_stream.png)"""
-
-
-def section_peer() -> str:
-    d = json.loads((PEER_OUT / "peer_pocketsphinx.json").read_text())
-    lines = [f"pocketsphinx {d['pocketsphinx_version']} (PyPI), its bundled en-us acoustic model, language model and "
-             "dictionary, default configuration, whole utterances; same text normalisation and scorer as ours. "
-             f"Command: `{d['command']}`.", "",
-             "| set | utts | WER % | CER % | real-time factor (CPU time, 1 thread) |", "|---|---|---|---|---|"]
-    for name, r in d["sets"].items():
-        lines.append(
-            f"| {name} ({r['source']}) | {r['n_utts']} | {_pct(r['wer'])} | {_pct(r['cer'])} | {r['rtf']:.3f} |"
+def section_decoders() -> str:
+    d = _load("runs/decoders/compare.json")
+    if not d:
+        return _missing(
+            "runs/decoders/compare.json",
+            "tools/compare_decoders.py --out runs/decoders/compare.json --set synth_test=data/synth_clean/test "
+            "--set realspeech_test=data/realspeech/realspeech-test.jsonl",
         )
+    s = d["lm_settings"]
+    lines = [
+        f"Model `{d['model']}`, LM `{d['lm']}` (lm_weight {s['lm_weight']}, word_score {s['word_score']}, beam "
+        f"{s['beam_size']}; lexicon without LM: word_score {d['lexicon_only_word_score']}), {d['chunk_ms']:.0f} ms "
+        f"chunks, {d['threads']} thread. Partial latency: ms of audio after a word's end until the partial first "
+        "shows it in its final place / until it stops changing (median, p90).",
+        "",
+        "| set | decoder | full WER / CER | stream WER / CER | stream = full | stream RTF | first seen | stable |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in d["rows"]:
+        first, stable = r["partial_first_seen"], r["partial_stable"]
+        lines.append(
+            f"| {r['set']} ({r['utterances']}) | {r['decoder']} | {_pct(r['full_wer'])} / {_pct(r['full_cer'])} | "
+            f"{_pct(r['stream_wer'])} / {_pct(r['stream_cer'])} | {r['stream_equals_full']} / {r['utterances']} | "
+            f"{r['stream_rtf']:.4f} | {first['median_ms']:.0f} ({first['p90_ms']:.0f}) | "
+            f"{stable['median_ms']:.0f} ({stable['p90_ms']:.0f}) |"
+        )
+    by = {(r["set"], r["decoder"]): r for r in d["rows"]}
+    notes = []
+    for name in sorted({r["set"] for r in d["rows"]}):
+        g, lm = by.get((name, "greedy")), by.get((name, "lexicon + LM"))
+        if g and lm and g["full_wer"] > 0:
+            notes.append(f"{name}: lexicon + LM WER {_pct(lm['full_wer'])} vs greedy {_pct(g['full_wer'])} "
+                         f"({100 * (lm['full_wer'] / g['full_wer'] - 1):+.1f}% relative; target -25%)")  # fmt: skip
+    return "\n".join(lines) + ("\n\n" + "; ".join(notes) + "." if notes else "")
+
+
+def section_realspeech() -> str:
+    summary = _load("data/realspeech/summary.json")
+    lines = []
+    if summary is None:
+        lines.append(_missing("data/realspeech/summary.json", "asr prepare realspeech --out data/realspeech"))
+    peers = {
+        "pocketsphinx": [_load("runs/realspeech/peer_pocketsphinx/peer_pocketsphinx.json"),
+                         _load("runs/peers_synth/peer_pocketsphinx/peer_pocketsphinx.json")],
+        "Whisper tiny.en": [_load("runs/realspeech/peer_whisper/peer_whisper.json"),
+                            _load("runs/peers_synth/peer_whisper/peer_whisper.json")],
+    }  # fmt: skip
+    lines += [
+        "| peer | set | utts | minutes | WER / CER | WER / CER on references made without this peer (utts) | RTF |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for peer, files in peers.items():
+        for d in files:
+            if not d:
+                continue
+            for name, r in d["sets"].items():
+                indep = (f"{_pct(r['wer_independent'])} / {_pct(r['cer_independent'])} ({r['n_independent']})"
+                         if r.get("n_independent") is not None else "-")  # fmt: skip
+                lines.append(
+                    f"| {peer} | {name} | {r['n_utts']} | {r['audio_seconds'] / 60:.1f} | {_pct(r['wer'])} / "
+                    f"{_pct(r['cer'])} | {indep} | {r['rtf']:.3f} |"
+                )
     return "\n".join(lines)
 
 
-def section_latency() -> str:
-    png = BENCH_OUT / "bench_streaming.png"
-    if png.is_file():
-        shutil.copyfile(png, FIGURES / "results_latency_vs_length.png")
-    table = (BENCH_OUT / "bench_streaming.md").read_text().split("\n\n")[0]
-    return f"""{table}
+def section_data() -> str:
+    out = []
+    scores = _load("runs/score_voices/synth_clean/voice_scores.json")
+    if scores:
+        by_engine: dict[str, list] = {}
+        for s in scores["settings"]:
+            by_engine.setdefault(s["engine"], []).append(s)
+        out += [
+            f"Voice settings scored by Whisper tiny.en ({scores['k']} utterances each; dropped when WER > "
+            f"{scores['max_wer']}): `{scores['command']}`.",
+            "",
+            "| engine | settings | dropped | mean WER of the settings | train hours kept |",
+            "|---|---|---|---|---|",
+        ]
+        for engine, rows in sorted(by_engine.items()):
+            dropped = sum(not r["kept"] for r in rows)
+            kept_h = sum(r["train_hours"] for r in rows if r["kept"])
+            mean = sum(r["wer"] for r in rows) / len(rows)
+            out.append(f"| {engine} | {len(rows)} | {dropped} | {mean:.3f} | {kept_h:.2f} |")
+        n_all, n_dropped = len(scores["settings"]), len(scores["dropped"])
+        out.append(f"| all | {n_all} | {n_dropped} | | {scores['train_hours_kept']:.2f} |")
+    else:
+        out.append(_missing("runs/score_voices/synth_clean/voice_scores.json", "tools/make_bundle.py --steps corpus"))
+    cost = _load("runs/augment/bench_augment/bench_augment_cost.json")
+    out.append("")
+    if cost:
+        out.append(f"Augmentation cost per utterance (`tools/bench_augment_cost.py`): {_augment_costs(cost)}.")
+    throughput = _load("runs/augment/bench_train/bench_train_throughput.json")
+    if throughput:
+        out += [
+            "",
+            "Training throughput, fp32 vs bf16, same model and batches, one run (`tools/bench_train_throughput.py`; "
+            f"CPU bf16: {throughput['cpu_bf16']['found']}; load average "
+            f"{throughput['machine']['load_average_1m']:.1f} at the start):",
+            "",
+            "| precision | steps | audio s per CPU s | audio s per wall s | loss at the last step |",
+            "|---|---|---|---|---|",
+        ]
+        for name, v in throughput["variants"].items():
+            if not name.startswith("precision"):
+                continue
+            out.append(f"| {v['precision']} | {v['steps']} | {v['audio_s_per_cpu_s']:.1f} | "
+                       f"{v['audio_s_per_wall_s']:.1f} | {v['losses'][-1]:.3f} |")  # fmt: skip
+    return "\n".join(out)
 
-![per-chunk latency versus stream length](figures/results_latency_vs_length.png)"""
+
+def _augment_costs(cost: dict) -> str:
+    """``{"seconds": 4.0, "ms": {stage: median ms}}`` as a sentence."""
+    items = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in cost["ms"].items())
+    return f"{items} (median of {cost['repeats']} on a {cost['seconds']:.0f} s utterance, one thread)"
 
 
 def render(parts: dict[str, str]) -> str:
     return f"""# Results
 
-Everything below was measured on {parts['machine']} (CPU only; no GPU was lent to this work), and is regenerated by
-`.venv/bin/python tools/make_results.py` (add `--run` to rerun whatever is missing: hours on 2 cores). WER and CER
-in %, greedy CTC decoding, the project's text normalisation and jiwer; "stream" = 160 ms chunks through the streaming
-recognizer, the path `asr live` uses.
+Measured on {parts['machine']} (CPU only; no GPU was lent to this work); written by `tools/make_results.py` from
+the files each tool wrote. WER and CER in %, the project's one text normalisation and jiwer; "stream" = 160 ms chunks
+through the streaming recognizer (the path `asr live` and `asr serve` use). The first bundled model, the accuracy
+study at its budget and the 30-minute stream are in `docs/results-history.md`.
 
 ## 1. The bundled model
 
-`asr/assets/model/` (model card: `asr/assets/model/README.md`), made by `tools/make_bundle.py`: the improved linear
-model of the study below, sized up (d_model 192, 6 blocks, 3.64 M parameters) and trained with
-`recipes/synth/bundle.yaml` on the whole 4.66 h synthetic train split, 12 epochs on one CPU thread (~1.6 h).
+`asr/assets/model/` (model card `asr/assets/model/README.md`), made by `tools/make_bundle.py` (issue 13's campaign):
+phase 1 `recipes/synth/world.yaml`, phase 2 `recipes/synth/world_ft.yaml` (warm start), chosen on realspeech-dev.
 
 {parts['bundle']}
 
-What it is: a demonstration of the whole path (synthesis, training, exact streaming, evaluation) trained for
-about 1.6 CPU-hours; it gets four characters in ten wrong on unseen synthetic voices and is not usable on real
-speech. pocketsphinx (section 4), trained on hundreds of hours of real speech, does better on both sets. The
-streaming rows equal the full-utterance rows: the exactness property, on every test utterance.
+## 2. The learning curve
 
-## 2. The accuracy study: linear attention against softmax
+Every epoch checkpoint of the campaign's runs, greedy decoding, against the trainer's CPU-hours (trainer process,
+all threads; the loader worker is not counted). realspeech-dev is the model-selection set; synth-dev is the synthetic
+dev split (held-out voices and sentences).
 
-Same recipe and data for every row; only the attention (and, for the ablation rows, one component) differs.
-Training: `recipes/synth/base.yaml` (softmax rows: `recipes/synth/softmax.yaml`) with
-`{parts['study_set']}`; a 2 h subset of the synthetic train split (`data/synth_manifests/train_2h.jsonl`: shuffled
-with seed 0, taken until 2 h), 12 epochs (1,224 optimiser steps), one CPU thread per run. Test: the 319 utterances
-of the synthetic test split (7 held-out voices, held-out sentences); real speech: the 20 recordings of
-`asr prepare realspeech`. (a) is the paper's attention (elu+1 feature map, pure sum) inside our encoder block (with
-its causal depthwise conv module); (d) is (a) and (c) run bidirectionally, as the paper ran them (offline only).
-The models are small and trained briefly (the whole study is a few CPU-hours), so absolute error rates are high and
-CER separates the rows better than WER; s / epoch were measured with other jobs on the machine (indicative only).
+{parts['curve']}
 
-{parts['study']}
+## 3. Decoders: greedy, prefix beam, lexicon, lexicon + LM (issue 12)
 
-{parts['verdict']}
+{parts['decoders']}
 
-What this does and does not show: at this budget (1.5 M parameters, 1,224 steps, one seed) the causal rows are
-within a few percent of each other on every measure, so the study cannot rank (a), (b) and (c); the paper's 58%
-gap between linear and softmax (bidirectional, WSJ, trained to convergence) does not appear at this stage of
-training, and neither does an advantage for the decay or the output norm. The (b) target is met by the numbers,
-but with word error rates near 100% that is a weak statement; the ablation rows (decay only, norm only, no conv
-module) are inside the same few percent. What is clear: a bidirectional encoder (offline only) cuts the CER by ~17%
-relative at this budget, for linear and softmax attention alike, which stay tied there too. The bundled model
-uses (b) because a decayed state forgets: over a 30-minute stream without resets (section 3) its memory of old
-audio is bounded, while the pure sum of (a) keeps every frame of the stream in its normaliser.
+## 4. Real speech to measure on, and two peers (issue 13, section 1)
 
-Streaming equals full-utterance decoding for every causal model: "stream = full" counts the test utterances whose
-streaming hypothesis is identical to the full-utterance one.
+`asr prepare realspeech` (`data/realspeech/README.md` has the per-source table): realspeech-train (pseudo-labels
+allowed), realspeech-dev (model selection, LM weights) and realspeech-test (figures only), split by speaker/package;
+dev/test references from package metadata or two systems agreeing. The peers use the same normalisation and scorer.
+Where a peer helped make a set's references its plain figure is circular: the next column leaves those out.
 
-![dev CER and WER per epoch](figures/results_study_dev.png)
+{parts['realspeech']}
 
-## 3. One continuous 30-minute stream
+## 5. The training data (issue 13, sections 2-3)
 
-Test utterances concatenated with pauses into one stream, transcribed live by the bundled model with endpointing
-(`tools/long_stream.py`), against the same utterances decoded one by one; the same with the attention state reset
-at each endpoint (`EndpointConfig.reset_attention_state`, `--reset-state-at-endpoint`); the study's (a) and (b)
-models beside them (same size, only the decay and output norm differ). The WER target (within 5% relative) is met,
-and memory and per-chunk compute stay flat; but without resets the character error rate of the continuous stream
-is higher than decoding the utterances one by one (the state carries the previous utterances into the next, and a
-word cut at an endpoint costs characters): the decayed model (b) loses less than the pure sum (a), and resetting
-the state at each endpoint halves the bundled model's loss. (The timing rows are as each run measured them: the
-bundled model's two runs step through `PackedStep` with its C kernels (the start/end replay too); the study's
-runs predate the packed step and replay through `CTCModel.step`, so their per-chunk times and real-time factors
-are not comparable with the bundled model's. Transcripts do not depend on the step: the bundled run's segments
-and WER/CER are identical to those of its run on PyTorch ops.)
-
-{parts['long']}
-
-## 4. A peer: pocketsphinx on the same test sets
-
-{parts['peer']}
-
-## 5. Per-chunk latency as a stream grows
-
-From `tools/bench_streaming.py` (docs/benchmarks.md has the full tables): the linear model's per-chunk cost is
-flat, softmax with a KV cache grows with the history.
-
-{parts['latency']}
+{parts['data']}
 """
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", action="store_true", help="run the parts whose outputs are missing first")
     ap.add_argument("--doc", type=Path, default=Path("docs/results.md"))
     args = ap.parse_args()
     os.chdir(ROOT)
-    if args.run:
-        run_parts()
-    parts = {"machine": f"{platform.node() or 'this machine'}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"}
+    parts = {"machine": f"{os.cpu_count()}-core AMD EPYC VM, {time.strftime('%Y-%m-%d')}"}
     parts["bundle"] = section_bundle()
-    parts["study"], parts["study_set"], parts["verdict"] = section_study()
-    parts["long"] = section_long()
-    parts["peer"] = section_peer()
-    parts["latency"] = section_latency()
+    parts["curve"] = section_curve()
+    parts["decoders"] = section_decoders()
+    parts["realspeech"] = section_realspeech()
+    parts["data"] = section_data()
     text = render(parts)
     args.doc.write_text(text)
     print(text)
