@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
+    load_at_start = os.getloadavg()[0]  # the figures' conditions: other jobs on the machine slow the RTF
     sets = dict(s.split("=", 1) for s in args.set) if args.set else BUNDLED_SETS
     model_path = resolve_model_path(args.model)
     bundle = load_model(model_path)
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "lexicon_only_word_score": lexicon_only.config.word_score,
         "chunk_ms": args.chunk_ms,
         "threads": 1,
+        "load_average": round(load_at_start, 2),
     }
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ Parts and their sources:
 2. The learning curve: runs/curve/curve.json (tools/make_bundle.py --steps curve = tools/learning_curve.py), plotted
    to docs/figures/results_learning_curve.png.
 3. Decoders side by side: runs/decoders/compare.json (tools/compare_decoders.py on the synthetic test set and
-   realspeech-test with the bundled model).
+   realspeech-test with the bundled model), and what pruning the LM costs: runs/lm-prune/prune_cost.json
+   (tools/lm_prune_cost.py).
 4. Real speech to measure on, and the peers: data/realspeech/summary.json (asr prepare realspeech),
    runs/realspeech/peer_{pocketsphinx,whisper}/*.json and runs/peers_synth/peer_{pocketsphinx,whisper}/*.json.
 5. The training data: the voice scores (runs/score_voices/synth_clean/voice_scores.json, tools/score_voices.py),
@@ -149,7 +150,34 @@ def section_decoders() -> str:
         if g and lm and g["full_wer"] > 0:
             notes.append(f"{name}: lexicon + LM WER {_pct(lm['full_wer'])} vs greedy {_pct(g['full_wer'])} "
                          f"({100 * (lm['full_wer'] / g['full_wer'] - 1):+.1f}% relative; target -25%)")  # fmt: skip
-    return "\n".join(lines) + ("\n\n" + "; ".join(notes) + "." if notes else "")
+    if d.get("load_average"):
+        notes.append(f"load average at the start {d['load_average']} on {os.cpu_count()} cores (other jobs ran "
+                     "beside it: the real-time factors are upper bounds)")  # fmt: skip
+    return "\n".join(lines) + ("\n\n" + "; ".join(notes) + "." if notes else "") + "\n\n" + _prune_cost()
+
+
+def _prune_cost() -> str:
+    d = _load("runs/lm-prune/prune_cost.json")
+    if not d:
+        return _missing("runs/lm-prune/prune_cost.json", "tools/lm_prune_cost.py --out runs/lm-prune")
+    sets = list(d["sets"])
+    lines = [
+        f"What pruning the LM costs (`tools/lm_prune_cost.py`): the bundled LM's text and vocabulary at each "
+        f"relative-entropy threshold, decoded with the bundled model at the bundled LM's tuned weights (lm_weight "
+        f"{d['lm_weight']}, word_score {d['word_score']}), full utterances, dev sets (first "
+        f"{d['rows'][0][sets[0]]['utterances']} utterances of each).",
+        "",
+        "| prune threshold | n-grams (1/2/3) | LM + lexicon, gzipped MiB | "
+        + " | ".join(f"{s} WER / CER" for s in sets)
+        + " |",
+        "|" + "---|" * (3 + len(sets)),
+    ]
+    for r in d["rows"]:
+        label = "none" if r["prune"] == 0 else f"{r['prune']:g}"
+        cells = " | ".join(f"{_pct(r[s]['wer'])} / {_pct(r[s]['cer'])}" for s in sets)
+        counts = " / ".join(f"{c:,}" for c in r["ngram_counts"])
+        lines.append(f"| {label} | {counts} | {r['size_mib']:.2f} | {cells} |")
+    return "\n".join(lines)
 
 
 def section_realspeech() -> str:
@@ -236,7 +264,7 @@ def _augment_costs(cost: dict) -> str:
 def render(parts: dict[str, str]) -> str:
     return f"""# Results
 
-Measured on {parts['machine']} (CPU only; no GPU was lent to this work); written by `tools/make_results.py` from
+Measured on {parts["machine"]} (CPU only; no GPU was lent to this work); written by `tools/make_results.py` from
 the files each tool wrote. WER and CER in %, the project's one text normalisation and jiwer; "stream" = 160 ms chunks
 through the streaming recognizer (the path `asr live` and `asr serve` use). The first bundled model, the accuracy
 study at its budget and the 30-minute stream are in `docs/results-history.md`.
@@ -246,7 +274,7 @@ study at its budget and the 30-minute stream are in `docs/results-history.md`.
 `asr/assets/model/` (model card `asr/assets/model/README.md`), made by `tools/make_bundle.py` (issue 13's campaign):
 phase 1 `recipes/synth/world.yaml`, phase 2 `recipes/synth/world_ft.yaml` (warm start), chosen on realspeech-dev.
 
-{parts['bundle']}
+{parts["bundle"]}
 
 ## 2. The learning curve
 
@@ -254,11 +282,11 @@ Every epoch checkpoint of the campaign's runs, greedy decoding, against the trai
 all threads; the loader worker is not counted). realspeech-dev is the model-selection set; synth-dev is the synthetic
 dev split (held-out voices and sentences).
 
-{parts['curve']}
+{parts["curve"]}
 
 ## 3. Decoders: greedy, prefix beam, lexicon, lexicon + LM (issue 12)
 
-{parts['decoders']}
+{parts["decoders"]}
 
 ## 4. Real speech to measure on, and two peers (issue 13, section 1)
 
@@ -267,11 +295,11 @@ allowed), realspeech-dev (model selection, LM weights) and realspeech-test (figu
 dev/test references from package metadata or two systems agreeing. The peers use the same normalisation and scorer.
 Where a peer helped make a set's references its plain figure is circular: the next column leaves those out.
 
-{parts['realspeech']}
+{parts["realspeech"]}
 
 ## 5. The training data (issue 13, sections 2-3)
 
-{parts['data']}
+{parts["data"]}
 """
 
 

@@ -8,6 +8,7 @@ import pytest
 from asr.cli import main
 from asr.commands._model import BUNDLED_MODEL_DIR
 from asr.lm.folder import folder_decoder, read_lm_folder
+from asr.synth.text import reference_exclusions
 
 BUDGET_MIB = 25.0
 
@@ -32,6 +33,8 @@ def test_bundled_lm_was_built_without_held_out_text_and_tuned_on_dev(folder):
     assert any("synthetic dev pool" in k for k in reserved) and any("synthetic test pool" in k for k in reserved)
     assert "asr/assets/audio/real.jsonl" in reserved and "asr/assets/audio/synth_test.jsonl" in reserved
     assert build["excluded"]["text"]["synthetic dev/test split hash"] > 0
+    # every real-speech dev/test reference (the committed list, which only grows) was held out of this build
+    assert reserved["asr/synth/reference_sentences.txt"] == len(reference_exclusions())
     tuning = meta["tuning"]
     assert tuning["data"] and all("dev" in d and "test" not in d for d in tuning["data"])
     assert {"lm_weight", "word_score"} <= set(meta["decoder"])
