@@ -28,8 +28,6 @@ from pathlib import Path
 
 from asr.commands._args import positive_int
 
-HELP = "WER/CER (or PER) of a model on a data set, full-utterance or streaming"
-
 logger = logging.getLogger(__name__)
 
 

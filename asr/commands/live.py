@@ -20,8 +20,6 @@ import signal
 import sys
 import threading
 
-HELP = "transcribe the microphone live (partials in place, finals on new lines; Ctrl-C to stop)"
-
 logger = logging.getLogger("asr.live")
 
 

@@ -19,8 +19,6 @@ import logging
 import sys
 from pathlib import Path
 
-HELP = "build an n-gram LM + lexicon (asr lm build), or a lexicon for a model (asr lm lexicon)"
-
 logger = logging.getLogger(__name__)
 
 

@@ -20,8 +20,6 @@ from pathlib import Path
 
 from asr.commands._args import positive_int
 
-HELP = "serve live transcription over WebSockets (page at /, /ws, /healthz, /metrics)"
-
 logger = logging.getLogger("asr.serve")
 
 #: Environment variable holding the bearer token (a token on the command line shows in `ps`).

@@ -24,8 +24,6 @@ from typing import Any
 
 from asr.commands._args import positive_int
 
-HELP = "transcribe audio files with a model (the bundled one by default)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files (wav, flac, ogg, mp3, ...)")
