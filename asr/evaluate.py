@@ -314,6 +314,14 @@ def grid_search(
     return rows
 
 
+def format_grid(rows: list[dict]) -> str:
+    """``grid_search`` rows as a table: LM weight, word score, WER, CER, RTF."""
+    lines = [f"{'lm_weight':>9} {'word_score':>10} {'WER':>7} {'CER':>7} {'RTF':>7}"]
+    for r in rows:
+        lines.append(f"{r['lm_weight']:>9g} {r['word_score']:>10g} {r['wer']:>7.4f} {r['cer']:>7.4f} {r['rtf']:>7.4f}")
+    return "\n".join(lines)
+
+
 def write_grid(out_dir: Path, rows: list[dict], *, meta: dict) -> Path:
     """``grid.json``: the settings and the table, best first."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -140,12 +140,12 @@ def recognizer_streams_per_core(audio: np.ndarray, n: int, seconds: float, seed:
     """The Recognizer alone: n streams fed 160 ms chunks of real speech and decoded together in this thread."""
     import torch
 
-    from asr.commands._model import load_model
     from asr.live import recognizer_config
+    from asr.pipeline import load_asr_model, resolve_model_path
     from asr.streaming.recognizer import Recognizer
 
     torch.set_num_threads(1)
-    bundle = load_model(None)
+    bundle = load_asr_model(resolve_model_path(None))
     recognizer = Recognizer(bundle, device="cpu", config=recognizer_config(CHUNK_MS))
     rng = np.random.default_rng(seed)
     step = 16000 * CHUNK_MS // 1000

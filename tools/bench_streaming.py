@@ -50,7 +50,6 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repositor
 
 import _bench_common as bc  # noqa: E402
 
-from asr.commands._model import resolve_model_path  # noqa: E402
 from asr.configs import apply_overrides, parse_cli_overrides  # noqa: E402
 from asr.features import FbankConfig, GlobalCMVN, StreamingFbank, compute_fbank  # noqa: E402
 from asr.model.attention import SoftmaxAttentionState  # noqa: E402
@@ -60,7 +59,7 @@ from asr.model.config import ModelConfig  # noqa: E402
 from asr.model.ctc import CTCModel  # noqa: E402
 from asr.model.encoder import EncoderState  # noqa: E402
 from asr.model.packed import PackedStep  # noqa: E402
-from asr.pipeline import AsrModel  # noqa: E402
+from asr.pipeline import AsrModel, resolve_model_path  # noqa: E402
 from asr.streaming.recognizer import Recognizer, RecognizerConfig  # noqa: E402
 from asr.text.chars import CharTokenizer  # noqa: E402
 

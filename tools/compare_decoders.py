@@ -121,11 +121,11 @@ def _summary(values: list[float]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from asr.commands._model import load_model, resolve_model_path
     from asr.data.sources import load_utterances
     from asr.decoding.lm_decoder import LMDecoder
     from asr.evaluate import evaluate_batch
     from asr.lm.folder import folder_decoder, read_lm_folder
+    from asr.pipeline import load_asr_model, resolve_model_path
     from asr.scoring import score_corpus
     from asr.text.normalize import normalize_text
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     sets = dict(s.split("=", 1) for s in args.set) if args.set else BUNDLED_SETS
     model_path = resolve_model_path(args.model)
-    bundle = load_model(model_path)
+    bundle = load_asr_model(model_path)
     folder = read_lm_folder(args.lm)
     with_lm = folder_decoder(folder, bundle.tokenizer)
     lexicon_only = LMDecoder(

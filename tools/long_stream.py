@@ -56,13 +56,12 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repositor
 
 import _bench_common as bc  # noqa: E402
 
-from asr.commands._model import resolve_model_path  # noqa: E402
 from asr.data.manifest import Utterance  # noqa: E402
 from asr.data.sources import load_utterances  # noqa: E402
 from asr.evaluate import evaluate_batch, reference_text  # noqa: E402
 from asr.live import recognizer_config  # noqa: E402
 from asr.model import PackedStep  # noqa: E402
-from asr.pipeline import AsrModel, load_asr_model  # noqa: E402
+from asr.pipeline import AsrModel, load_asr_model, resolve_model_path  # noqa: E402
 from asr.scoring import score_corpus, score_utterance  # noqa: E402
 from asr.streaming import EndpointConfig, Recognizer, Segment  # noqa: E402
 from asr.text.normalize import normalize_text  # noqa: E402

@@ -34,7 +34,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repositor
 
 import _bench_common as bc  # noqa: E402
 
-from asr.commands._model import load_model  # noqa: E402
+from asr.pipeline import load_asr_model, resolve_model_path  # noqa: E402
 from asr.streaming import Recognizer  # noqa: E402
 
 logger = logging.getLogger("stream_churn")
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     samples, rate = read_audio(args.audio)
     n = int(args.seconds * rate)
     samples = np.resize(samples.numpy(), n).astype(np.float32)  # cut, or repeated to the length
-    recognizer = Recognizer(load_model(args.model), device="cpu")
+    recognizer = Recognizer(load_asr_model(resolve_model_path(args.model)), device="cpu")
     records = churn(
         recognizer, samples, rate, streams=args.streams, concurrent=args.concurrent, chunk_ms=args.chunk_ms,
         sample_every=args.sample_every, progress=not args.no_progress,
