@@ -20,9 +20,9 @@ ATen calls) and 1.6-1.9x less time for one stream:
   use (``kernels.cbuild``): each linear attention layer's recurrence - feature map, read-out, decay,
   update, RMS output norm - in one pass over each stream's state, straight from the qkv matmul's output
   (``kernels.linear_attention.cpu_step``; the PyTorch ops sweep a big batch's state five times); the
-  subsampling's conv1 + SiLU written into the buffer conv2 reads (``subsampling_kernel``); the conv
+  subsampling's conv1 + SiLU written into the buffer conv2 reads (``kernels.conv.conv1_silu``); the conv
   module's GLU written after its cached rows, then its depthwise conv + LayerNorm + SiLU in one pass
-  (``block_kernel``). ``kernel="torch"`` keeps PyTorch ops only (same results up to float rounding).
+  (``kernels.conv``). ``kernel="torch"`` keeps PyTorch ops only (same results up to float rounding).
 
 Weights are copied at construction (softmax layers and feature maps as module copies): a PackedStep is a
 snapshot for inference (build a new one after changing the model). Outputs equal ``CTCModel.step``'s up to
@@ -40,16 +40,14 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from asr.model import block_kernel, subsampling_kernel
 from asr.model.attention import LinearAttention, SoftmaxAttention
 from asr.model.blocks import BlockState, EncoderBlock
 from asr.model.conv_module import ConvState, causal_depthwise_step
 from asr.model.ctc import CTCModel
 from asr.model.encoder import EncoderState
 from asr.model.subsampling import _IM2COL_ROWS, SubsamplingState, conv2_step
-from kernels import EluPlusOne, LinearAttentionState, ReLUFeatures
-from kernels.linear_attention import cpu_step
-from kernels.linear_attention.recurrent import ChunkGates, chunk_gates, recurrent_chunk_step
+from kernels import EluPlusOne, LinearAttentionState, ReLUFeatures, conv
+from kernels.linear_attention import ChunkGates, CKernelUnavailable, chunk_gates, chunk_step, load_c
 
 __all__ = ["STEP_KERNELS", "PackedStep"]
 
@@ -192,8 +190,8 @@ def _pack_block(block: EncoderBlock) -> _Block:
 
 def _load_c_kernels() -> None:
     """Build (once per machine) and load the C kernels the CPU step uses; raises CKernelUnavailable."""
-    for kernel in (cpu_step, subsampling_kernel, block_kernel):
-        kernel.load()
+    load_c()
+    conv.load()
 
 
 def _layer_norm(x: torch.Tensor, norm: _Norm) -> torch.Tensor:
@@ -265,7 +263,7 @@ class PackedStep:
             return "torch"
         try:
             _load_c_kernels()
-        except cpu_step.CpuKernelUnavailable as e:
+        except CKernelUnavailable as e:
             log.warning(
                 "the CPU C kernels are unavailable, stepping with PyTorch ops (same results, slower for "
                 "many streams): %s",
@@ -340,7 +338,7 @@ class PackedStep:
             # conv1 + SiLU in C, written after the cached row of the buffer conv2 reads: no copy of either
             h1 = torch.empty(b, 1 + 2 * n, self.freq1, self.channels, dtype=x.dtype, device=x.device)
             h1[:, :1] = state.hidden
-            subsampling_kernel.conv1_silu(frames, self.conv1_taps, self.conv1_bias, h1[:, 1:])
+            conv.conv1_silu(frames, self.conv1_taps, self.conv1_bias, h1[:, 1:])
             h2 = F.silu(conv2_step(h1, self.conv2, self.conv2_bias, self.conv2_mat), inplace=True)  # [B, n, F2, C]
             y = torch.addmm(self.proj_bias, h2.reshape(b * n, -1), self.proj)  # [B * n, d]
             return y, SubsamplingState(frames=frames[:, -1:].unsqueeze(1), hidden=h1[:, -1:])
@@ -407,62 +405,33 @@ class PackedStep:
             q, k, v = qkv3.unbind(0)  # strided [B, H, C, D] views of qkv
         else:
             qkv3 = (qkv3 if qkv3.dtype == sdtype else qkv3.to(sdtype)).contiguous()  # one copy: the kernel's layout
-            qk = qkv3[:2]
-            if p.feature_map == "elu+1":  # exp(min(x, 0)) + max(x, 0): elu(x) + 1 bit for bit, no torch.where
-                e = qk.clamp(max=0.0).exp_()
-                qk.clamp_(min=0.0).add_(e)
-            else:
-                qk.clamp_(min=0.0)
             q, k, v = qkv3.unbind(0)  # each [B, H, C, D] contiguous
         log_g = None
         if p.decay == "gated":
             log_g = F.logsigmoid(qkv[:, 3 * d :].float()).to(sdtype)  # float32 gates, as the module's
             log_g = log_g.view(b, c, heads).transpose(1, 2)  # [B, H, C]
         state = LinearAttentionState(state.S.to(sdtype), state.z.to(sdtype))
-        # the first piece updates a donated state in place, later ones the state this call made
-        inplace = donate and state.S.is_contiguous() and state.z.is_contiguous()
-        if fused and not inplace:  # the kernel always updates in place: on a copy of a state not given up
-            state = LinearAttentionState(
-                state.S.clone(memory_format=torch.contiguous_format),
-                state.z.clone(memory_format=torch.contiguous_format),
-            )
-        rms_eps = p.norm_eps if fused and p.norm == "rms" else None  # the kernel applies the RMS norm too
+        inplace = donate and state.S.is_contiguous() and state.z.is_contiguous()  # a donated state: in place
+        rms_eps = p.norm_eps if p.norm == "rms" else None  # the step applies the RMS norm too (gains folded)
         o = torch.empty(b, c, heads, dim, dtype=sdtype, device=x.device)  # [B, C, H, D]
-        out = o.transpose(1, 2)  # [B, H, C, D] view
-        # a long chunk goes in pieces of the kernel's chunk size (memory O(C chunk_size), as the module step)
         piece = self.config.chunk_size
-        for a in range(0, c, piece):
-            n = min(piece, c - a)
-            if p.decay == "per_head":
-                key = (index, n, x.device, sdtype)
-                gates = self._gates.get(key)
-                if gates is None:
-                    log_h = torch.log(p.head_gates.to(device=x.device, dtype=sdtype)).view(1, heads, 1)
-                    gates = self._gates[key] = ChunkGates(
-                        *(g.contiguous() for g in chunk_gates(log_h.expand(1, heads, n)))
-                    )
-            elif p.decay == "gated":
-                gates = chunk_gates(log_g[..., a : a + n])
-                if fused:
-                    gates = ChunkGates(*(g.contiguous() for g in gates))
-            else:
-                gates = None
-            if n == c:  # the usual case: the whole chunk at once (no slicing)
-                qs, ks, vs, outs = q, k, v, out
-            else:
-                span = slice(a, a + n)
-                qs, ks, vs, outs = q[:, :, span], k[:, :, span], v[:, :, span], out[:, :, span]
-            if fused:
-                phi = None if p.feature_map == "module" else p.feature_map  # "elu+1" or "relu": in the kernel
-                _, state = cpu_step.fused_chunk_step(
-                    qs, ks, vs, state, gates=gates, eps=p.eps, out=outs, rms_eps=rms_eps, phi=phi
-                )
-            else:
-                _, state = recurrent_chunk_step(qs, ks, vs, state, gates=gates, eps=p.eps, out=outs, inplace=inplace)
-            inplace = True
-        if p.norm == "rms" and rms_eps is None:
-            o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True).add_(p.norm_eps))
-        elif p.norm == "layer":
+        if p.decay == "per_head" and c <= piece:  # a constant decay's factors: once per chunk length
+            key = (index, c, x.device, sdtype)
+            decay = self._gates.get(key)
+            if decay is None:
+                log_h = torch.log(p.head_gates.to(device=x.device, dtype=sdtype)).view(1, heads, 1)
+                decay = self._gates[key] = ChunkGates(*(g.contiguous() for g in chunk_gates(log_h.expand(1, heads, c))))
+        elif p.decay == "per_head":
+            decay = torch.log(p.head_gates.to(device=x.device, dtype=sdtype)).view(1, heads, 1).expand(1, heads, c)
+        else:
+            decay = log_g
+        phi = None if p.feature_map == "module" else p.feature_map
+        # a long chunk goes in pieces of the kernel's chunk size (memory O(C chunk_size), as the module step)
+        _, state = chunk_step(
+            q, k, v, state, decay=decay, eps=p.eps, out=o.transpose(1, 2), inplace=inplace, feature_map=phi,
+            rms_eps=rms_eps, chunk_size=piece, backend="c" if fused else "torch",
+        )  # fmt: skip
+        if p.norm == "layer":
             o = F.layer_norm(o, (dim,), eps=p.norm_eps)
         x.addmm_(o.view(b * c, d).to(x.dtype), p.out).add_(p.out_bias)
         return state
@@ -474,9 +443,9 @@ class PackedStep:
             cached = state.cache.shape[1]
             full = torch.empty(b, cached + c, x.shape[1], dtype=x.dtype, device=x.device)  # [B, K - 1 + C, d]
             full[:, :cached] = state.cache
-            block_kernel.bias_glu(torch.mm(_layer_norm(x, p.norm), p.inner), p.inner_bias, full[:, cached:])
+            conv.bias_glu(torch.mm(_layer_norm(x, p.norm), p.inner), p.inner_bias, full[:, cached:])
             tail = p.tail_norm
-            y = block_kernel.dwconv_ln_silu(full, p.depthwise_taps, p.depthwise_bias, tail.weight, tail.bias, tail.eps)
+            y = conv.dwconv_ln_silu(full, p.depthwise_taps, p.depthwise_bias, tail.weight, tail.bias, tail.eps)
         else:
             h = F.glu(torch.addmm(p.inner_bias, _layer_norm(x, p.norm), p.inner), dim=-1)  # [B * C, d]
             full = torch.cat([state.cache, h.view(b, c, -1)], dim=1)  # [B, K - 1 + C, d]
