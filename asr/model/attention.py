@@ -24,14 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from asr.model.config import ModelConfig
-from kernels import (
-    EluPlusOne,
-    LinearAttentionState,
-    causal_linear_attention,
-    elu_plus_one,
-    get_feature_map,
-    noncausal_linear_attention,
-)
+from kernels import LinearAttentionState, causal_linear_attention, get_feature_map, noncausal_linear_attention
 from kernels.linear_attention import causal_linear_attention_step
 
 __all__ = ["LinearAttention", "LinearAttentionState", "SoftmaxAttention", "SoftmaxAttentionState"]
@@ -54,15 +47,6 @@ class _HeadNorm(nn.Module):
         else:
             y = F.layer_norm(xf, xf.shape[-1:], eps=self.eps) * self.weight + self.bias
         return y if y.dtype == x.dtype else y.to(x.dtype)
-
-
-def _elu_plus_one(x: torch.Tensor) -> torch.Tensor:
-    """``kernels.elu_plus_one`` bit for bit (x + 1 for x > 0, exp(x) otherwise, as exp(min(x, 0)) + max(x, 0)),
-    without its torch.where: ~6x faster on the CPU for a streaming step's q and k. With autograd on it is
-    ``elu_plus_one`` itself (whose gradient at x = 0 is the exp branch's; this form's would count both)."""
-    if torch.is_grad_enabled():
-        return elu_plus_one(x)
-    return torch.exp(x.clamp(max=0.0)).add_(x.clamp(min=0.0))
 
 
 def _check_chunk(x: torch.Tensor, d_model: int) -> None:
@@ -151,9 +135,6 @@ class LinearAttention(nn.Module):
             q, k, v = heads.unbind(0)  # each [B, H, T, D]
             scale = self.head_dim**-0.25
             q, k = self.phi(q * scale, is_query=True), self.phi(k * scale)
-        elif isinstance(self.phi, EluPlusOne):  # q and k in one call, and without torch.where (slow on the CPU)
-            q, k = _elu_plus_one(heads[:2]).unbind(0)
-            v = heads[2]
         else:  # an elementwise feature map: q and k in one call
             q, k = self.phi(heads[:2]).unbind(0)
             v = heads[2]
