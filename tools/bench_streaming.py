@@ -58,7 +58,7 @@ from asr.model.checkpoint import load_checkpoint  # noqa: E402
 from asr.model.config import ModelConfig  # noqa: E402
 from asr.model.ctc import CTCModel  # noqa: E402
 from asr.model.encoder import EncoderState  # noqa: E402
-from asr.model.packed import PackedStep  # noqa: E402
+from asr.model.inference import PackedStep  # noqa: E402
 from asr.pipeline import AsrModel, resolve_model_path  # noqa: E402
 from asr.streaming.recognizer import Recognizer, RecognizerConfig  # noqa: E402
 from asr.text.chars import CharTokenizer  # noqa: E402

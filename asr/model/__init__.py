@@ -11,7 +11,7 @@ from asr.model.config import ModelConfig
 from asr.model.conv_module import ConvModule, ConvState
 from asr.model.ctc import CTCModel
 from asr.model.encoder import Encoder, EncoderState, stack_states, unstack_state
-from asr.model.packed import PackedStep
+from asr.model.inference import PackedStep
 from asr.model.subsampling import CausalConvSubsampling, SubsamplingState
 
 __all__ = [

@@ -3,9 +3,10 @@
 Both take x [B, T, d_model] and return [B, T, d_model]; heads use the kernel layout [B, T, H, D].
 
 Linear (Katharopoulos et al. 2020): out_t = phi(q_t) . S_t / (phi(q_t) . z_t + eps), computed by
-``kernels.causal_linear_attention`` in forward and, with the carried LinearAttentionState(S, z), in step: with
-``backend="auto"`` step calls the kernels' lean streaming form ``causal_linear_attention_step`` (a dozen ops
-per chunk, no dispatch), with a named backend it calls that backend.
+``kernels.causal_linear_attention`` in forward and, with the carried LinearAttentionState(S, z), in step: the
+same projection, feature map, decay and norm as forward (step is the plain reference form; the fast inference
+form is asr.model.inference); with ``backend="auto"`` step calls the kernels' lean streaming form
+``causal_linear_attention_step`` (no dispatch), with a named backend it calls that backend.
 Options: feature map (``kernels.get_feature_map``: elu+1, relu, positive random features), per-head or
 data-dependent decay, per-head output norm. Non-causal (offline) form: ``kernels.noncausal_linear_attention``,
 one global S, z per utterance over the valid (unpadded) keys.
@@ -126,32 +127,17 @@ class LinearAttention(nn.Module):
             raise ValueError("a non-causal attention layer has no streaming state (set causal=True to stream)")
         return LinearAttentionState.zeros(batch_size, self.heads, self.key_dim, self.head_dim, device=device)
 
-    def _project_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``_project`` for a streaming chunk: the same numbers, laid out as [B, H, T, D] in memory (one copy)
-        and returned as [B, T, H, D] views, which the step kernel uses without further copies."""
-        b, t, _ = x.shape
-        heads = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).contiguous()
-        if self.random_features:
-            q, k, v = heads.unbind(0)  # each [B, H, T, D]
-            scale = self.head_dim**-0.25
-            q, k = self.phi(q * scale, is_query=True), self.phi(k * scale)
-        else:  # an elementwise feature map: q and k in one call
-            q, k = self.phi(heads[:2]).unbind(0)
-            v = heads[2]
-        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-
     def step(self, x: torch.Tensor, state: LinearAttentionState) -> tuple[torch.Tensor, LinearAttentionState]:
         """x: [B, T, d_model] chunk, state from init_state or the previous step -> (y, new state)."""
         if not self.causal:
             raise ValueError("a non-causal attention layer cannot step (set causal=True to stream)")
         _check_chunk(x, self.d_model)
+        q, k, v = self._project(x)
         if self.backend == "auto":
-            q, k, v = self._project_heads(x)
             o, new_state = causal_linear_attention_step(
                 q, k, v, state, decay=self._decay(x), eps=self.eps, chunk_size=self.chunk_size
             )
         else:
-            q, k, v = self._project(x)
             o, new_state = causal_linear_attention(
                 q,
                 k,

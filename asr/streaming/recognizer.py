@@ -41,7 +41,7 @@ from asr.decoding import BeamState, GreedyState, Hypothesis, beam_step, greedy_a
 from asr.decoding.lm_decoder import LMDecoder, LMDecoderState
 from asr.features import FbankState, StreamingFbank
 from asr.model.encoder import EncoderState, stack_states
-from asr.model.packed import STEP_KERNELS, PackedStep
+from asr.model.inference import STEP_KERNELS, PackedStep
 from asr.pipeline import AsrModel, resolve_device
 from asr.streaming.endpoint import EndpointConfig, detect_endpoint
 

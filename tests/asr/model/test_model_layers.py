@@ -81,8 +81,9 @@ def test_conv_module_step_matches_forward(kernel_size: int) -> None:
 
 
 def test_conv_module_step_matches_forward_for_big_batches() -> None:
-    """Past ``_WINDOWED_ROWS`` (stream, frame) rows the step's depthwise conv is oneDNN's (channels-last)."""
-    from asr.model.conv_module import _WINDOWED_ROWS
+    """Batches on both sides of the packed step's switch (``WINDOWED_ROWS`` rows): the module step is the same
+    reference for any batch."""
+    from asr.model.inference.conv import WINDOWED_ROWS as _WINDOWED_ROWS
 
     torch.manual_seed(3)
     conv = ConvModule(d_model=8, kernel_size=5, causal=True, dropout=0.0).eval()
