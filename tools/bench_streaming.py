@@ -349,7 +349,7 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     kinds = ("packed", "module")  # the Recognizer's step, and the plain module step beside it
     recognizers = {
         kind: Recognizer(
-            bundle, device=device, config=RecognizerConfig(chunk_frames=CHUNK_FRAMES, packed=kind == "packed")
+            bundle, device=device, config=RecognizerConfig(chunk_frames=CHUNK_FRAMES, step=kind)
         )
         for kind in kinds
     }
