@@ -174,7 +174,8 @@ class SoftmaxAttentionState(NamedTuple):
     valid: torch.Tensor  # [B, L] bool
 
     @staticmethod
-    def _stack(items: list[SoftmaxAttentionState]) -> SoftmaxAttentionState:
+    def stack_batch(items: list[SoftmaxAttentionState]) -> SoftmaxAttentionState:
+        """Streams' caches in one batch (``asr.model.state.stack_tree``): shorter ones left-padded."""
         length = max(s.k.shape[2] for s in items)
         shapes = {(s.k.shape[1], s.k.shape[3]) for s in items}
         if len(shapes) != 1:
@@ -191,7 +192,8 @@ class SoftmaxAttentionState(NamedTuple):
         padded = [pad(s) for s in items]
         return SoftmaxAttentionState(*(torch.cat([getattr(s, f) for s in padded]) for f in ("k", "v", "valid")))
 
-    def _select(self, b: int) -> SoftmaxAttentionState:
+    def select_row(self, b: int) -> SoftmaxAttentionState:
+        """Row ``b`` as a batch-1 cache of its valid slots (copies; ``asr.model.state.select_tree``)."""
         keep = int(self.valid[b].sum())
         start = self.k.shape[2] - keep
         return SoftmaxAttentionState(

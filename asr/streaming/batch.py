@@ -13,25 +13,11 @@ left-padded); ``row(b)`` is row b as a batch-1 state of views (no copies; a KV c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import torch
 
 from asr.model.encoder import EncoderState, stack_states
-from asr.model.state import state_batch_size
+from asr.model.state import select_tree, state_batch_size
 
 __all__ = ["StreamBatch"]
-
-
-def _row(state: Any, b: int) -> Any:
-    if state is None:
-        return None
-    if isinstance(state, torch.Tensor):
-        return state[b : b + 1]
-    if hasattr(type(state), "_select"):  # a state part that trims its own padding (the softmax KV cache)
-        return state._select(b)
-    parts = [_row(part, b) for part in state]
-    return type(state)(*parts) if hasattr(type(state), "_fields") else type(state)(parts)
 
 
 class StreamBatch:
@@ -54,7 +40,7 @@ class StreamBatch:
         """Row ``b`` as a batch-1 EncoderState of views of the batch's tensors (no copies)."""
         if not 0 <= b < self.size:
             raise IndexError(f"row {b} of a batch of {self.size} streams")
-        return _row(self.state, b)
+        return select_tree(self.state, b, copy=False)
 
     def unstack(self) -> list[EncoderState]:
         """Every row, in order (views: see ``row``)."""
