@@ -13,10 +13,10 @@ encoder sees exactly the frames of the full-utterance front end, so the logits e
 
 The model steps through :class:`asr.model.PackedStep` (its weights laid out once for inference; the same
 numbers as ``CTCModel.step``); ``RecognizerConfig(step=...)`` chooses how: "packed" (PackedStep with its C
-kernels on the CPU), "packed_torch" (PyTorch ops only) or "module" (``CTCModel.step``, the plain form). Streams stepped
-together stay one batch between steps: each stream's encoder state is a row of the batch state until its
-``state`` is read, and the same batch stepped again continues (and updates in place) that batch state instead
-of splitting and re-stacking every stream's.
+kernels on the CPU), "packed_torch" (PyTorch ops only) or "module" (``CTCModel.step``, the plain form).
+Streams stepped together stay one batch between steps (:class:`asr.streaming.batch.StreamBatch`): each
+stream's encoder state is a row of the batch state until its ``state`` is read, and the same batch stepped
+again continues (and updates in place) that batch state instead of splitting and re-stacking every stream's.
 
 Streams are released as soon as they can be: the recognizer keeps weak references only (a stream the caller
 drops without :meth:`Recognizer.close_stream` is freed with its state), and a stream whose input is finished
