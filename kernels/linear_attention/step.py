@@ -49,8 +49,10 @@ def load_c() -> None:
     cpu_step.load()
 
 
-def _rms(o: torch.Tensor, eps: float) -> torch.Tensor:
-    return o.mul_(torch.rsqrt(o.pow(2).mean(-1, keepdim=True).add_(eps)))
+def _rms_norm(o: torch.Tensor, eps: float) -> torch.Tensor:
+    """The per-head RMS norm without gains, o / sqrt(mean(o^2) + eps) over the last dimension (the C kernel's
+    ``rms`` epilogue)."""
+    return o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True) + eps)
 
 
 def chunk_step(
@@ -137,7 +139,7 @@ def chunk_step(
     if out is None:
         out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
         if rms_eps is not None:
-            out = out * torch.rsqrt(out.pow(2).mean(-1, keepdim=True) + rms_eps)
+            out = _rms_norm(out, rms_eps)
     elif backend == "torch" and rms_eps is not None:
-        _rms(out, rms_eps)
+        out.copy_(_rms_norm(out, rms_eps))
     return out, state
