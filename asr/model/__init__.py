@@ -2,6 +2,8 @@
 
 Every layer has ``forward`` (whole utterances) and ``step(chunk, state) -> (y, state)`` (streaming) side by
 side, with typed, batch-first, immutable states; ``stack_states`` / ``unstack_state`` batch and unbatch them.
+The modules' ``step`` is the plain reference form; ``PackedStep`` (asr.model.inference, packed per layer) is the
+fast form for inference, on the same states.
 """
 
 from asr.model.attention import LinearAttention, LinearAttentionState, SoftmaxAttention, SoftmaxAttentionState
