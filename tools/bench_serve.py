@@ -140,8 +140,8 @@ def recognizer_streams_per_core(audio: np.ndarray, n: int, seconds: float, seed:
     """The Recognizer alone: n streams fed 160 ms chunks of real speech and decoded together in this thread."""
     import torch
 
-    from asr.live import recognizer_config
     from asr.pipeline import load_asr_model, resolve_model_path
+    from asr.streaming.feed import recognizer_config
     from asr.streaming.recognizer import Recognizer
 
     torch.set_num_threads(1)

@@ -60,6 +60,7 @@ from asr.model.ctc import CTCModel  # noqa: E402
 from asr.model.encoder import EncoderState  # noqa: E402
 from asr.model.inference import PackedStep  # noqa: E402
 from asr.pipeline import AsrModel, resolve_model_path  # noqa: E402
+from asr.streaming.feed import stream_samples  # noqa: E402
 from asr.streaming.recognizer import Recognizer, RecognizerConfig  # noqa: E402
 from asr.text.chars import CharTokenizer  # noqa: E402
 
@@ -329,18 +330,6 @@ def make_bundle(
     return AsrModel(model=model, tokenizer=CharTokenizer(), cmvn=cmvn, features=features)
 
 
-def _recognize(recognizer: Recognizer, audio: np.ndarray, chunk: int) -> str:
-    stream = recognizer.create_stream()
-    for i in range(0, len(audio), chunk):
-        stream.accept_waveform(audio[i : i + chunk], 16000)
-        recognizer.decode([stream])
-    stream.input_finished()
-    recognizer.decode([stream])
-    text = stream.result.text
-    recognizer.close_stream(stream)
-    return text
-
-
 @torch.inference_mode()
 def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     audio, files = load_speech(1 if args.quick else None)
@@ -354,8 +343,9 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         for kind in kinds
     }
     chunk = int(CHUNK_S * 16000)
+    chunk_ms = CHUNK_FRAMES * 1000 // FRAME_RATE
     for rec in recognizers.values():
-        _recognize(rec, audio[: 16000 * 2], chunk)  # warm-up
+        stream_samples(rec, audio[: 16000 * 2], 16000, chunk_ms=chunk_ms)  # warm-up
 
     def measure(fns: dict[str, Any]) -> dict[str, tuple[float, float]]:
         """Median wall and CPU seconds of each function, timed in turns (noise hits them alike)."""
@@ -387,7 +377,7 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
             _, state = steps[kind](feats[:, i : i + frames], state)
 
     # everything timed in turns, repeat after repeat: machine noise hits all parts alike
-    fns: dict[str, Any] = {f"recognizer_{kind}": (lambda rec=rec: _recognize(rec, audio, chunk))
+    fns: dict[str, Any] = {f"recognizer_{kind}": (lambda rec=rec: stream_samples(rec, audio, 16000, chunk_ms=chunk_ms))
                            for kind, rec in recognizers.items()}  # fmt: skip
     fns["front"] = front_end
     for kind in kinds:

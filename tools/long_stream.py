@@ -59,11 +59,11 @@ import _bench_common as bc  # noqa: E402
 from asr.data.manifest import Utterance  # noqa: E402
 from asr.data.sources import load_utterances  # noqa: E402
 from asr.evaluate import evaluate_batch, reference_text  # noqa: E402
-from asr.live import recognizer_config  # noqa: E402
 from asr.model import PackedStep  # noqa: E402
 from asr.pipeline import AsrModel, load_asr_model, resolve_model_path  # noqa: E402
 from asr.scoring import score_corpus, score_utterance  # noqa: E402
 from asr.streaming import EndpointConfig, Recognizer, Segment  # noqa: E402
+from asr.streaming.feed import chunk_samples, feed_chunks, recognizer_config  # noqa: E402
 from asr.text.normalize import normalize_text  # noqa: E402
 
 try:
@@ -244,7 +244,7 @@ def run_stream(
     sr = signal.sample_rate
     if sr != recognizer.sample_rate:
         raise ValueError(f"signal at {sr} Hz but the model expects {recognizer.sample_rate} Hz")
-    step = max(1, int(round(sr * chunk_ms / 1000)))  # as asr.live.stream_samples
+    step = chunk_samples(sr, chunk_ms)  # as feed_chunks cuts them
     n = signal.samples.numel()
     n_chunks = math.ceil(n / step)
     wall, cpu = np.zeros(n_chunks), np.zeros(n_chunks)
@@ -270,11 +270,10 @@ def run_stream(
 
     sample(0.0, 0)
     next_t = sample_every_s
+    chunks = feed_chunks(recognizer, stream, signal.samples, sr, chunk_ms=chunk_ms)
     for k in tqdm(range(n_chunks), desc="stream", unit="chunk", mininterval=1.0, disable=not progress):
-        chunk = signal.samples[k * step : (k + 1) * step]
         t0, c0 = time.perf_counter(), time.thread_time()
-        stream.accept_waveform(chunk, sr)
-        recognizer.decode([stream])
+        next(chunks)  # the chunk fed and decoded
         wall[k], cpu[k] = time.perf_counter() - t0, time.thread_time() - c0
         if ends[k] >= next_t or k == n_chunks - 1:
             sample(float(ends[k]), k + 1)

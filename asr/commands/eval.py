@@ -13,7 +13,9 @@ the table (``grid.json``, printed), best first: tune on a dev set, never on the 
 WER and CER (PER for a phone model) with sclite-style Corr/Sub/Del/Ins counts, printed as a table.
 ``--data`` is anything :func:`asr.data.sources.load_utterances` reads (a JSONL manifest, a LibriSpeech
 folder, a Kaldi data dir). ``--mode stream`` feeds each file through the streaming recognizer in chunks of
-``--chunk-ms``, the same path live transcription uses. With ``--out``: ``utterances.jsonl`` (ref, hyp, counts,
+``--chunk-ms``, one encoder step each, the same path ``asr transcribe --stream`` and live transcription use
+(:mod:`asr.streaming.feed`; a chunk that is not whole 40 ms model steps is fed as given and stepped in the whole
+steps just above it). With ``--out``: ``utterances.jsonl`` (ref, hyp, counts,
 alignment, token times), ``summary.json`` (wer/per, cer, counts, real-time factor, settings) and
 ``report.txt`` (the table). Without ``--model`` the bundled model (``asr/assets/model/``) is used if present.
 """
@@ -40,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="full",
         help="full: one forward per utterance; stream: chunk by chunk with carried state",
     )
-    parser.add_argument("--chunk-ms", type=float, default=160.0, help="stream mode: audio per chunk (default 160)")
+    parser.add_argument(
+        "--chunk-ms", type=float, default=160.0, help="stream mode: audio per chunk fed, one encoder step (default 160)"
+    )
     parser.add_argument("--out", type=Path, help="write utterances.jsonl, summary.json and report.txt here")
     parser.add_argument("--max-utterances", type=int, help="evaluate only the first N utterances")
     parser.add_argument(

@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
         SourceLost,
         TranscriptWriter,
         open_output,
-        recognizer_config,
         run_live,
     )
     from asr.pipeline import load_asr_model, resolve_model_path
+    from asr.streaming.feed import recognizer_config
     from asr.streaming.recognizer import Recognizer
 
     output = None

@@ -78,11 +78,11 @@ def _token(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from asr.commands.lm_options import describe, lm_decoder_from_args, prefix_beam
-    from asr.live import recognizer_config
     from asr.pipeline import load_asr_model, resolve_model_path
     from asr.serve.app import run_server
     from asr.serve.config import ServeConfig
     from asr.serve.engine import Engine
+    from asr.streaming.feed import recognizer_config
     from asr.streaming.recognizer import Recognizer
 
     try:

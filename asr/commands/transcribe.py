@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stream", action="store_true", help="stream each file through the recognizer (asr.live.stream_files)"
     )
-    parser.add_argument("--chunk-ms", type=int, default=160, help="with --stream: audio per step (x40 ms)")
+    parser.add_argument(
+        "--chunk-ms", type=int, default=160, help="with --stream: audio per chunk fed, one encoder step (x40 ms)"
+    )
     parser.add_argument(
         "--partials", action="store_true", help="with --stream: partial results on their own lines also in a pipe"
     )

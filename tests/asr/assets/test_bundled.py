@@ -12,8 +12,8 @@ import torch
 from asr import pipeline
 from asr.cli import main
 from asr.data.manifest import read_manifest
-from asr.live import stream_samples
 from asr.streaming import EndpointConfig, Recognizer
+from asr.streaming.feed import stream_samples
 
 AUDIO = pipeline.BUNDLED_MODEL_DIR.parent / "audio"
 

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from asr.live import recognizer_config
 from asr.serve import protocol as proto
 from asr.serve.app import TokenBucket, _host_name
 from asr.serve.client import encode_frame, percentiles
 from asr.serve.config import ServeConfig, is_loopback
 from asr.serve.engine import Engine, Message, Outbox, Session, _Update
 from asr.serve.metrics import Metrics, parse_metrics
+from asr.streaming.feed import recognizer_config
 from asr.streaming.recognizer import Recognizer
 
 
