@@ -42,11 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _bench_common as bc
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_bench_common.py, tools/bench_streaming.py
-
-import _bench_common as bc  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHUNK_MS = 160
@@ -154,14 +151,15 @@ def recognizer_streams_per_core(audio: np.ndarray, n: int, seconds: float, seed:
     streams = [recognizer.create_stream() for _ in range(n)]
     n_chunks = int(seconds * 1000 / CHUNK_MS)
     cpu = 0.0
+    clock = bc.Clock(torch.device("cpu"))
     for c in range(n_chunks + 3):
-        t0 = time.thread_time()
-        for s, off in zip(streams, offsets):
-            at = (off + c * step) % len(audio)
-            s.accept_waveform(looped[at : at + step], 16000)
-        recognizer.decode(streams)
+        with clock:
+            for s, off in zip(streams, offsets):
+                at = (off + c * step) % len(audio)
+                s.accept_waveform(looped[at : at + step], 16000)
+            recognizer.decode(streams)
         if c >= 3:  # the first steps build the batch state
-            cpu += time.thread_time() - t0
+            cpu += clock.cpu
     for s in streams:
         recognizer.close_stream(s)
     audio_s = n * n_chunks * CHUNK_MS / 1000

@@ -42,27 +42,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _bench_common as bc
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_bench_common.py
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository root
-
-import _bench_common as bc  # noqa: E402
-
-from asr.configs import apply_overrides, parse_cli_overrides  # noqa: E402
-from asr.features import FbankConfig, GlobalCMVN, StreamingFbank, compute_fbank  # noqa: E402
-from asr.model.attention import SoftmaxAttentionState  # noqa: E402
-from asr.model.blocks import BlockState  # noqa: E402
-from asr.model.checkpoint import load_checkpoint  # noqa: E402
-from asr.model.config import ModelConfig  # noqa: E402
-from asr.model.ctc import CTCModel  # noqa: E402
-from asr.model.encoder import EncoderState  # noqa: E402
-from asr.model.inference import PackedStep  # noqa: E402
-from asr.pipeline import AsrModel, resolve_model_path  # noqa: E402
-from asr.streaming.feed import stream_samples  # noqa: E402
-from asr.streaming.recognizer import Recognizer, RecognizerConfig  # noqa: E402
-from asr.text.chars import CharTokenizer  # noqa: E402
+from asr.configs import apply_overrides, parse_cli_overrides
+from asr.features import FbankConfig, GlobalCMVN, StreamingFbank, compute_fbank
+from asr.model.attention import SoftmaxAttentionState
+from asr.model.blocks import BlockState
+from asr.model.checkpoint import load_checkpoint
+from asr.model.config import ModelConfig
+from asr.model.ctc import CTCModel
+from asr.model.encoder import EncoderState
+from asr.model.inference import PackedStep
+from asr.pipeline import AsrModel, resolve_model_path
+from asr.streaming.feed import stream_samples
+from asr.streaming.recognizer import Recognizer, RecognizerConfig
+from asr.text.chars import CharTokenizer
 
 CHUNK_FRAMES = 16  # feature frames per step: 160 ms
 FRAME_RATE = 100  # feature frames per second
@@ -126,35 +122,7 @@ def step_function(model: CTCModel, kind: str):
     raise ValueError(f"step must be one of {STEPS}, got {kind!r}")
 
 
-def state_bytes(state: Any) -> int:
-    if isinstance(state, torch.Tensor):
-        return state.numel() * state.element_size()
-    if isinstance(state, tuple):
-        return sum(state_bytes(x) for x in state)
-    return 0
-
-
 # ------------------------------------------------------------------------------------------- 1. latency
-
-
-class Clock:
-    """Wall time and this thread's CPU time. With one torch thread the CPU time is the work done, whatever
-    else runs on the machine (a shared machine's load inflates the wall time only); on CUDA use the wall."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def __enter__(self) -> Clock:
-        bc.synchronize(self.device)
-        self._wall, self._cpu = time.perf_counter(), time.thread_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        bc.synchronize(self.device)
-        self.wall = time.perf_counter() - self._wall
-        self.cpu = time.thread_time() - self._cpu
-        if self.device.type == "cuda":
-            self.cpu = self.wall
 
 
 def _summary(wall: list[float] | np.ndarray, cpu: list[float] | np.ndarray) -> dict[str, float]:
@@ -171,7 +139,7 @@ def _step_timer(model: CTCModel, device: torch.device, kind: str):
     fn = step_function(model, kind)
 
     def step(state: EncoderState) -> tuple[float, float, EncoderState]:
-        with Clock(device) as clock:
+        with bc.Clock(device) as clock:
             _, new = fn(x, state)
         return clock.wall, clock.cpu, new
 
@@ -253,7 +221,7 @@ def recompute_latency(
         lengths = torch.tensor([frames], device=device)
         walls, cpus = [], []
         for _ in range(3 if frames <= 10 * FRAME_RATE else 1):  # one call is plenty once it takes seconds
-            with Clock(device) as clock:
+            with bc.Clock(device) as clock:
                 model(feats, lengths)
             walls.append(clock.wall)
             cpus.append(clock.cpu)
@@ -278,7 +246,7 @@ def run_latency(args: argparse.Namespace, device: torch.device) -> dict[str, Any
     )
     caches = {c: kv_cache_state(softmax, c, device=device, seed=args.seed) for c in checkpoints}
     soft_replay = replay(softmax, caches, device=device, rounds=max(3, args.replay_rounds // 10), kind=kind)
-    kv_bytes = {c: state_bytes(s) for c, s in caches.items()}
+    kv_bytes = {c: bc.tensor_bytes(s) for c, s in caches.items()}
     del caches
     recompute = recompute_latency(softmax, checkpoints, device=device, cap_s=args.recompute_cap_s)
 
@@ -294,7 +262,7 @@ def run_latency(args: argparse.Namespace, device: torch.device) -> dict[str, Any
         "softmax_kv_replay": soft_replay,
         "softmax_kv_state_bytes": kv_bytes,
         "softmax_recompute": recompute,
-        "linear_state_bytes": state_bytes(linear.init_state(1, device)),
+        "linear_state_bytes": bc.tensor_bytes(linear.init_state(1, device)),
         "linear_ratio_last_first": ratio,
         "linear_ratio_last_first_wall": ratio_wall,
         "linear_ratio_last_first_trace": ratio_trace,
@@ -353,7 +321,7 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         cpus: dict[str, list[float]] = {k: [] for k in fns}
         for _ in range(args.rtf_repeats):
             for key, fn in fns.items():
-                with Clock(device) as clock:
+                with bc.Clock(device) as clock:
                     fn()
                 walls[key].append(clock.wall)
                 cpus[key].append(clock.cpu)
@@ -415,7 +383,7 @@ def run_pocketsphinx(audio: np.ndarray, chunk: int, *, repeats: int) -> dict[str
     decoder = Decoder(loglevel="FATAL")
     walls, cpus, text = [], [], ""
     for _ in range(repeats):
-        with Clock(torch.device("cpu")) as clock:
+        with bc.Clock(torch.device("cpu")) as clock:
             decoder.start_utt()
             for i in range(0, len(pcm), chunk):
                 decoder.process_raw(pcm[i : i + chunk].tobytes(), False, False)
@@ -507,7 +475,7 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
 
         def timed() -> float:
             nonlocal state
-            with Clock(device) as clock:
+            with bc.Clock(device) as clock:
                 _, state = step(x, state)
             return clock.cpu
 
@@ -534,7 +502,7 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
         offsets = np.random.default_rng(0).integers(0, len(audio) - 8 * chunk, size=n)
         cpus = []
         for r in range(6):  # round 0 is warm-up
-            with Clock(device) as clock:  # samples in, text out: accepting the chunk is part of the work
+            with bc.Clock(device) as clock:  # samples in, text out: accepting the chunk is part of the work
                 for s, o in zip(streams, offsets):
                     s.accept_waveform(audio[o + r * chunk : o + (r + 1) * chunk], 16000)
                 rec.decode(streams)
@@ -580,8 +548,8 @@ def run_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, 
         "achieved_over_bound_module": n_module / bound,
         "paired_over_bound": paired,
         "achieved_over_bound_recognizer": n_rec / bound,
-        "encoder_state_bytes_per_stream": state_bytes(rec_state.encoder),
-        "stream_state_bytes_per_stream": state_bytes(rec_state),
+        "encoder_state_bytes_per_stream": bc.tensor_bytes(rec_state.encoder),
+        "stream_state_bytes_per_stream": bc.tensor_bytes(rec_state),
         "params": model.num_params(),
     }
 

@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 BUNDLED_SETS = {
     "synth_test": "asr/assets/audio/synth_test.jsonl",

@@ -47,29 +47,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _bench_common as bc
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_bench_common.py
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository root
-
-import _bench_common as bc  # noqa: E402
-
-from asr.data.manifest import Utterance  # noqa: E402
-from asr.data.sources import load_utterances  # noqa: E402
-from asr.evaluate import evaluate_batch, reference_text  # noqa: E402
-from asr.model import PackedStep  # noqa: E402
-from asr.pipeline import AsrModel, load_asr_model, resolve_model_path  # noqa: E402
-from asr.scoring import score_corpus, score_utterance  # noqa: E402
-from asr.streaming import EndpointConfig, Recognizer, Segment  # noqa: E402
-from asr.streaming.feed import chunk_samples, feed_chunks, recognizer_config  # noqa: E402
-from asr.text.normalize import normalize_text  # noqa: E402
-
-try:
-    import psutil
-except ImportError:  # optional: RSS is then read from /proc/self/statm
-    psutil = None
+from asr.data.manifest import Utterance
+from asr.data.sources import load_utterances
+from asr.evaluate import evaluate_batch, reference_text
+from asr.model import PackedStep
+from asr.pipeline import AsrModel, load_asr_model, resolve_model_path
+from asr.scoring import score_corpus, score_utterance
+from asr.streaming import EndpointConfig, Recognizer, Segment
+from asr.streaming.feed import chunk_samples, feed_chunks, recognizer_config
+from asr.text.normalize import normalize_text
 
 logger = logging.getLogger("long_stream")
 
@@ -191,25 +182,6 @@ def build_signal(
 # --------------------------------------------------------------------------------------- the live stream
 
 
-def tensor_bytes(obj: Any) -> int:
-    """Bytes of every tensor in a (nested) state: tensors, NamedTuples, tuples, lists, dicts."""
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, (tuple, list)):
-        return sum(tensor_bytes(x) for x in obj)
-    if isinstance(obj, dict):
-        return sum(tensor_bytes(x) for x in obj.values())
-    return 0
-
-
-def rss_bytes() -> int:
-    """Resident set size of this process (psutil when installed, else /proc/self/statm)."""
-    if psutil is None:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return int(psutil.Process().memory_info().rss)
-
-
 @dataclass
 class StreamRun:
     text: str  # the whole transcript: finals (and a partial, if any) space-joined
@@ -250,6 +222,7 @@ def run_stream(
     wall, cpu = np.zeros(n_chunks), np.zeros(n_chunks)
     ends = np.minimum(np.arange(1, n_chunks + 1) * step, n) / sr
     stream = recognizer.create_stream()
+    clock = bc.Clock(recognizer.device)
     timeline: list[dict[str, float]] = []
     snapshots: dict[str, Any] = {}
     last_k = 0
@@ -259,9 +232,9 @@ def run_stream(
         lat, lat_cpu = wall[last_k:k], cpu[last_k:k]
         timeline.append({
             "t_s": round(t, 3),
-            "rss_bytes": rss_bytes(),
-            "encoder_state_bytes": tensor_bytes(stream.state.encoder),
-            "frontend_state_bytes": tensor_bytes(stream.state.fbank) + tensor_bytes(stream.state.feats),
+            "rss_bytes": bc.rss_bytes(),
+            "encoder_state_bytes": bc.tensor_bytes(stream.state.encoder),
+            "frontend_state_bytes": bc.tensor_bytes(stream.state.fbank) + bc.tensor_bytes(stream.state.feats),
             "latency_median_s": float(np.median(lat)) if lat.size else None,
             "latency_max_s": float(lat.max()) if lat.size else None,
             "latency_cpu_median_s": float(np.median(lat_cpu)) if lat.size else None,
@@ -272,9 +245,9 @@ def run_stream(
     next_t = sample_every_s
     chunks = feed_chunks(recognizer, stream, signal.samples, sr, chunk_ms=chunk_ms)
     for k in tqdm(range(n_chunks), desc="stream", unit="chunk", mininterval=1.0, disable=not progress):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        next(chunks)  # the chunk fed and decoded
-        wall[k], cpu[k] = time.perf_counter() - t0, time.thread_time() - c0
+        with clock:
+            next(chunks)  # the chunk fed and decoded
+        wall[k], cpu[k] = clock.wall, clock.cpu
         if ends[k] >= next_t or k == n_chunks - 1:
             sample(float(ends[k]), k + 1)
             if "first" not in snapshots and ends[k] >= snapshot_at_s - 1e-9:
@@ -282,10 +255,10 @@ def run_stream(
             while next_t <= ends[k]:
                 next_t += sample_every_s
     snapshots["end"] = stream.state.encoder
-    t0 = time.perf_counter()
-    stream.input_finished()
-    recognizer.decode([stream])
-    flush = time.perf_counter() - t0
+    with clock:
+        stream.input_finished()
+        recognizer.decode([stream])
+    flush = clock.wall
     result = stream.result
     recognizer.close_stream(stream)
     return StreamRun(result.text, result.finals, sr, step, ends, wall, cpu, timeline, flush, snapshots)
@@ -305,13 +278,14 @@ def replay_steps(
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(1, frames, bundle.features.n_mels, generator=g).to(bundle.device)  # [1, T, n_mels]
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in snapshots}
+    clock = bc.Clock(bundle.device)
     for r in range(rounds + 1):
         for name, state in snapshots.items():
-            t0, c0 = time.perf_counter(), time.thread_time()
-            lp, _ = step(x, state)
-            lp.cpu()
+            with clock:
+                lp, _ = step(x, state)
+                lp.cpu()
             if r:  # round 0 warms up
-                times[name].append((time.perf_counter() - t0, time.thread_time() - c0))
+                times[name].append((clock.wall, clock.cpu))
     out: dict[str, Any] = {"rounds": rounds}
     for name, t in times.items():
         out[f"{name}_median_s"] = float(np.median([w for w, _ in t]))
@@ -469,7 +443,7 @@ def summarize(run: StreamRun, *, duration_s: float) -> tuple[dict[str, Any], dic
         "encoder_state_end_bytes": end["encoder_state_bytes"],
         "encoder_state_constant": len(enc) == 1,
         "frontend_state_max_bytes": max(s["frontend_state_bytes"] for s in tl),
-        "rss_source": "/proc/self/statm" if psutil is None else "psutil",
+        "rss_source": "/proc/self/statm",
     }
     return memory, latency
 

@@ -58,7 +58,7 @@ def test_kv_cache_state_has_the_history_length_and_steps():
     with torch.inference_mode():
         _, new = model.step(torch.randn(1, 16, 80), state)
     assert new.layers[0].attention.k.shape[2] == frames + 4
-    assert bench.state_bytes(state) > bench.state_bytes(model.init_state(1))
+    assert bench.bc.tensor_bytes(state) > bench.bc.tensor_bytes(model.init_state(1))
 
 
 def test_pocketsphinx_peer_runs_on_speech():
