@@ -230,7 +230,7 @@ async def run_level(args: argparse.Namespace, server: Server, audio: np.ndarray,
 
 
 def run_levels(args: argparse.Namespace) -> dict[str, Any]:
-    from bench_streaming import load_speech
+    from bench.streaming_rtf import load_speech
 
     audio, files = load_speech(None)
     results: dict[str, Any] = {"levels": [], "speech_files": files, "args": vars(args) | {"out": str(args.out)}}
