@@ -2,9 +2,10 @@
 
 Each subcommand lives in its own module ``asr/commands/<name>.py`` exposing
 
-    HELP: str                                   # one line for ``asr --help``
     def add_arguments(parser) -> None           # fill an argparse parser
     def run(args) -> int                        # do the work, return an exit status
+
+and its one-line help is its entry in ``COMMANDS`` below (the only place it is written).
 
 Modules are imported only when their subcommand runs (``asr --help`` stays fast and never imports torch).
 """

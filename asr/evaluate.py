@@ -5,11 +5,11 @@ models the reference is the CMUdict phone string of the normalised words). Count
 runs the causal (or bidirectional) forward over whole utterances in length-sorted batches (an utterance longer than
 :data:`asr.pipeline.LONG_SECONDS` alone, in bounded memory: :meth:`AsrModel.utterance_log_probs`);
 ``mode="stream"`` feeds each file's samples at their own rate through the streaming recognizer in ``chunk_ms``
-chunks (:func:`asr.live.stream_samples`: the stream resamples), the same path as ``asr transcribe --stream`` and
-live transcription, so a file gives the same text there and here. Audio seconds and the real-time factor count
-the audio actually decoded (failed utterances and wrong manifest durations do not count). With ``lm`` (an
-:class:`asr.decoding.lm_decoder.LMDecoder`) both modes decode with the lexicon / n-gram LM beam search; a phone
-model decoded with a word lexicon then outputs words and is scored by WER.
+chunks, one encoder step each (:func:`asr.streaming.feed.stream_samples`: the stream resamples), the same path as
+``asr transcribe --stream`` and live transcription, so a file gives the same text there and here. Audio seconds
+and the real-time factor count the audio actually decoded (failed utterances and wrong manifest durations do not
+count). With ``lm`` (an :class:`asr.decoding.lm_decoder.LMDecoder`) both modes decode with the lexicon / n-gram LM
+beam search; a phone model decoded with a word lexicon then outputs words and is scored by WER.
 """
 
 from __future__ import annotations
@@ -175,11 +175,22 @@ def evaluate_batch(
             hyps[utt_id] = _hyp_text(bundle, hyp.text(bundle.tokenizer), lm)
             stamps[utt_id] = _timestamps(bundle, hyp)
     else:
-        from asr.live import stream_samples
-        from asr.streaming import EndpointConfig, Recognizer
+        from asr.streaming import EndpointConfig, Recognizer, RecognizerConfig
+        from asr.streaming.feed import chunk_frames_covering, stream_samples
 
+        # The encoder steps chunk_ms at a time, as in asr transcribe --stream and asr live (asr.streaming.feed).
+        frames = chunk_frames_covering(
+            chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, subsampling=bundle.model.subsampling_factor
+        )
+        logger.info("stream mode: %g ms chunks fed, encoder steps of %d feature frames", chunk_ms, frames)
         # One segment per utterance (no endpointing): the test sets are already segmented.
-        recognizer = Recognizer(bundle, beam=beam if lm is None else 1, endpoint=EndpointConfig(enabled=False), lm=lm)
+        recognizer = Recognizer(
+            bundle,
+            config=RecognizerConfig(chunk_frames=frames),
+            beam=beam if lm is None else 1,
+            endpoint=EndpointConfig(enabled=False),
+            lm=lm,
+        )
         for utt in utterances:
             try:
                 samples, rate = utt.read_audio()
@@ -312,6 +323,14 @@ def grid_search(
         )
     rows.sort(key=lambda r: (r["wer"], r["cer"]))
     return rows
+
+
+def format_grid(rows: list[dict]) -> str:
+    """``grid_search`` rows as a table: LM weight, word score, WER, CER, RTF."""
+    lines = [f"{'lm_weight':>9} {'word_score':>10} {'WER':>7} {'CER':>7} {'RTF':>7}"]
+    for r in rows:
+        lines.append(f"{r['lm_weight']:>9g} {r['word_score']:>10g} {r['wer']:>7.4f} {r['cer']:>7.4f} {r['rtf']:>7.4f}")
+    return "\n".join(lines)
 
 
 def write_grid(out_dir: Path, rows: list[dict], *, meta: dict) -> Path:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 if TYPE_CHECKING:  # the recognizer pulls in torch: imported where used, so `asr devices` stays light
-    from asr.streaming.recognizer import Recognizer, RecognizerConfig, Segment, Stream, StreamResult
+    from asr.streaming.recognizer import Recognizer, Segment, Stream, StreamResult
 
 logger = logging.getLogger(__name__)
 
@@ -44,34 +44,14 @@ __all__ = [
     "MicrophoneSource",
     "SourceLost",
     "TranscriptWriter",
-    "chunk_frames_for",
     "input_devices",
     "run_live",
     "stream_file",
     "stream_files",
-    "stream_samples",
 ]
 
 _CLEAR_LINE = "\r\x1b[K"  # carriage return + erase to end of line (ANSI)
 PARTIAL_MARK = "... "  # starts a partial result's line when partials are logged to a pipe or file
-
-
-def chunk_frames_for(chunk_ms: int, *, frame_shift_ms: float = 10.0, subsampling: int = 4) -> int:
-    """Feature frames per encoder step for ``chunk_ms`` of audio (a multiple of the subsampling factor)."""
-    step_ms = frame_shift_ms * subsampling
-    frames = chunk_ms / frame_shift_ms
-    if isinstance(chunk_ms, bool) or chunk_ms <= 0 or abs(chunk_ms / step_ms - round(chunk_ms / step_ms)) > 1e-9:
-        raise ValueError(
-            f"--chunk-ms must be a positive multiple of {step_ms:g} ms (frame shift {frame_shift_ms:g} ms x "
-            f"{subsampling}x subsampling), got {chunk_ms}"
-        )
-    return int(round(frames))
-
-
-def recognizer_config(chunk_ms: int, *, frame_shift_ms: float = 10.0, beam: int = 1) -> RecognizerConfig:
-    from asr.streaming.recognizer import RecognizerConfig
-
-    return RecognizerConfig(chunk_frames=chunk_frames_for(chunk_ms, frame_shift_ms=frame_shift_ms), beam=beam)
 
 
 # --------------------------------------------------------------------------------------------- display
@@ -154,42 +134,6 @@ class TranscriptWriter:
 # ------------------------------------------------------------------------------------------ file streaming
 
 
-def stream_samples(
-    recognizer: Recognizer,
-    samples: np.ndarray | Any,
-    sample_rate: int,
-    *,
-    chunk_ms: int,
-    on_update: Callable[[StreamResult], object] | None = None,
-    realtime: bool = False,
-) -> StreamResult:
-    """Feed ``samples`` (at ``sample_rate``) to a fresh stream ``chunk_ms`` at a time, decoding after each chunk,
-    as a microphone would deliver them; returns the final result (the stream is closed). ``realtime``: no chunk
-    is fed before its last sample would have been captured (a file played as if it were a microphone)."""
-    if chunk_ms <= 0:
-        raise ValueError(f"chunk_ms must be > 0, got {chunk_ms}")
-    step = max(1, int(round(sample_rate * chunk_ms / 1000)))
-    stream = recognizer.create_stream()
-    t0 = time.monotonic()
-    try:
-        for start in range(0, len(samples), step):
-            if realtime:
-                wait = t0 + min(start + step, len(samples)) / sample_rate - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-            stream.accept_waveform(samples[start : start + step], sample_rate)
-            if recognizer.decode([stream]) and on_update is not None:
-                on_update(stream.result)
-        stream.input_finished()
-        recognizer.decode([stream])
-        result = stream.result
-        if on_update is not None:
-            on_update(result)
-        return result
-    finally:
-        recognizer.close_stream(stream)
-
-
 def stream_file(
     recognizer: Recognizer,
     path: str | Path,
@@ -200,6 +144,7 @@ def stream_file(
 ) -> StreamResult:
     """Stream one audio file at its own sample rate (the stream resamples, exactly as for a microphone)."""
     from asr.audio import read_audio
+    from asr.streaming.feed import stream_samples
 
     samples, rate = read_audio(path)
 
@@ -496,11 +441,13 @@ def stream_files(
     realtime: bool = False,
     lm: Any = None,  # asr.decoding.lm_decoder.LMDecoder: decode with that lexicon / LM search
 ) -> int:
-    """``asr transcribe --stream``: each file through a stream in ``chunk_ms`` pieces, results shown as they
+    """``asr transcribe --stream``: each file through a stream in ``chunk_ms`` pieces (one encoder step each: see
+    :mod:`asr.streaming.feed`), results shown as they
     come (text: finals per line, ``FILE<TAB>`` first when several files; JSON: one object per final with
     ``file``, ``start``, ``end``). ``partials``: partial results on their own lines also when ``out`` is not a
     terminal; ``realtime``: chunks paced at the audio's own rate. Unreadable files are reported on ``err`` and
     skipped: exit status 1."""
+    from asr.streaming.feed import recognizer_config
     from asr.streaming.recognizer import Recognizer
 
     out = sys.stdout if out is None else out

@@ -31,6 +31,9 @@ from asr.text.tokenizers import tokenizer_from_dict
 
 logger = logging.getLogger(__name__)
 
+#: Where the bundled model (and its LM folder) lives inside the package: what commands use without --model.
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "model"
+
 #: Whole utterances longer than this (seconds) go through a causal model's streaming form in pieces this long.
 LONG_SECONDS = 60.0
 #: A bidirectional model sees a whole utterance at once: longer ones are refused (one forward over 10 minutes
@@ -173,6 +176,42 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     elif dev.type != "cpu":
         raise ValueError(f"device {str(device)!r}: only cpu and cuda devices are supported")
     return dev
+
+
+def _checkpoint_in(folder: Path) -> Path | None:
+    """``final.safetensors`` or ``model.safetensors`` in ``folder``, else its only ``*.safetensors``."""
+    for name in ("final.safetensors", "model.safetensors"):
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(folder.glob("*.safetensors"))
+    return found[0] if len(found) == 1 else None
+
+
+def resolve_model_path(model: str | os.PathLike | None, *, bundled_dir: Path | None = None) -> Path:
+    """The checkpoint file a ``--model`` value names: a file, a run folder (its ``final.safetensors`` or
+    ``model.safetensors``, else its only ``*.safetensors``) or None for the bundled model (in ``bundled_dir``,
+    default :data:`BUNDLED_MODEL_DIR`). ValueError saying what to do when there is none."""
+    if model is None:
+        bundled_dir = BUNDLED_MODEL_DIR if bundled_dir is None else bundled_dir
+        found = _checkpoint_in(bundled_dir) if bundled_dir.is_dir() else None
+        if found is None:
+            raise ValueError(
+                f"no --model given and no bundled model is installed yet (looked in {bundled_dir}); "
+                "pass --model CHECKPOINT (e.g. RUN_DIR/final.safetensors from 'asr train')"
+            )
+        return found
+    path = Path(model)
+    if path.is_dir():
+        found = _checkpoint_in(path)
+        if found is None:
+            raise ValueError(
+                f"--model {str(path)!r} is a folder without final.safetensors, model.safetensors or a single "
+                "*.safetensors file; name the checkpoint file"
+            )
+        return found
+    if not path.is_file():
+        raise ValueError(f"--model {str(path)!r} does not exist")
+    return path
 
 
 def load_asr_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> AsrModel:

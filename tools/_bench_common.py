@@ -1,4 +1,14 @@
-"""Shared helpers for the benchmark tools: machine info, timing, peak memory, growth prediction, output files.
+"""Shared helpers for the benchmark tools: machine info, timing, byte counts, peak memory, growth prediction,
+output files.
+
+The tools import this file as a sibling (``import _bench_common as bc``): Python puts a script's own folder
+first on ``sys.path``, and the project is installed (``pip install -e .``, as ``make test`` does), so no tool
+edits ``sys.path``.
+
+Timing
+------
+``Clock`` is the one timer: wall time and CPU time of a block (this thread's, or the whole process's), the
+device synchronised at both ends. ``time_call`` repeats a call through it.
 
 Peak memory
 -----------
@@ -141,13 +151,38 @@ class Timing:
     warmup: int  # untimed calls made first (when 0, times_s holds the one over-the-cap warm-up call)
 
 
+class Clock:
+    """Wall time and CPU time of the block it wraps: ``with Clock(device) as clock: ...``, then ``clock.wall``
+    and ``clock.cpu`` (seconds); ``device`` is synchronised at both ends.
+
+    CPU time is this thread's (``time.thread_time``): with one torch thread the work done, whatever else runs on
+    the machine (a shared machine's load inflates the wall time only); on CUDA, where that says nothing of the
+    GPU's work, it is the wall time. ``process=True``: the whole process's CPU time (every torch thread) as
+    measured, on any device."""
+
+    def __init__(self, device: torch.device, *, process: bool = False) -> None:
+        self.device = device
+        self.process = process
+        self._cpu_time = time.process_time if process else time.thread_time
+
+    def __enter__(self) -> Clock:
+        synchronize(self.device)
+        self._wall, self._cpu = time.perf_counter(), self._cpu_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        synchronize(self.device)
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = self._cpu_time() - self._cpu
+        if self.device.type == "cuda" and not self.process:
+            self.cpu = self.wall
+
+
 def _timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
     """(wall, process CPU) seconds of one call."""
-    synchronize(device)
-    c0, t0 = time.process_time(), time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - t0, time.process_time() - c0
+    with Clock(device, process=True) as clock:
+        fn()
+    return clock.wall, clock.cpu
 
 
 def time_call(
@@ -169,6 +204,29 @@ def time_call(
     n = max(1, min(repeats, int(budget_s / max(min(warm_times), 1e-9))))
     walls, cpus = zip(*(_timed(fn, device) for _ in range(n)))
     return Timing(statistics.median(walls), min(walls), tuple(walls), statistics.median(cpus), max(1, warmup))
+
+
+# ------------------------------------------------------------------------------------------ byte counts
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of every tensor in a (nested) state: tensors, NamedTuples, tuples, lists, dicts (anything else: 0)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, (tuple, list)):
+        return sum(tensor_bytes(x) for x in obj)
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(x) for x in obj.values())
+    return 0
+
+
+def rss_bytes(*, trim: bool = False) -> int:
+    """Resident set size of this process (Linux: /proc/self/statm). ``trim``: glibc's free pages handed back to
+    the kernel first (``malloc_trim``), so memory freed but still held by malloc does not count."""
+    if trim:
+        _malloc_trim()
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 # ------------------------------------------------------------------------------------------ peak memory

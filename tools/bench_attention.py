@@ -31,13 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _bench_common as bc
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_bench_common.py
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository root, for `kernels`
-
-import _bench_common as bc  # noqa: E402
 
 MODES = ("fwd", "fwd+bwd")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}

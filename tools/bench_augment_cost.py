@@ -16,16 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import _bench_common as bc
 import numpy as np
 import soundfile as sf
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_bench_common.py
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository root
-
-import _bench_common as bc  # noqa: E402
-
-from asr.augment import (  # noqa: E402
+from asr.augment import (
     CODECS,
     BabbleConfig,
     CodecConfig,
@@ -40,7 +36,7 @@ from asr.augment import (  # noqa: E402
     build_rir_bank,
     speed_perturb,
 )
-from asr.features import FbankConfig, compute_fbank  # noqa: E402
+from asr.features import FbankConfig, compute_fbank
 
 SR = 16000
 def _median_ms(fn, repeats: int) -> float:

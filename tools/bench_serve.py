@@ -42,11 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _bench_common as bc
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_bench_common.py, tools/bench_streaming.py
-
-import _bench_common as bc  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHUNK_MS = 160
@@ -140,12 +137,12 @@ def recognizer_streams_per_core(audio: np.ndarray, n: int, seconds: float, seed:
     """The Recognizer alone: n streams fed 160 ms chunks of real speech and decoded together in this thread."""
     import torch
 
-    from asr.commands._model import load_model
-    from asr.live import recognizer_config
+    from asr.pipeline import load_asr_model, resolve_model_path
+    from asr.streaming.feed import recognizer_config
     from asr.streaming.recognizer import Recognizer
 
     torch.set_num_threads(1)
-    bundle = load_model(None)
+    bundle = load_asr_model(resolve_model_path(None))
     recognizer = Recognizer(bundle, device="cpu", config=recognizer_config(CHUNK_MS))
     rng = np.random.default_rng(seed)
     step = 16000 * CHUNK_MS // 1000
@@ -154,14 +151,15 @@ def recognizer_streams_per_core(audio: np.ndarray, n: int, seconds: float, seed:
     streams = [recognizer.create_stream() for _ in range(n)]
     n_chunks = int(seconds * 1000 / CHUNK_MS)
     cpu = 0.0
+    clock = bc.Clock(torch.device("cpu"))
     for c in range(n_chunks + 3):
-        t0 = time.thread_time()
-        for s, off in zip(streams, offsets):
-            at = (off + c * step) % len(audio)
-            s.accept_waveform(looped[at : at + step], 16000)
-        recognizer.decode(streams)
+        with clock:
+            for s, off in zip(streams, offsets):
+                at = (off + c * step) % len(audio)
+                s.accept_waveform(looped[at : at + step], 16000)
+            recognizer.decode(streams)
         if c >= 3:  # the first steps build the batch state
-            cpu += time.thread_time() - t0
+            cpu += clock.cpu
     for s in streams:
         recognizer.close_stream(s)
     audio_s = n * n_chunks * CHUNK_MS / 1000
@@ -232,7 +230,7 @@ async def run_level(args: argparse.Namespace, server: Server, audio: np.ndarray,
 
 
 def run_levels(args: argparse.Namespace) -> dict[str, Any]:
-    from bench_streaming import load_speech
+    from bench.streaming_rtf import load_speech
 
     audio, files = load_speech(None)
     results: dict[str, Any] = {"levels": [], "speech_files": files, "args": vars(args) | {"out": str(args.out)}}

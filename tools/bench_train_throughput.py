@@ -34,16 +34,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _bench_common as bc
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_bench_common.py
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository root
-
-import _bench_common as bc  # noqa: E402
-
-from asr.configs import parse_cli_overrides  # noqa: E402
-from asr.train.precision import choose_precision, cpu_native_bf16  # noqa: E402
-from asr.train.trainer import load_train_config, train  # noqa: E402
+from asr.configs import parse_cli_overrides
+from asr.train.precision import choose_precision, cpu_native_bf16
+from asr.train.trainer import load_train_config, train
 
 COMPARISONS = {
     "precision": [("fp32", {"precision": "fp32"}), ("bf16", {"precision": "bf16"})],

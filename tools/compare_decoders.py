@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 BUNDLED_SETS = {
     "synth_test": "asr/assets/audio/synth_test.jsonl",
@@ -122,11 +120,11 @@ def _summary(values: list[float]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from asr.commands._model import load_model, resolve_model_path
     from asr.data.sources import load_utterances
     from asr.decoding.lm_decoder import LMDecoder
     from asr.evaluate import evaluate_batch
     from asr.lm.folder import folder_decoder, read_lm_folder
+    from asr.pipeline import load_asr_model, resolve_model_path
     from asr.scoring import score_corpus
     from asr.text.normalize import normalize_text
 
@@ -145,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()[0]  # the figures' conditions: other jobs on the machine slow the RTF
     sets = dict(s.split("=", 1) for s in args.set) if args.set else BUNDLED_SETS
     model_path = resolve_model_path(args.model)
-    bundle = load_model(model_path)
+    bundle = load_asr_model(model_path)
     folder = read_lm_folder(args.lm)
     with_lm = folder_decoder(folder, bundle.tokenizer)
     lexicon_only = LMDecoder(

@@ -45,12 +45,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
-
-from asr.data.manifest import Utterance  # noqa: E402
-from asr.data.sources import load_utterances  # noqa: E402
-from asr.peers import sets  # noqa: E402
-from asr.peers.pocketsphinx import (  # noqa: E402
+from asr.data.manifest import Utterance
+from asr.data.sources import load_utterances
+from asr.peers import sets
+from asr.peers.pocketsphinx import (
     SAMPLE_RATE,
     clean_hypothesis,
     decode_pcm,
@@ -59,7 +57,7 @@ from asr.peers.pocketsphinx import (  # noqa: E402
     pocketsphinx_version,
     to_pcm16,
 )
-from asr.text.normalize import normalize_text  # noqa: E402
+from asr.text.normalize import normalize_text
 
 DEFAULT_DATA = ("synth_test=data/synth/test", "realspeech=data/realspeech/realspeech.jsonl")
 DEFAULT_OUT = "runs/peer_pocketsphinx"

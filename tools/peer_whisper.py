@@ -37,12 +37,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
-
-from asr.data.manifest import Utterance  # noqa: E402
-from asr.data.sources import load_utterances  # noqa: E402
-from asr.peers import sets  # noqa: E402
-from asr.peers.whisper import SAMPLE_RATE, WhisperConfig, whisper_versions  # noqa: E402
+from asr.data.manifest import Utterance
+from asr.data.sources import load_utterances
+from asr.peers import sets
+from asr.peers.whisper import SAMPLE_RATE, WhisperConfig, whisper_versions
 
 DEFAULT_DATA = ("synth_test=data/synth/test", "realspeech=data/realspeech/realspeech.jsonl")
 DEFAULT_OUT = "runs/peer_whisper"

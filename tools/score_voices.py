@@ -48,13 +48,11 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
-
-from asr.audio import load_audio  # noqa: E402
-from asr.data.manifest import Utterance, write_manifest  # noqa: E402
-from asr.scoring import ErrorCounts, score_utterance  # noqa: E402
-from asr.synth.generate import PLAN_FILE, setting_key, utterance_path  # noqa: E402
-from asr.text.normalize import normalize_text  # noqa: E402
+from asr.audio import load_audio
+from asr.data.manifest import Utterance, write_manifest
+from asr.scoring import ErrorCounts, score_utterance
+from asr.synth.generate import PLAN_FILE, setting_key, utterance_path
+from asr.text.normalize import normalize_text
 
 logger = logging.getLogger("score_voices")
 

@@ -21,12 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from bench_serve import REPO, Server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/bench_serve.py
-
-from bench_serve import REPO, Server  # noqa: E402
-
-from asr.serve.browser import open_page, page_state, wait_until  # noqa: E402
+from asr.serve.browser import open_page, page_state, wait_until
 
 SENTENCES = 4
 

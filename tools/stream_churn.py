@@ -25,26 +25,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _bench_common as bc
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_bench_common.py
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository root
-
-import _bench_common as bc  # noqa: E402
-
-from asr.commands._model import load_model  # noqa: E402
-from asr.streaming import Recognizer  # noqa: E402
+from asr.pipeline import load_asr_model, resolve_model_path
+from asr.streaming import Recognizer
 
 logger = logging.getLogger("stream_churn")
 
 DEFAULT_AUDIO = Path(__file__).resolve().parent.parent / "asr" / "assets" / "audio" / "real" / "goforward.flac"
-
-
-def _rss_bytes() -> int:
-    bc._malloc_trim()
-    return bc._proc_status_bytes(("VmRSS",))["VmRSS"]
 
 
 def _tensors() -> int:
@@ -92,7 +83,7 @@ def churn(
             records.append(
                 {
                     "streams_done": done,
-                    "rss_bytes": _rss_bytes(),
+                    "rss_bytes": bc.rss_bytes(trim=True),
                     "tensors": _tensors(),
                     "registered": len(recognizer.streams),
                     "seconds": round(time.perf_counter() - t0, 2),
@@ -141,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     samples, rate = read_audio(args.audio)
     n = int(args.seconds * rate)
     samples = np.resize(samples.numpy(), n).astype(np.float32)  # cut, or repeated to the length
-    recognizer = Recognizer(load_model(args.model), device="cpu")
+    recognizer = Recognizer(load_asr_model(resolve_model_path(args.model)), device="cpu")
     records = churn(
         recognizer, samples, rate, streams=args.streams, concurrent=args.concurrent, chunk_ms=args.chunk_ms,
         sample_every=args.sample_every, progress=not args.no_progress,

@@ -20,16 +20,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from asr.commands._lm import add_lm_arguments, describe, lm_decoder_from_args
-    from asr.commands._model import load_model, resolve_model_path
-    from asr.commands.eval import format_grid
+    from asr.commands.lm_options import add_lm_arguments, describe, lm_decoder_from_args
     from asr.data.sources import load_utterances
-    from asr.evaluate import grid_search, write_grid
+    from asr.evaluate import format_grid, grid_search, write_grid
+    from asr.pipeline import load_asr_model, resolve_model_path
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", action="append", required=True, help="dev set(s): manifest or folder (repeatable)")
@@ -49,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = [float(x) for x in args.lm_weights.split(",")]
     scores = [float(x) for x in args.word_scores.split(",")]
     model_path = resolve_model_path(args.model)
-    bundle = load_model(model_path)
+    bundle = load_asr_model(model_path)
     lm = lm_decoder_from_args(args, bundle.tokenizer)
     if lm is None:
         parser.error("no LM decoder: give --lm (and --lexicon), or install the bundled LM")

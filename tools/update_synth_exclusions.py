@@ -17,12 +17,9 @@ missing from it.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
-
-from asr.synth.text import (  # noqa: E402
+from asr.synth.text import (
     REALSPEECH_REFERENCE_MANIFESTS,
     REFERENCE_FILE,
     reference_exclusions,

@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-HELP = "list audio input devices (for 'asr live --input-device')"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per device")

@@ -6,14 +6,16 @@
     asr eval --data DEV --grid --lm-weights 0.5,1,2 --word-scores=-2,-1,0 --out runs/tune   # tune on a dev set
 
 Decoding: the bundled LM with its lexicon by default (when it fits the model), ``--lm``/``--lexicon`` for others,
-``--no-lm`` for greedy CTC (``--no-lm --beam N``: prefix beam search); see :mod:`asr.commands._lm`.
+``--no-lm`` for greedy CTC (``--no-lm --beam N``: prefix beam search); see :mod:`asr.commands.lm_options`.
 ``--grid`` decodes the set once per (lm weight, word score) pair from one forward pass (full mode) and writes
 the table (``grid.json``, printed), best first: tune on a dev set, never on the test set.
 
 WER and CER (PER for a phone model) with sclite-style Corr/Sub/Del/Ins counts, printed as a table.
 ``--data`` is anything :func:`asr.data.sources.load_utterances` reads (a JSONL manifest, a LibriSpeech
 folder, a Kaldi data dir). ``--mode stream`` feeds each file through the streaming recognizer in chunks of
-``--chunk-ms``, the same path live transcription uses. With ``--out``: ``utterances.jsonl`` (ref, hyp, counts,
+``--chunk-ms``, one encoder step each, the same path ``asr transcribe --stream`` and live transcription use
+(:mod:`asr.streaming.feed`; a chunk that is not whole 40 ms model steps is fed as given and stepped in the whole
+steps just above it). With ``--out``: ``utterances.jsonl`` (ref, hyp, counts,
 alignment, token times), ``summary.json`` (wer/per, cer, counts, real-time factor, settings) and
 ``report.txt`` (the table). Without ``--model`` the bundled model (``asr/assets/model/``) is used if present.
 """
@@ -28,8 +30,6 @@ from pathlib import Path
 
 from asr.commands._args import positive_int
 
-HELP = "WER/CER (or PER) of a model on a data set, full-utterance or streaming"
-
 logger = logging.getLogger(__name__)
 
 
@@ -42,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="full",
         help="full: one forward per utterance; stream: chunk by chunk with carried state",
     )
-    parser.add_argument("--chunk-ms", type=float, default=160.0, help="stream mode: audio per chunk (default 160)")
+    parser.add_argument(
+        "--chunk-ms", type=float, default=160.0, help="stream mode: audio per chunk fed, one encoder step (default 160)"
+    )
     parser.add_argument("--out", type=Path, help="write utterances.jsonl, summary.json and report.txt here")
     parser.add_argument("--max-utterances", type=int, help="evaluate only the first N utterances")
     parser.add_argument(
@@ -61,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--word-scores", default="-3,-2,-1,0,1", help="--grid: comma-separated word scores (--word-scores=-3,-1,0)"
     )
-    from asr.commands._lm import add_lm_arguments
+    from asr.commands.lm_options import add_lm_arguments
 
     add_lm_arguments(parser)
 
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from asr.commands._model import load_model, resolve_model_path
+    from asr.pipeline import load_asr_model, resolve_model_path
 
     if args.chunk_ms <= 0 or (args.max_utterances is not None and args.max_utterances < 1):
         print(
@@ -98,14 +100,14 @@ def _run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)  # on a busy machine, 1 thread can be much faster than several
-    from asr.commands._lm import config_dict, describe, lm_decoder_from_args, prefix_beam
+    from asr.commands.lm_options import config_dict, describe, lm_decoder_from_args, prefix_beam
 
     try:
         grid = _grid_values(args) if args.grid else None
         if args.out is not None:
             _check_out(args.out)
         model_path = resolve_model_path(args.model)
-        bundle = load_model(model_path, device=args.device)
+        bundle = load_asr_model(model_path, device=args.device)
         # files checked before any audio is read
         lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)
         if grid is not None and lm is None:
@@ -124,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     from asr.evaluate import evaluate_batch, report, write_report
 
     if grid is not None:
-        from asr.evaluate import grid_search, write_grid
+        from asr.evaluate import format_grid, grid_search, write_grid
 
         rows = grid_search(
             bundle, utterances, lm, lm_weights=grid[0], word_scores=grid[1], progress=not args.no_progress
@@ -199,10 +201,3 @@ def _grid_values(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     if args.mode != "full":
         raise ValueError("--grid runs in full mode (one forward pass, every setting decoded from it)")
     return floats(args.lm_weights, "--lm-weights"), floats(args.word_scores, "--word-scores")
-
-
-def format_grid(rows: list[dict]) -> str:
-    lines = [f"{'lm_weight':>9} {'word_score':>10} {'WER':>7} {'CER':>7} {'RTF':>7}"]
-    for r in rows:
-        lines.append(f"{r['lm_weight']:>9g} {r['word_score']:>10g} {r['wer']:>7.4f} {r['cer']:>7.4f} {r['rtf']:>7.4f}")
-    return "\n".join(lines)

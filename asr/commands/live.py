@@ -9,7 +9,7 @@ receives one final per line as they arrive. If the input dies (device unplugged,
 nothing for 10 s, the same happens with an error on stderr and exit status 1. ``asr devices`` lists the input
 devices. Decoding uses the bundled LM and lexicon when they fit the model (``--lm``/``--lexicon`` for others,
 ``--no-lm`` for greedy CTC): each stream runs its own LM search, partials are its current best, finals come at
-endpoints (see :mod:`asr.commands._lm`).
+endpoints (see :mod:`asr.commands.lm_options`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import logging
 import signal
 import sys
 import threading
-
-HELP = "transcribe the microphone live (partials in place, finals on new lines; Ctrl-C to stop)"
 
 logger = logging.getLogger("asr.live")
 
@@ -44,28 +42,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--chunk-ms", type=int, default=160, help="audio per encoder step, a multiple of 40 ms (default 160)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per final on stdout")
-    from asr.commands._lm import add_lm_arguments
+    from asr.commands.lm_options import add_lm_arguments
 
     add_lm_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from asr.commands._lm import lm_decoder_from_args, prefix_beam
-    from asr.commands._model import load_model
+    from asr.commands.lm_options import lm_decoder_from_args, prefix_beam
     from asr.live import (
         LiveConfig,
         MicrophoneSource,
         SourceLost,
         TranscriptWriter,
         open_output,
-        recognizer_config,
         run_live,
     )
+    from asr.pipeline import load_asr_model, resolve_model_path
+    from asr.streaming.feed import recognizer_config
     from asr.streaming.recognizer import Recognizer
 
     output = None
     try:
-        bundle = load_model(args.model, device="cpu")
+        bundle = load_asr_model(resolve_model_path(args.model), device="cpu")
         # files checked before the microphone opens
         lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)
         config = recognizer_config(

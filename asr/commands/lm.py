@@ -19,8 +19,6 @@ import logging
 import sys
 from pathlib import Path
 
-HELP = "build an n-gram LM + lexicon (asr lm build), or a lexicon for a model (asr lm lexicon)"
-
 logger = logging.getLogger(__name__)
 
 
@@ -60,9 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _tokenizer(model: str | None):
-    from asr.commands._model import load_model
+    from asr.pipeline import load_asr_model, resolve_model_path
 
-    return load_model(model).tokenizer
+    return load_asr_model(resolve_model_path(model)).tokenizer
 
 
 def _build(args: argparse.Namespace) -> int:

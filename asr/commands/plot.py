@@ -15,8 +15,6 @@ import csv
 import sys
 from pathlib import Path
 
-HELP = "draw the loss and dev-WER curves of training runs to a PNG"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -39,8 +39,6 @@ from asr.data.manifest import (
 
 logger = logging.getLogger(__name__)
 
-HELP = "corpora (librispeech, kaldi, wsj, realspeech) -> JSONL manifests + a summary of what was skipped"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="corpus", required=True, metavar="CORPUS")

@@ -20,8 +20,6 @@ from pathlib import Path
 
 from asr.commands._args import positive_int
 
-HELP = "serve live transcription over WebSockets (page at /, /ws, /healthz, /metrics)"
-
 logger = logging.getLogger("asr.serve")
 
 #: Environment variable holding the bearer token (a token on the command line shows in `ps`).
@@ -61,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-messages-per-s", type=float, default=d.max_messages_per_s, help="per stream")
     parser.add_argument("--batch-window-ms", type=float, default=d.batch_window_ms, help="least time between steps")
     parser.add_argument("--shutdown-grace", type=float, default=d.shutdown_grace_s, help="seconds to finish streams")
-    from asr.commands._lm import add_lm_arguments
+    from asr.commands.lm_options import add_lm_arguments
 
     add_lm_arguments(parser)  # the decoder options of asr transcribe / asr live
 
@@ -79,12 +77,12 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from asr.commands._lm import describe, lm_decoder_from_args, prefix_beam
-    from asr.commands._model import load_model
-    from asr.live import recognizer_config
+    from asr.commands.lm_options import describe, lm_decoder_from_args, prefix_beam
+    from asr.pipeline import load_asr_model, resolve_model_path
     from asr.serve.app import run_server
     from asr.serve.config import ServeConfig
     from asr.serve.engine import Engine
+    from asr.streaming.feed import recognizer_config
     from asr.streaming.recognizer import Recognizer
 
     try:
@@ -108,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        bundle = load_model(args.model, device="cpu")
+        bundle = load_asr_model(resolve_model_path(args.model), device="cpu")
         lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)  # checked before serving
         rconfig = recognizer_config(
             args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=prefix_beam(args) if lm is None else 1

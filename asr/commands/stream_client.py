@@ -18,8 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-HELP = "stream an audio file to 'asr serve' in real time and print what comes back"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE", help="audio file (wav, flac, ogg, mp3, ...)")

@@ -7,8 +7,6 @@ import json
 import os
 from pathlib import Path
 
-HELP = "synthesise a mixed-engine speech corpus (LibriSpeech layout, resumable)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from asr.synth.engines import ENGINES

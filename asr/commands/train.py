@@ -19,8 +19,6 @@ import os
 import sys
 from pathlib import Path
 
-HELP = "train a CTC model from a YAML recipe (resumable; several processes via torchrun)"
-
 logger = logging.getLogger(__name__)
 
 

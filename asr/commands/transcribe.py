@@ -9,8 +9,8 @@
 Each file is read whole (any format soundfile reads; resampled to the model's rate, channels averaged), run
 through the full-utterance forward and decoded with the lexicon + n-gram LM beam search (the bundled LM when it
 fits the model, or ``--lm``/``--lexicon``), or with ``--no-lm`` greedily (or with a CTC prefix beam of width
-``--beam``); see :mod:`asr.commands._lm`. The LM files are checked before any audio is read. A file that cannot be
-read is reported on stderr and the others are still transcribed (exit status 1).
+``--beam``); see :mod:`asr.commands.lm_options`. The LM files are checked before any audio is read. A file that
+cannot be read is reported on stderr and the others are still transcribed (exit status 1).
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from typing import Any
 
 from asr.commands._args import positive_int
 
-HELP = "transcribe audio files with a model (the bundled one by default)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files (wav, flac, ogg, mp3, ...)")
@@ -36,14 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stream", action="store_true", help="stream each file through the recognizer (asr.live.stream_files)"
     )
-    parser.add_argument("--chunk-ms", type=int, default=160, help="with --stream: audio per step (x40 ms)")
+    parser.add_argument(
+        "--chunk-ms", type=int, default=160, help="with --stream: audio per chunk fed, one encoder step (x40 ms)"
+    )
     parser.add_argument(
         "--partials", action="store_true", help="with --stream: partial results on their own lines also in a pipe"
     )
     parser.add_argument(
         "--realtime", action="store_true", help="with --stream: feed chunks at the audio's own pace, like a microphone"
     )
-    from asr.commands._lm import add_lm_arguments
+    from asr.commands.lm_options import add_lm_arguments
 
     add_lm_arguments(parser)
 
@@ -98,8 +98,8 @@ def _transcribe_offline(bundle, log_probs, *, beam: int, lm=None) -> dict[str, A
 
 
 def run(args: argparse.Namespace) -> int:
-    from asr.commands._lm import lm_decoder_from_args, prefix_beam
-    from asr.commands._model import load_model
+    from asr.commands.lm_options import lm_decoder_from_args, prefix_beam
+    from asr.pipeline import load_asr_model, resolve_model_path
 
     if (args.partials or args.realtime) and not args.stream:
         print("asr transcribe: error: --partials and --realtime apply to --stream only", file=sys.stderr)
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        bundle = load_model(args.model, device=args.device)
+        bundle = load_asr_model(resolve_model_path(args.model), device=args.device)
         # files checked before any audio is read
         lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)
     except ValueError as exc:

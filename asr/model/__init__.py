@@ -2,6 +2,8 @@
 
 Every layer has ``forward`` (whole utterances) and ``step(chunk, state) -> (y, state)`` (streaming) side by
 side, with typed, batch-first, immutable states; ``stack_states`` / ``unstack_state`` batch and unbatch them.
+The modules' ``step`` is the plain reference form; ``PackedStep`` (asr.model.inference, packed per layer) is the
+fast form for inference, on the same states.
 """
 
 from asr.model.attention import LinearAttention, LinearAttentionState, SoftmaxAttention, SoftmaxAttentionState
@@ -11,7 +13,7 @@ from asr.model.config import ModelConfig
 from asr.model.conv_module import ConvModule, ConvState
 from asr.model.ctc import CTCModel
 from asr.model.encoder import Encoder, EncoderState, stack_states, unstack_state
-from asr.model.packed import PackedStep
+from asr.model.inference import PackedStep
 from asr.model.subsampling import CausalConvSubsampling, SubsamplingState
 
 __all__ = [

@@ -3,9 +3,10 @@
 Both take x [B, T, d_model] and return [B, T, d_model]; heads use the kernel layout [B, T, H, D].
 
 Linear (Katharopoulos et al. 2020): out_t = phi(q_t) . S_t / (phi(q_t) . z_t + eps), computed by
-``kernels.causal_linear_attention`` in forward and, with the carried LinearAttentionState(S, z), in step: with
-``backend="auto"`` step calls the kernels' lean streaming form ``causal_linear_attention_step`` (a dozen ops
-per chunk, no dispatch), with a named backend it calls that backend.
+``kernels.causal_linear_attention`` in forward and, with the carried LinearAttentionState(S, z), in step: the
+same projection, feature map, decay and norm as forward (step is the plain reference form; the fast inference
+form is asr.model.inference); with ``backend="auto"`` step calls the kernels' lean streaming form
+``causal_linear_attention_step`` (no dispatch), with a named backend it calls that backend.
 Options: feature map (``kernels.get_feature_map``: elu+1, relu, positive random features), per-head or
 data-dependent decay, per-head output norm. Non-causal (offline) form: ``kernels.noncausal_linear_attention``,
 one global S, z per utterance over the valid (unpadded) keys.
@@ -24,14 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from asr.model.config import ModelConfig
-from kernels import (
-    EluPlusOne,
-    LinearAttentionState,
-    causal_linear_attention,
-    elu_plus_one,
-    get_feature_map,
-    noncausal_linear_attention,
-)
+from kernels import LinearAttentionState, causal_linear_attention, get_feature_map, noncausal_linear_attention
 from kernels.linear_attention import causal_linear_attention_step
 
 __all__ = ["LinearAttention", "LinearAttentionState", "SoftmaxAttention", "SoftmaxAttentionState"]
@@ -54,15 +48,6 @@ class _HeadNorm(nn.Module):
         else:
             y = F.layer_norm(xf, xf.shape[-1:], eps=self.eps) * self.weight + self.bias
         return y if y.dtype == x.dtype else y.to(x.dtype)
-
-
-def _elu_plus_one(x: torch.Tensor) -> torch.Tensor:
-    """``kernels.elu_plus_one`` bit for bit (x + 1 for x > 0, exp(x) otherwise, as exp(min(x, 0)) + max(x, 0)),
-    without its torch.where: ~6x faster on the CPU for a streaming step's q and k. With autograd on it is
-    ``elu_plus_one`` itself (whose gradient at x = 0 is the exp branch's; this form's would count both)."""
-    if torch.is_grad_enabled():
-        return elu_plus_one(x)
-    return torch.exp(x.clamp(max=0.0)).add_(x.clamp(min=0.0))
 
 
 def _check_chunk(x: torch.Tensor, d_model: int) -> None:
@@ -142,35 +127,17 @@ class LinearAttention(nn.Module):
             raise ValueError("a non-causal attention layer has no streaming state (set causal=True to stream)")
         return LinearAttentionState.zeros(batch_size, self.heads, self.key_dim, self.head_dim, device=device)
 
-    def _project_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``_project`` for a streaming chunk: the same numbers, laid out as [B, H, T, D] in memory (one copy)
-        and returned as [B, T, H, D] views, which the step kernel uses without further copies."""
-        b, t, _ = x.shape
-        heads = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).contiguous()
-        if self.random_features:
-            q, k, v = heads.unbind(0)  # each [B, H, T, D]
-            scale = self.head_dim**-0.25
-            q, k = self.phi(q * scale, is_query=True), self.phi(k * scale)
-        elif isinstance(self.phi, EluPlusOne):  # q and k in one call, and without torch.where (slow on the CPU)
-            q, k = _elu_plus_one(heads[:2]).unbind(0)
-            v = heads[2]
-        else:  # an elementwise feature map: q and k in one call
-            q, k = self.phi(heads[:2]).unbind(0)
-            v = heads[2]
-        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-
     def step(self, x: torch.Tensor, state: LinearAttentionState) -> tuple[torch.Tensor, LinearAttentionState]:
         """x: [B, T, d_model] chunk, state from init_state or the previous step -> (y, new state)."""
         if not self.causal:
             raise ValueError("a non-causal attention layer cannot step (set causal=True to stream)")
         _check_chunk(x, self.d_model)
+        q, k, v = self._project(x)
         if self.backend == "auto":
-            q, k, v = self._project_heads(x)
             o, new_state = causal_linear_attention_step(
                 q, k, v, state, decay=self._decay(x), eps=self.eps, chunk_size=self.chunk_size
             )
         else:
-            q, k, v = self._project(x)
             o, new_state = causal_linear_attention(
                 q,
                 k,
@@ -207,7 +174,8 @@ class SoftmaxAttentionState(NamedTuple):
     valid: torch.Tensor  # [B, L] bool
 
     @staticmethod
-    def _stack(items: list[SoftmaxAttentionState]) -> SoftmaxAttentionState:
+    def stack_batch(items: list[SoftmaxAttentionState]) -> SoftmaxAttentionState:
+        """Streams' caches in one batch (``asr.model.state.stack_tree``): shorter ones left-padded."""
         length = max(s.k.shape[2] for s in items)
         shapes = {(s.k.shape[1], s.k.shape[3]) for s in items}
         if len(shapes) != 1:
@@ -224,7 +192,8 @@ class SoftmaxAttentionState(NamedTuple):
         padded = [pad(s) for s in items]
         return SoftmaxAttentionState(*(torch.cat([getattr(s, f) for s in padded]) for f in ("k", "v", "valid")))
 
-    def _select(self, b: int) -> SoftmaxAttentionState:
+    def select_row(self, b: int) -> SoftmaxAttentionState:
+        """Row ``b`` as a batch-1 cache of its valid slots (copies; ``asr.model.state.select_tree``)."""
         keep = int(self.valid[b].sum())
         start = self.k.shape[2] - keep
         return SoftmaxAttentionState(

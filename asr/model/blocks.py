@@ -31,7 +31,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.silu(self.inner(x))
-        return self.outer(self.dropout(h) if self.training else h)  # eval: dropout is the identity
+        return self.outer(self.dropout(h))
 
     def flops_per_frame(self) -> float:
         return 2.0 * 2 * self.inner.in_features * self.inner.out_features
@@ -76,18 +76,16 @@ class EncoderBlock(nn.Module):
         return BlockState(self.attention.init_state(batch_size, device), conv)
 
     def step(self, x: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState]:
-        """x: [B, C, d_model] chunk -> (y, new state)."""
+        """x: [B, C, d_model] chunk -> (y, new state): ``forward`` with each layer's carried state."""
         a, attention_state = self.attention.step(self.norm_attention(x), state.attention)
-        x = x + (self.dropout(a) if self.training else a)  # (eval: skip the identity call on the hot path)
+        x = x + self.dropout(a)
         conv_state = None
         if self.conv is not None:
             if state.conv is None:
                 raise ValueError("block has a conv module but its state has no conv cache")
             c, conv_state = self.conv.step(self.norm_conv(x), state.conv)
             x = x + c
-        f = self.ff(self.norm_ff(x))
-        x = x + (self.dropout(f) if self.training else f)
-        return x, BlockState(attention_state, conv_state)
+        return x + self.dropout(self.ff(self.norm_ff(x))), BlockState(attention_state, conv_state)
 
     def flops_per_frame(self, context_frames: float) -> float:
         if isinstance(self.attention, SoftmaxAttention):

@@ -14,34 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConvModule", "ConvState", "causal_depthwise_step"]
-
-#: Streaming step: up to this many (stream, frame) rows the depthwise conv is one windowed multiply and sum
-#: (no convolution-library call overhead); more rows (a big batch) go to oneDNN's depthwise convolution.
-_WINDOWED_ROWS = 16
+__all__ = ["ConvModule", "ConvState"]
 
 
 class ConvState(NamedTuple):
     """Left context of the depthwise convolution."""
 
     cache: torch.Tensor  # [B, K - 1, d_model]  the last K - 1 GLU outputs
-
-
-def causal_depthwise_step(full: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """The causal depthwise convolution of a streaming chunk, in [B, T, d] layout (no transposes).
-
-    full: [B, K - 1 + C, d], the K - 1 cached frames then the chunk's C frames; weight [d, K]; bias [d]
-    -> [B, C, d]. The same numbers as ``nn.Conv1d(d, d, K, groups=d)`` over the left-padded sequence, up to
-    float rounding. A few rows: one broadcast multiply and a sum over the windows. Many rows: the input read
-    as a channels-last [B, d, 1, K - 1 + C] image (a view), which oneDNN's depthwise kernel takes as is.
-    """
-    b, length, d = full.shape
-    kernel = weight.shape[1]
-    frames = length - (kernel - 1)
-    if b * frames <= _WINDOWED_ROWS:
-        return (full.unfold(1, kernel, 1) * weight).sum(-1).add_(bias)  # [B, C, d, K] -> [B, C, d]
-    y = F.conv2d(full.transpose(1, 2).unsqueeze(2), weight.view(d, 1, 1, kernel), bias, groups=d)  # [B, d, 1, C]
-    return y.squeeze(2).transpose(1, 2)  # [B, C, d]: contiguous when the conv wrote channels-last
 
 
 class ConvModule(nn.Module):
@@ -91,13 +70,9 @@ class ConvModule(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.d_model or x.shape[1] == 0:
             raise ValueError(f"expected a chunk [B, T >= 1, {self.d_model}], got shape {tuple(x.shape)}")
         h = F.glu(self.pointwise_in(x), dim=-1)  # [B, C, d]
-        full = torch.cat([state.cache, h], dim=1)  # [B, K - 1 + C, d]
-        y = causal_depthwise_step(full, self.depthwise.weight.squeeze(1), self.depthwise.bias)  # [B, C, d]
-        y = self.pointwise_out(F.silu(self.norm(y)))
-        if self.training:
-            y = self.dropout(y)
-        new_cache = full[:, full.shape[1] - (self.kernel_size - 1) :]
-        return y, ConvState(new_cache)
+        full = torch.cat([state.cache, h], dim=1)  # [B, K - 1 + C, d]: the cached frames in place of the padding
+        y = self._tail(self.depthwise(full.transpose(1, 2)))
+        return y, ConvState(full[:, full.shape[1] - (self.kernel_size - 1) :])
 
     def flops_per_frame(self) -> float:
         d = self.d_model

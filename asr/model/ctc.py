@@ -55,8 +55,9 @@ class CTCModel(nn.Module):
         return self.encoder.init_state(batch_size, device)
 
     def step(self, feats_chunk: torch.Tensor, state: EncoderState) -> tuple[torch.Tensor, EncoderState]:
-        """feats_chunk [B, 4n, input_dim] -> (log_probs [B, n, V] float32, new state); ``state`` untouched."""
-        self._check_feats(feats_chunk)
+        """feats_chunk [B, 4n, input_dim] -> (log_probs [B, n, V] float32, new state); ``state`` untouched.
+        The plain reference form, ``forward`` with the carried state (checks: ``Encoder.step``); the fast form
+        for inference is asr.model.inference.PackedStep."""
         encoded, new_state = self.encoder.step(feats_chunk, state)
         return torch.log_softmax(self.head(encoded).float(), dim=-1), new_state
 

@@ -9,7 +9,7 @@ padded frames (keys, conv inputs) explicitly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -17,9 +17,10 @@ from torch import nn
 from asr.model.blocks import BlockState, EncoderBlock
 from asr.model.config import ModelConfig
 from asr.model.state import stack_tree, state_batch_size, unstack_tree
-from asr.model.subsampling import CausalConvSubsampling, SubsamplingState
+from asr.model.subsampling import CausalConvSubsampling, SubsamplingState, check_feature_chunk
+from kernels import LinearAttentionState
 
-__all__ = ["Encoder", "EncoderState", "stack_states", "unstack_state"]
+__all__ = ["Encoder", "EncoderState", "check_step_inputs", "encoder_step", "stack_states", "unstack_state"]
 
 
 class EncoderState(NamedTuple):
@@ -41,6 +42,57 @@ def unstack_state(state: EncoderState) -> list[EncoderState]:
     if not isinstance(state, EncoderState):
         raise ValueError(f"unstack_state takes an EncoderState, got {type(state).__name__}")
     return unstack_tree(state)
+
+
+def check_step_inputs(
+    feats: torch.Tensor,
+    state: EncoderState,
+    template: EncoderState,
+    *,
+    input_dim: int,
+    factor: int,
+    device: torch.device | None = None,
+) -> None:
+    """The checks of a streaming step's inputs, for every form of the step (the modules' and the packed one):
+    ``feats`` a floating-point [B, factor * n, input_dim] chunk (n >= 1), ``state`` an EncoderState of B streams
+    shaped like ``template`` (a state of the same model: its subsampling cache and first attention state are
+    compared, so a state of another model fails here, not deep inside), ``feats`` on ``device`` if given."""
+    check_feature_chunk(feats, input_dim, factor)
+    if not isinstance(state, EncoderState) or len(state.layers) != len(template.layers):
+        raise ValueError(
+            f"state must be an EncoderState with {len(template.layers)} layer states, got {type(state).__name__}"
+        )
+    batch = state_batch_size(state)
+    if batch != feats.shape[0]:
+        raise ValueError(f"chunk batch size {feats.shape[0]} does not match the state's {batch}")
+    want = tuple(template.subsampling.hidden.shape[1:])
+    if tuple(state.subsampling.hidden.shape[1:]) != want:
+        raise ValueError(
+            f"the state's subsampling cache is {tuple(state.subsampling.hidden.shape)}, expected [B, *{want}]"
+            " (a state made by another model?)"
+        )
+    first, expected = state.layers[0].attention, template.layers[0].attention
+    if isinstance(expected, LinearAttentionState):
+        want = tuple(expected.S.shape[1:])
+        S = getattr(first, "S", None)
+        if S is None or tuple(S.shape[1:]) != want:
+            got = tuple(S.shape) if S is not None else type(first).__name__
+            raise ValueError(f"the state's first attention state is {got}, expected S [B, *{want}]")
+    if device is not None and feats.device != device:
+        raise ValueError(f"features are on {feats.device} but the model is on {device}")
+
+
+def encoder_step(subsampling: Any, blocks: Sequence[Any], feats: torch.Tensor, state: EncoderState, **options: Any):
+    """The encoder's streaming loop, shared by its forms: ``subsampling.step(feats, state.subsampling)``, then
+    each block's ``step(x, block_state, **options)`` in order -> (x [B, n, d_model] before the final norm, the
+    new EncoderState). The modules (``Encoder.step``) and their packed inference forms (asr.model.inference)
+    both run through it."""
+    x, sub_state = subsampling.step(feats, state.subsampling)
+    layer_states = []
+    for block, block_state in zip(blocks, state.layers, strict=True):
+        x, new_block_state = block.step(x, block_state, **options)
+        layer_states.append(new_block_state)
+    return x, EncoderState(sub_state, tuple(layer_states))
 
 
 def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -82,18 +134,16 @@ class Encoder(nn.Module):
         """feats [B, 4n, F] chunk -> (encoded [B, n, d_model], new state). The input state is not modified."""
         if not self.config.causal:
             raise ValueError("a non-causal encoder cannot stream (causal=False); use forward()")
-        if not isinstance(state, EncoderState) or len(state.layers) != len(self.blocks):
-            raise ValueError(
-                f"state must be an EncoderState with {len(self.blocks)} layer states, got {type(state).__name__}"
-            )
-        if state_batch_size(state) != feats.shape[0]:
-            raise ValueError(f"chunk batch size {feats.shape[0]} does not match the state's {state_batch_size(state)}")
-        x, sub_state = self.subsampling.step(feats, state.subsampling)
-        layer_states = []
-        for block, block_state in zip(self.blocks, state.layers, strict=True):
-            x, new_block_state = block.step(x, block_state)
-            layer_states.append(new_block_state)
-        return self.final_norm(x), EncoderState(sub_state, tuple(layer_states))
+        check_step_inputs(
+            feats, state, self.step_template(), input_dim=self.config.input_dim, factor=self.subsampling.factor
+        )
+        x, new_state = encoder_step(self.subsampling, self.blocks, feats, state)
+        return self.final_norm(x), new_state
+
+    def step_template(self) -> EncoderState:
+        """A batch-1 state of this encoder on the meta device (shapes only, no memory): what
+        ``check_step_inputs`` compares a step's state with."""
+        return self.init_state(1, "meta")
 
     def flops_per_second(self, *, frames_per_second: float, context_seconds: float) -> float:
         rate = frames_per_second / self.subsampling.factor

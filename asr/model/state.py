@@ -4,7 +4,7 @@ Every state in the model is a NamedTuple whose leaves are tensors with the batch
 (an absent optional part), or nested NamedTuples / tuples of those. ``stack_tree`` concatenates N such
 states along the batch dimension and ``unstack_tree`` splits one back into batch-1 states; they are inverse
 functions. A state class whose leaves cannot simply be concatenated (the softmax KV cache, whose length
-differs between streams) provides its own ``_stack(items)`` staticmethod and ``_unstack(self)`` method.
+differs between streams) provides its own ``stack_batch(items)`` staticmethod and ``select_row(b)`` method.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["state_batch_size", "stack_tree", "unstack_tree"]
+__all__ = ["select_tree", "state_batch_size", "stack_tree", "unstack_tree"]
 
 T = TypeVar("T")
 
@@ -38,8 +38,8 @@ def stack_tree(items: Sequence[T]) -> T:
         if len(shapes) != 1:
             raise ValueError(f"cannot stack state tensors with different non-batch shapes {sorted(shapes)}")
         return torch.cat(list(items), dim=0)  # type: ignore[return-value]
-    if hasattr(type(first), "_stack"):
-        return type(first)._stack(list(items))  # type: ignore[attr-defined]
+    if hasattr(type(first), "stack_batch"):
+        return type(first).stack_batch(list(items))  # type: ignore[attr-defined]
     if isinstance(first, tuple):
         lengths = {len(x) for x in items}  # type: ignore[arg-type]
         if len(lengths) != 1:
@@ -52,18 +52,20 @@ def stack_tree(items: Sequence[T]) -> T:
 def unstack_tree(state: T) -> list[T]:
     """Split a batched state into a list of batch-1 states (fresh tensors, not views of the batch)."""
     n = state_batch_size(state)
-    return [_select(state, b) for b in range(n)]
+    return [select_tree(state, b) for b in range(n)]
 
 
-def _select(state: Any, b: int) -> Any:
+def select_tree(state: Any, b: int, *, copy: bool = True) -> Any:
+    """Row ``b`` of a batched state as a batch-1 state: fresh tensors, or with ``copy=False`` views of the
+    batch's (a part with its own ``select_row``, the softmax KV cache, trims its padding into a copy)."""
     if state is None:
         return None
     if isinstance(state, torch.Tensor):
-        return state[b : b + 1].clone()
-    if hasattr(type(state), "_select"):
-        return state._select(b)
+        return state[b : b + 1].clone() if copy else state[b : b + 1]
+    if hasattr(type(state), "select_row"):
+        return state.select_row(b)
     if isinstance(state, tuple):
-        parts = [_select(x, b) for x in state]
+        parts = [select_tree(x, b, copy=copy) for x in state]
         return type(state)(*parts) if _is_namedtuple(state) else type(state)(parts)
     raise ValueError(f"unsupported state leaf of type {type(state).__name__}")
 

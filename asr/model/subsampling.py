@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CausalConvSubsampling", "SubsamplingState", "conv2_step"]
+__all__ = ["CausalConvSubsampling", "SubsamplingState", "check_feature_chunk"]
 
 _FACTOR = 4
 
@@ -33,25 +33,19 @@ def _freq_out(bins: int) -> int:
     return (bins - 3) // 2 + 1
 
 
-#: Streaming step: up to this many (stream, output frame) rows conv2 is an explicit im2col matmul (no
-#: convolution-library call overhead); more go to oneDNN's convolution.
-_IM2COL_ROWS = 16
-
-
-def conv2_step(h1: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, weight_mat: torch.Tensor) -> torch.Tensor:
-    """The second stride-2 conv of a streaming step, channels-last in and out.
-
-    h1: [B, 1 + 2n, F1, C] (the cached frame then the chunk's first-conv outputs); weight [C, C, 3, 3]; bias [C];
-    weight_mat: the same weight as a [C * 9, C] matrix (rows in (in channel, time tap, frequency tap) order,
-    any strides) -> [B, n, F2, C]. Few rows: windows gathered and one matmul; many: oneDNN's conv2d.
-    """
-    b, length, _, c = h1.shape
-    n = (length - 1) // 2
-    if b * n <= _IM2COL_ROWS:
-        windows = h1.unfold(1, 3, 2).unfold(2, 3, 2)  # [B, n, F2, C, 3, 3]
-        f2 = windows.shape[2]
-        return torch.addmm(bias, windows.reshape(b * n * f2, c * 9), weight_mat).view(b, n, f2, c)
-    return F.conv2d(h1.permute(0, 3, 1, 2), weight, bias, stride=2).permute(0, 2, 3, 1)  # [B, n, F2, C]
+def check_feature_chunk(x: torch.Tensor, input_dim: int, factor: int = _FACTOR) -> None:
+    """A streaming step's feature chunk: a floating-point [B, T, input_dim] tensor, T a positive multiple of
+    ``factor`` (the caller keeps the remainder frames); ValueError naming what is wrong."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != input_dim:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"features must be [B, T, {input_dim}], got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"features must be floating point, got {x.dtype}")
+    if x.shape[1] == 0 or x.shape[1] % factor:
+        raise ValueError(
+            f"a streaming chunk must hold a positive multiple of {factor} feature frames, got {x.shape[1]} "
+            "(keep the remainder for the next chunk)"
+        )
 
 
 class CausalConvSubsampling(nn.Module):
@@ -73,10 +67,6 @@ class CausalConvSubsampling(nn.Module):
     def factor(self) -> int:
         return _FACTOR
 
-    def _check_features(self, x: torch.Tensor, what: str) -> None:
-        if x.dim() != 3 or x.shape[-1] != self.input_dim:
-            raise ValueError(f"{what} must be [B, T, {self.input_dim}], got shape {tuple(x.shape)}")
-
     def _project(self, h: torch.Tensor) -> torch.Tensor:
         # h: [B, C, T', F2] -> [B, T', C * F2] -> [B, T', d_model]
         b, c, t, f = h.shape
@@ -84,7 +74,8 @@ class CausalConvSubsampling(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: [B, T, F] (T >= 4), lengths: [B] -> ([B, T // 4, d_model], lengths // 4)."""
-        self._check_features(x, "features")
+        if x.dim() != 3 or x.shape[-1] != self.input_dim:
+            raise ValueError(f"features must be [B, T, {self.input_dim}], got shape {tuple(x.shape)}")
         if x.shape[1] < _FACTOR:
             raise ValueError(f"need at least {_FACTOR} feature frames, got T={x.shape[1]}")
         h = x.unsqueeze(1)  # [B, 1, T, F]
@@ -100,26 +91,16 @@ class CausalConvSubsampling(nn.Module):
         )
 
     def step(self, x: torch.Tensor, state: SubsamplingState) -> tuple[torch.Tensor, SubsamplingState]:
-        """x: [B, 4n, F] (n >= 1) -> ([B, n, d_model], new state)."""
-        self._check_features(x, "feature chunk")
-        if x.shape[1] == 0 or x.shape[1] % _FACTOR:
-            raise ValueError(
-                f"a streaming chunk must hold a positive multiple of {_FACTOR} feature frames, "
-                f"got {x.shape[1]} "
-                "(keep the remainder for the next chunk)"
-            )
-        # The same two convolutions as forward, laid out for small steps and big batches: conv1 (one input
-        # channel) as a [rows, 9] x [9, C] matmul over its 3x3 windows, its output kept channels-last, which
-        # conv2_step reads without a layout copy; numbers equal forward's up to rounding.
+        """x: [B, 4n, F] (n >= 1) -> ([B, n, d_model], new state). ``forward``'s convolutions, with the carried
+        frame (input) and row (first conv's output) in place of the left padding."""
+        check_feature_chunk(x, self.input_dim)
         b, t, f = x.shape
         frames = torch.cat([state.frames.reshape(b, 1, f), x], dim=1)  # [B, 1 + 4n, F]
-        windows = frames.unfold(1, 3, 2).unfold(2, 3, 2).reshape(-1, 9)  # [B * 2n * F1, 9]
-        h1 = F.silu(F.linear(windows, self.conv1.weight.view(self.channels, 9), self.conv1.bias))
-        h1 = torch.cat([state.hidden, h1.view(b, t // 2, self.freq1, self.channels)], dim=1)  # [B, 1 + 2n, F1, C]
-        weight = self.conv2.weight
-        h2 = F.silu(conv2_step(h1, weight, self.conv2.bias, weight.view(weight.shape[0], -1).t()))  # [B, n, F2, C]
-        new_state = SubsamplingState(frames=frames[:, -1:].unsqueeze(1), hidden=h1[:, -1:])
-        return self.proj(h2.transpose(2, 3).reshape(b, t // _FACTOR, -1)), new_state  # (C, F2) order, as forward
+        h1 = F.silu(self.conv1(frames.unsqueeze(1)))  # [B, C, 2n, F1]
+        h1 = torch.cat([state.hidden.permute(0, 3, 1, 2), h1], dim=2)  # [B, C, 1 + 2n, F1]
+        h2 = F.silu(self.conv2(h1))  # [B, C, n, F2]
+        hidden = h1[:, :, -1:].permute(0, 2, 3, 1).contiguous()  # [B, 1, F1, C]: the state keeps channels last
+        return self._project(h2), SubsamplingState(frames=frames[:, -1:].unsqueeze(1), hidden=hidden)
 
     def flops_per_frame(self) -> float:
         """Multiply-adds x 2 per *input* frame."""

@@ -33,14 +33,16 @@ from asr.data.batching import BatchingConfig, DynamicBatcher
 from asr.data.manifest import refuse_pipes
 from asr.data.sources import load_utterances
 from asr.features import GlobalCMVN
+from asr.model.config import ModelConfig
 from asr.model.ctc import CTCModel
 from asr.pipeline import AsrModel, save_asr_model
+from asr.text.base import Tokenizer
 from asr.text.tokenizers import build_tokenizer, tokenizer_from_dict
 from asr.train import checkpoints as ckpts
 from asr.train.config import TrainConfig
 from asr.train.data import BatchSource, ExtraSet, MixedPlanner, TrainingData, batch_stream, seconds_of, step_seed
 from asr.train.distributed import DistInfo, barrier, cleanup, init_distributed, pick_device
-from asr.train.precision import choose_precision
+from asr.train.precision import PrecisionChoice, choose_precision
 
 logger = logging.getLogger(__name__)
 
@@ -241,9 +243,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
     """Train (or resume) a run in ``run_dir``; returns the path of the final (averaged) model."""
     run_dir = Path(run_dir)
     info = init_distributed(
-        "cuda"
-        if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
-        else "cpu"
+        "cuda" if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
     )
     try:
         with allowing_pipes(config.data.allow_pipes):  # (its loader workers inherit the setting)
@@ -252,7 +252,86 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
         cleanup(info)
 
 
+# --- the run, step by step: _train calls these in order ------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Run:
+    """What every step reads: the configuration, where the run lives, and this process's place in it."""
+
+    config: TrainConfig
+    run_dir: Path
+    info: DistInfo
+    device: torch.device
+    resume: bool
+    candidates: list[str]  # the checkpoints a resume tries, newest first ([] for a fresh run)
+    current: dict  # the configuration as config.yaml and every checkpoint store it
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+
+@dataclasses.dataclass
+class _Data:
+    """The training set and everything derived from it before the model exists."""
+
+    data: TrainingData
+    tokenizer: Tokenizer
+    cmvn: GlobalCMVN
+    augmenter: WaveAugmenter | None
+    dev: TrainingData | None  # (rank 0 only)
+    extra_devs: list[tuple[str, list]]  # (rank 0 only) scored as they are: every utterance counts in the figure
+    planner: DynamicBatcher | MixedPlanner  # DynamicBatcher or MixedPlanner: the batches of each epoch
+    init: AsrModel | None  # the model a warm start begins from
+    model_cfg: ModelConfig  # the recipe's, sized to the tokenizer
+
+
+@dataclasses.dataclass
+class _Model:
+    """The model and what moves it: optimiser, schedule, precision, and where training stands."""
+
+    model: CTCModel
+    net: torch.nn.Module  # the model, wrapped for DDP when distributed
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    precision: PrecisionChoice
+    bundle: AsrModel  # what checkpoints and dev scoring see
+    position: ckpts.Position
+    epoch_batches: list[int]
+
+
+@dataclasses.dataclass
+class _Logs:
+    """The run's CSV logs (rank 0 only; None on the other ranks)."""
+
+    metrics: _Metrics | None = None
+    dev: _Metrics | None = None
+    sets: _Metrics | None = None
+
+
+@dataclasses.dataclass
+class _Progress:
+    """Where the loop stands across epochs: the global step and the since-(re)start counters metrics.csv logs."""
+
+    step: int
+    done: bool
+    t_start: float
+    cpu_start: float
+    audio_total: float = 0.0
+
+
 def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) -> Path:
+    run = _prepare_run(config, run_dir, resume=resume, info=info)
+    data = _prepare_data(run)
+    state = _prepare_model(run, data)
+    logs = _open_logs(run, state.position)
+    _train_epochs(run, data, state, logs)
+    return _finalise(run, data, state)
+
+
+def _prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) -> _Run:
+    """Check the configuration (against the run's own when resuming), pick the device, write config.yaml."""
     if config.model.input_dim != config.features.n_mels:
         raise ValueError(
             f"model.input_dim={config.model.input_dim} must equal features.n_mels={config.features.n_mels}"
@@ -276,15 +355,18 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         # Compare in YAML form: tuples (optim.betas) come back from config.yaml as lists.
         _check_resume_config(saved, yaml.safe_load(yaml.safe_dump(current, sort_keys=False)))
     elif ckpts.has_checkpoints(ckpt_dir):
-        raise ValueError(
-            f"{run_dir} already holds checkpoints (in {ckpt_dir}); pass --resume or use another run dir"
-        )
+        raise ValueError(f"{run_dir} already holds checkpoints (in {ckpt_dir}); pass --resume or use another run dir")
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         config_path.write_text(yaml.safe_dump(current, sort_keys=False))
     barrier(info)
+    return _Run(config, run_dir, info, device, resume, candidates, current)
 
-    # --- data, tokenizer, CMVN -------------------------------------------------------------------------------
+
+def _prepare_data(run: _Run) -> _Data:
+    """The training sets, tokenizer, CMVN, waveform augmenter, dev sets and batch planner (tokenizer.json and
+    cmvn.safetensors are written once by rank 0, read back by every rank)."""
+    config, info, run_dir = run.config, run.info, run.run_dir
     train_utts = list(load_utterances(config.data.train))
     logger.info(
         "train: %d utterances, %.2f h from %s",
@@ -306,7 +388,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
         train_utts += extra_utts
         sources += [k] * len(extra_utts)
     refuse_pipes(train_utts, opt_in="data.allow_pipes=true", where="data.train/data.extra_train")
-    init = _load_init_model(config) if config.init_from and not resume else None
+    init = _load_init_model(config) if config.init_from and not run.resume else None
     tok_path = run_dir / "tokenizer.json"
     if info.is_main and not tok_path.exists():
         if init is not None:  # a warm start keeps the model's output layer: its tokenizer, not a new one
@@ -355,12 +437,17 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
             name="dev",
         )
 
-    extra_devs: list[tuple[str, list]] = []  # scored as they are: every utterance counts in the figure
+    extra_devs: list[tuple[str, list]] = []
     if info.is_main:
         for extra in config.data.extra_dev:
             extra_devs.append((extra.name, list(load_utterances(extra.manifest))[: extra.max_utterances]))
             refuse_pipes(extra_devs[-1][1], opt_in="data.allow_pipes=true", where=f"data.extra_dev {extra.name}")
 
+    return _Data(data, tokenizer, cmvn, augmenter, dev, extra_devs, _planner(config, data, info), init, model_cfg)
+
+
+def _planner(config: TrainConfig, data: TrainingData, info: DistInfo) -> DynamicBatcher | MixedPlanner:
+    """The epochs' batch plans: the main set alone, or mixed with the extra training sets."""
     batching = BatchingConfig(
         max_frames=config.data.max_batch_frames,
         max_batch_size=config.data.max_batch_size,
@@ -369,33 +456,34 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     )
     ids = [u.id for u in data.utterances]
     # (the batcher also reports the utterances no batch can hold, mixed or not)
-    planner = batcher = DynamicBatcher(
-        data.num_frames(), config=batching, rank=info.rank, world_size=info.world_size, ids=ids
-    )
+    planner = DynamicBatcher(data.num_frames(), config=batching, rank=info.rank, world_size=info.world_size, ids=ids)
     if config.data.extra_train:
         extras = [ExtraSet(source=k, share=e.share) for k, e in enumerate(config.data.extra_train, start=1)]
         planner = MixedPlanner(
             data.num_frames(), data.sources, extras, config=batching, rank=info.rank, world_size=info.world_size
         )
-    del batcher
+    return planner
 
-    # --- model, optimiser, position ------------------------------------------------------------------------
+
+def _prepare_model(run: _Run, d: _Data) -> _Model:
+    """The model (fresh, warm-started or resumed), its optimiser and schedule, and the position to start from."""
+    config, info, device = run.config, run.info, run.device
     torch.manual_seed(config.seed)  # identical initialisation on every rank
-    model = CTCModel(model_cfg).to(device)
-    if init is not None:
-        _warm_start(model, init, config.init_from)
+    model = CTCModel(d.model_cfg).to(device)
+    if d.init is not None:
+        _warm_start(model, d.init, config.init_from)
         if info.is_main:
             logger.info("warm start from %s (fresh optimiser and schedule)", config.init_from)
     optimizer = _optimizer(config, model)
-    epoch_batches = [len(planner.plan(e).batches) for e in range(config.epochs)]  # (mixing: varies a little)
+    epoch_batches = [len(d.planner.plan(e).batches) for e in range(config.epochs)]  # (mixing: varies a little)
     steps_per_epoch = epoch_batches[0]
     total_steps = sum(epoch_batches)
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, total_steps))
     position = ckpts.Position(step=0, epoch=0, batches_done=0)
-    if resume:
-        position, latest = _resume(ckpt_dir, candidates, device, model, optimizer, scheduler, info)
+    if run.resume:
+        position, latest = _resume(run.ckpt_dir, run.candidates, device, model, optimizer, scheduler, info)
         logger.info(
             "resumed from %s at step %d (epoch %d, batch %d)",
             latest,
@@ -406,7 +494,7 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     if info.is_main:
         logger.info(
             "model: %s, %.2f M parameters; %d steps/epoch, %d steps planned; world size %d; device %s",
-            model_cfg.attention,
+            d.model_cfg.attention,
             model.num_params() / 1e6,
             steps_per_epoch,
             total_steps,
@@ -417,212 +505,263 @@ def _train(config: TrainConfig, run_dir: Path, *, resume: bool, info: DistInfo) 
     precision = choose_precision(config.precision, device)
     if info.is_main:
         logger.info("%s", precision.reason)
-    bundle = AsrModel(model=model, tokenizer=tokenizer, cmvn=cmvn, features=config.features)
+    bundle = AsrModel(model=model, tokenizer=d.tokenizer, cmvn=d.cmvn, features=config.features)
+    return _Model(model, net, optimizer, scheduler, precision, bundle, position, epoch_batches)
 
-    metrics = dev_log = None
-    if info.is_main:
-        metrics = _Metrics(
-            run_dir / "metrics.csv",
+
+def _open_logs(run: _Run, position: ckpts.Position) -> _Logs:
+    """metrics.csv, dev.csv and dev_sets.csv (rank 0); a resumed run drops the rows after its checkpoint, which
+    training writes again as it replays them."""
+    if not run.info.is_main:
+        return _Logs()
+    logs = _Logs(
+        metrics=_Metrics(
+            run.run_dir / "metrics.csv",
             # (wall_s, audio_s, cpu_s: since the loop (re)started)
-            ["step", "epoch", "loss", "loss_per_token", "lr", "grad_norm", "audio_s_per_s", "wall_s", "audio_s",
-             "cpu_s"],  # fmt: skip
-        )
-        dev_log = _Metrics(
-            run_dir / "dev.csv",
+            [
+                "step",
+                "epoch",
+                "loss",
+                "loss_per_token",
+                "lr",
+                "grad_norm",
+                "audio_s_per_s",
+                "wall_s",
+                "audio_s",
+                "cpu_s",
+            ],  # fmt: skip
+        ),
+        dev=_Metrics(
+            run.run_dir / "dev.csv",
             ["epoch", "step", "dev_wer", "dev_cer", "epoch_seconds", "train_loss", "skipped_batches"],
-        )
-        sets_log = _Metrics(
-            run_dir / "dev_sets.csv",
+        ),
+        sets=_Metrics(
+            run.run_dir / "dev_sets.csv",
             ["epoch", "step", "set", "utterances", "wer", "cer", "trainer_cpu_s"],
-        )
-        if resume:  # the rows after the checkpoint are written again as training replays them
-            metrics.keep_until("step", position.step)
-            dev_log.keep_until("epoch", position.epoch)
-            sets_log.keep_until("epoch", position.epoch)
+        ),
+    )
+    if run.resume:
+        logs.metrics.keep_until("step", position.step)
+        logs.dev.keep_until("epoch", position.epoch)
+        logs.sets.keep_until("epoch", position.epoch)
+    return logs
 
-    def save(name: str, pos: ckpts.Position) -> None:
-        if info.is_main:
-            try:
-                ckpts.save_training_checkpoint(
-                    ckpt_dir,
-                    name,
-                    bundle,
-                    position=pos,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    train_config=current,
-                )
-            except OSError as exc:  # a full disk, a quota, a folder gone: stop with the last checkpoint intact
-                last = (ckpt_dir / "latest").read_text().strip() if (ckpt_dir / "latest").is_file() else "none"
-                raise ValueError(
-                    f"cannot write checkpoint {name} in {ckpt_dir}: {exc} (disk full?); the last complete "
-                    f"checkpoint is {last}: make room, then continue with --resume"
-                ) from exc
-            if name.startswith("step-"):
-                ckpts.prune_step_checkpoints(ckpt_dir, config.keep_checkpoints)
-        barrier(info)
 
-    step = position.step
-    t_start, cpu_start = time.time(), time.process_time()
-    done = config.max_steps is not None and step >= config.max_steps
+def _save(run: _Run, state: _Model, name: str, pos: ckpts.Position) -> None:
+    """Write checkpoint ``name`` (rank 0; step checkpoints pruned to keep_checkpoints); every rank waits for it."""
+    ckpt_dir = run.ckpt_dir
+    if run.info.is_main:
+        try:
+            ckpts.save_training_checkpoint(
+                ckpt_dir,
+                name,
+                state.bundle,
+                position=pos,
+                optimizer=state.optimizer,
+                scheduler=state.scheduler,
+                train_config=run.current,
+            )
+        except OSError as exc:  # a full disk, a quota, a folder gone: stop with the last checkpoint intact
+            last = (ckpt_dir / "latest").read_text().strip() if (ckpt_dir / "latest").is_file() else "none"
+            raise ValueError(
+                f"cannot write checkpoint {name} in {ckpt_dir}: {exc} (disk full?); the last complete "
+                f"checkpoint is {last}: make room, then continue with --resume"
+            ) from exc
+        if name.startswith("step-"):
+            ckpts.prune_step_checkpoints(ckpt_dir, run.config.keep_checkpoints)
+    barrier(run.info)
+
+
+def _train_epochs(run: _Run, d: _Data, state: _Model, logs: _Logs) -> None:
+    """Train from the position to the last epoch (or max_steps), the batches built ahead by the loader."""
+    config, info, position = run.config, run.info, state.position
+    progress = _Progress(
+        step=position.step,
+        done=config.max_steps is not None and position.step >= config.max_steps,
+        t_start=time.time(),
+        cpu_start=time.process_time(),
+    )
     # Every batch still to train on, in order, built ahead of training by the loader's workers.
     keys = [
         (e, b)
         for e in range(position.epoch, config.epochs)
-        for b in range(position.batches_done if e == position.epoch else 0, epoch_batches[e])
+        for b in range(position.batches_done if e == position.epoch else 0, state.epoch_batches[e])
     ]
     if config.max_steps is not None:
-        keys = keys[: max(config.max_steps - step, 0)]
+        keys = keys[: max(config.max_steps - progress.step, 0)]
     source = BatchSource(
-        data, planner, cmvn=cmvn, augment=config.augment, augmenter=augmenter, seed=config.seed, rank=info.rank
+        d.data, d.planner, cmvn=d.cmvn, augment=config.augment, augmenter=d.augmenter, seed=config.seed, rank=info.rank
     )
     batches = batch_stream(source, keys, num_workers=config.data.num_workers, prefetch=config.data.prefetch_batches)
     if info.is_main:
         logger.info("batches built by %d loader worker(s)", config.data.num_workers)
-    audio_total = 0.0
     for epoch in range(position.epoch, config.epochs):
-        if done:
+        if progress.done:
             break
-        start = position.batches_done if epoch == position.epoch else 0
-        plan = planner.plan(epoch).batches
-        net.train()
-        t_epoch, loss_sum, loss_count, skipped_batches = time.time(), 0.0, 0, 0
-        if epoch == position.epoch and start:  # resumed inside this epoch: its train loss so far
-            loss_sum, loss_count, skipped_batches = position.loss_sum, position.loss_count, position.skipped_batches
-        t_last = t_epoch
-        bar = tqdm(
-            range(start, len(plan)),
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            unit="batch",
-            disable=not info.is_main,
-            initial=start,
-            total=len(plan),
-        )
-        for b in bar:
-            torch.manual_seed(step_seed(config.seed, epoch, b, info.rank))  # dropout
-            batch = next(batches)
-            if batch.key != (epoch, b):
-                raise RuntimeError(f"loader gave batch {batch.key}, expected {(epoch, b)}")
-            data.report_failures(batch.failures)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "rank %d epoch %d batch %d ids %s",
-                    info.rank,
-                    epoch,
-                    b,
-                    ",".join(batch.ids) if not batch.empty else "-",
-                )
-            with precision.autocast(device):
-                if batch.empty:  # every utterance failed to load: keep DDP ranks in step with a zero loss
-                    skipped_batches += 1
-                    loss = sum(p.sum() for p in net.parameters()) * 0.0
-                    tokens = 1
-                else:
-                    log_probs, out_lengths = net(batch.feats.to(device), batch.lengths.to(device))
-                    loss = F.ctc_loss(
-                        log_probs.transpose(0, 1).float(),
-                        batch.targets.to(device),
-                        out_lengths,
-                        batch.target_lengths.to(device),
-                        blank=tokenizer.blank_id,
-                        reduction="sum",
-                        zero_infinity=True,
-                    ) / len(batch.ids)
-                    tokens = int(batch.target_lengths.sum())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                net.parameters(), config.optim.grad_clip or float("inf")
-            )
-            if not torch.isfinite(grad_norm):
-                logger.warning("step %d: non-finite gradient norm, update skipped", step)
-                optimizer.zero_grad(set_to_none=True)
-                skipped_batches += 1
-            else:
-                optimizer.step()
-            scheduler.step()
-            step += 1
-            loss_value = float(loss.detach())
-            loss_sum += loss_value
-            loss_count += 1
-            if info.is_main:
-                secs = float(batch.lengths.sum()) * config.features.frame_shift_ms / 1000
-                now = time.time()
-                speed, t_last = secs / max(now - t_last, 1e-9), now  # waiting for the batch included
-                audio_total += secs
-                bar.set_postfix(
-                    loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", speed=f"{speed:.0f}x"
-                )
-                if step % config.log_every_steps == 0 or step == 1:
-                    metrics.write(
-                        {
-                            "step": step,
-                            "epoch": epoch,
-                            "loss": f"{loss_value:.4f}",
-                            "loss_per_token": f"{loss_value * max(len(batch.ids), 1) / tokens:.4f}",
-                            "lr": f"{scheduler.get_last_lr()[0]:.3e}",
-                            "grad_norm": f"{float(grad_norm):.3f}",
-                            "audio_s_per_s": f"{speed:.1f}",
-                            "wall_s": f"{time.time() - t_start:.1f}",
-                            "audio_s": f"{audio_total:.1f}",  # audio trained on since (re)start
-                            "cpu_s": f"{time.process_time() - cpu_start:.1f}",  # this process's CPU time
-                        }
-                    )
-            if config.max_steps is not None and step >= config.max_steps:
-                done = True
-            if step % config.checkpoint_every_steps == 0 or (done and b + 1 < len(plan)):
-                save(f"step-{step:07d}", ckpts.Position(step, epoch, b + 1, loss_sum, loss_count, skipped_batches))
-            if done:
-                break
-        bar.close()
-        if done and b + 1 < len(plan):
-            break
-        epoch_seconds = time.time() - t_epoch
-        if info.is_main:
-            row = {
-                "epoch": epoch + 1,
-                "step": step,
-                "epoch_seconds": f"{epoch_seconds:.1f}",
-                "train_loss": f"{loss_sum / loss_count:.4f}" if loss_count else "",  # "": resumed at the epoch end
-                "skipped_batches": skipped_batches,
-            }
-            if dev is not None:
-                from asr.evaluate import evaluate_batch
-
-                result = evaluate_batch(
-                    bundle, dev.utterances, max_batch_frames=config.data.max_batch_frames, progress=False
-                )
-                row.update(dev_wer=f"{result.wer:.4f}", dev_cer=f"{result.cer:.4f}")
-                logger.info(
-                    "epoch %d: dev WER %.2f%%, CER %.2f%% (%d utterances); %.0f s",
-                    epoch + 1,
-                    100 * result.wer,
-                    100 * result.cer,
-                    len(dev.utterances),
-                    epoch_seconds,
-                )
-            dev_log.write(row)
-            _evaluate_extra_devs(bundle, extra_devs, sets_log, epoch=epoch + 1, step=step, config=config)
-        save(f"epoch-{epoch + 1:03d}", ckpts.Position(step, epoch + 1, 0))
-
+        if not _train_epoch(run, d, state, logs, progress, batches, epoch):
+            break  # stopped by max_steps inside the epoch
     del batches  # stops the loader's workers
-    final = run_dir / "final.safetensors"
+
+
+def _train_epoch(run: _Run, d: _Data, state: _Model, logs: _Logs, progress: _Progress, batches, epoch: int) -> bool:
+    """One epoch (from the resumed batch when it is the position's): its steps, then its dev scores and epoch
+    checkpoint. False when max_steps stopped it before its end (no dev scores, no epoch checkpoint)."""
+    config, info, position = run.config, run.info, state.position
+    start = position.batches_done if epoch == position.epoch else 0
+    plan = d.planner.plan(epoch).batches
+    state.net.train()
+    t_epoch, loss_sum, loss_count, skipped_batches = time.time(), 0.0, 0, 0
+    if epoch == position.epoch and start:  # resumed inside this epoch: its train loss so far
+        loss_sum, loss_count, skipped_batches = position.loss_sum, position.loss_count, position.skipped_batches
+    t_last = t_epoch
+    bar = tqdm(
+        range(start, len(plan)),
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        unit="batch",
+        disable=not info.is_main,
+        initial=start,
+        total=len(plan),
+    )
+    for b in bar:
+        torch.manual_seed(step_seed(config.seed, epoch, b, info.rank))  # dropout
+        batch = next(batches)
+        if batch.key != (epoch, b):
+            raise RuntimeError(f"loader gave batch {batch.key}, expected {(epoch, b)}")
+        d.data.report_failures(batch.failures)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "rank %d epoch %d batch %d ids %s",
+                info.rank,
+                epoch,
+                b,
+                ",".join(batch.ids) if not batch.empty else "-",
+            )
+        loss_value, tokens, grad_norm, skipped = _train_step(run, d, state, batch, progress.step)
+        skipped_batches += skipped
+        progress.step += 1
+        step = progress.step
+        loss_sum += loss_value
+        loss_count += 1
+        if info.is_main:
+            secs = float(batch.lengths.sum()) * config.features.frame_shift_ms / 1000
+            now = time.time()
+            speed, t_last = secs / max(now - t_last, 1e-9), now  # waiting for the batch included
+            progress.audio_total += secs
+            lr = state.scheduler.get_last_lr()[0]
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", speed=f"{speed:.0f}x")
+            if step % config.log_every_steps == 0 or step == 1:
+                logs.metrics.write(
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": f"{loss_value:.4f}",
+                        "loss_per_token": f"{loss_value * max(len(batch.ids), 1) / tokens:.4f}",
+                        "lr": f"{lr:.3e}",
+                        "grad_norm": f"{float(grad_norm):.3f}",
+                        "audio_s_per_s": f"{speed:.1f}",
+                        "wall_s": f"{time.time() - progress.t_start:.1f}",
+                        "audio_s": f"{progress.audio_total:.1f}",  # audio trained on since (re)start
+                        "cpu_s": f"{time.process_time() - progress.cpu_start:.1f}",  # this process's CPU time
+                    }
+                )
+        if config.max_steps is not None and step >= config.max_steps:
+            progress.done = True
+        if step % config.checkpoint_every_steps == 0 or (progress.done and b + 1 < len(plan)):
+            _save(
+                run,
+                state,
+                f"step-{step:07d}",
+                ckpts.Position(step, epoch, b + 1, loss_sum, loss_count, skipped_batches),
+            )
+        if progress.done:
+            break
+    bar.close()
+    if progress.done and b + 1 < len(plan):
+        return False
+    epoch_seconds = time.time() - t_epoch
     if info.is_main:
-        epochs = ckpts.epoch_checkpoints(ckpt_dir)[-config.average_last :]
+        row = {
+            "epoch": epoch + 1,
+            "step": progress.step,
+            "epoch_seconds": f"{epoch_seconds:.1f}",
+            "train_loss": f"{loss_sum / loss_count:.4f}" if loss_count else "",  # "": resumed at the epoch end
+            "skipped_batches": skipped_batches,
+        }
+        if d.dev is not None:
+            from asr.evaluate import evaluate_batch
+
+            result = evaluate_batch(
+                state.bundle, d.dev.utterances, max_batch_frames=config.data.max_batch_frames, progress=False
+            )
+            row.update(dev_wer=f"{result.wer:.4f}", dev_cer=f"{result.cer:.4f}")
+            logger.info(
+                "epoch %d: dev WER %.2f%%, CER %.2f%% (%d utterances); %.0f s",
+                epoch + 1,
+                100 * result.wer,
+                100 * result.cer,
+                len(d.dev.utterances),
+                epoch_seconds,
+            )
+        logs.dev.write(row)
+        _evaluate_extra_devs(state.bundle, d.extra_devs, logs.sets, epoch=epoch + 1, step=progress.step, config=config)
+    _save(run, state, f"epoch-{epoch + 1:03d}", ckpts.Position(progress.step, epoch + 1, 0))
+    return True
+
+
+def _train_step(run: _Run, d: _Data, state: _Model, batch, step: int) -> tuple[float, int, torch.Tensor, int]:
+    """One optimiser step on ``batch`` (``step``: the steps done before it): (loss, target tokens, gradient norm,
+    1 when the batch was skipped (nothing loaded, or a non-finite gradient) else 0)."""
+    config, device, net = run.config, run.device, state.net
+    skipped = 0
+    with state.precision.autocast(device):
+        if batch.empty:  # every utterance failed to load: keep DDP ranks in step with a zero loss
+            skipped += 1
+            loss = sum(p.sum() for p in net.parameters()) * 0.0
+            tokens = 1
+        else:
+            log_probs, out_lengths = net(batch.feats.to(device), batch.lengths.to(device))
+            loss = F.ctc_loss(
+                log_probs.transpose(0, 1).float(),
+                batch.targets.to(device),
+                out_lengths,
+                batch.target_lengths.to(device),
+                blank=d.tokenizer.blank_id,
+                reduction="sum",
+                zero_infinity=True,
+            ) / len(batch.ids)
+            tokens = int(batch.target_lengths.sum())
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), config.optim.grad_clip or float("inf"))
+    if not torch.isfinite(grad_norm):
+        logger.warning("step %d: non-finite gradient norm, update skipped", step)
+        state.optimizer.zero_grad(set_to_none=True)
+        skipped += 1
+    else:
+        state.optimizer.step()
+    state.scheduler.step()
+    return float(loss.detach()), tokens, grad_norm, skipped
+
+
+def _finalise(run: _Run, d: _Data, state: _Model) -> Path:
+    """final.safetensors: the average of the last epoch checkpoints, or the weights after the last step when
+    max_steps stopped the run inside an epoch."""
+    ckpt_dir, current = run.ckpt_dir, run.current
+    final = run.run_dir / "final.safetensors"
+    if run.info.is_main:
+        epochs = ckpts.epoch_checkpoints(ckpt_dir)[-run.config.average_last :]
         latest = ckpts.latest_checkpoint(ckpt_dir)
         if epochs and latest is not None and latest.startswith("epoch-"):
             averaged = ckpts.average_checkpoints(epochs, device="cpu")
-            save_asr_model(
-                final, averaged, extra={"averaged": [p.name for p in epochs], "train_config": current}
-            )
+            save_asr_model(final, averaged, extra={"averaged": [p.name for p in epochs], "train_config": current})
         else:  # stopped by max_steps inside an epoch: the weights after the last step are the model
-            model.cpu()
-            save_asr_model(final, bundle, extra={"from": latest, "train_config": current})
+            state.model.cpu()
+            save_asr_model(final, state.bundle, extra={"from": latest, "train_config": current})
         logger.info(
             "final model: %s (failed audio: %d, skipped batches at load: %s)",
             final,
-            len(data.reported),
-            dict(data.skipped),
+            len(d.data.reported),
+            dict(d.data.skipped),
         )
-    barrier(info)
+    barrier(run.info)
     return final

@@ -11,11 +11,13 @@ Backends (each its own module, same signature):
 ``backend="auto"`` picks triton on CUDA and chunked on CPU. Asking for an unavailable backend raises;
 a fallback (auto on CUDA without triton) warns.
 
-Streaming: ``causal_linear_attention_step(q, k, v, state)`` continues a carried state by a short chunk (the
-model's per-chunk step). Same maths and results as ``causal_linear_attention(..., initial_state=state)``, but
-lean: shape checks only, no backend dispatch, no autograd Function, a dozen batched ops per call
-(``recurrent.recurrent_chunk_step``). For inference on the CPU, ``cpu_step.fused_chunk_step`` is the same step
-in one C pass over each stream's state (float32, in place; compiled on first use), tested against it.
+Streaming: ``chunk_step(q, k, v, state, backend="torch" | "c")`` (``step.py``) is the one step entry point:
+it continues a carried state by a short chunk in the [B, H, T, D] layout, either in a dozen batched PyTorch
+ops (``recurrent.recurrent_chunk_step``) or, for inference on the CPU, in one C pass over each stream's state
+(``cpu_step.fused_chunk_step``: float32, in place; compiled on first use; loud where it cannot be built).
+``causal_linear_attention_step(q, k, v, state)`` is its checked form in the [B, T, H, D] layout: same maths
+and results as ``causal_linear_attention(..., initial_state=state)``, but lean: no backend dispatch, no
+autograd Function.
 """
 
 from __future__ import annotations
@@ -28,15 +30,32 @@ from collections.abc import Callable
 
 import torch
 
-from kernels.linear_attention.recurrent import recurrent_chunk_step
 from kernels.linear_attention.state import LinearAttentionState, check_state
+from kernels.linear_attention.step import (
+    STEP_BACKENDS,
+    STEP_FEATURE_MAPS,
+    ChunkGates,
+    CKernelUnavailable,
+    c_available,
+    chunk_gates,
+    chunk_step,
+    load_c,
+)
 
 __all__ = [
     "BACKENDS",
+    "STEP_BACKENDS",
+    "STEP_FEATURE_MAPS",
+    "CKernelUnavailable",
+    "ChunkGates",
     "LinearAttentionState",
     "available_backends",
+    "c_available",
     "causal_linear_attention",
     "causal_linear_attention_step",
+    "chunk_gates",
+    "chunk_step",
+    "load_c",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,9 +98,7 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         ok, why = triton_available(device)
         if ok:
             return "triton"
-        warnings.warn(
-            f"backend='auto' falls back to 'chunked' on {device}: {why}", RuntimeWarning, stacklevel=3
-        )
+        warnings.warn(f"backend='auto' falls back to 'chunked' on {device}: {why}", RuntimeWarning, stacklevel=3)
         return "chunked"
     if backend == "triton":
         ok, why = triton_available(device)
@@ -103,9 +120,7 @@ def _validate(
     if q.shape != k.shape:
         raise ValueError(f"q and k must have the same shape, got q {tuple(q.shape)} and k {tuple(k.shape)}")
     if v.shape[:3] != q.shape[:3]:
-        raise ValueError(
-            f"v must be [B, T, H, Dv] matching q's [B, T, H]; got q {tuple(q.shape)}, v {tuple(v.shape)}"
-        )
+        raise ValueError(f"v must be [B, T, H, Dv] matching q's [B, T, H]; got q {tuple(q.shape)}, v {tuple(v.shape)}")
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if not (q.device == k.device == v.device):
@@ -136,9 +151,7 @@ def _decay_kind(decay: torch.Tensor, q: torch.Tensor) -> str:
         return "head"
     if tuple(decay.shape) == (B, T, H):
         return "step"
-    raise ValueError(
-        f"decay must have shape [H]=({H},) or [B, T, H]=({B}, {T}, {H}), got {tuple(decay.shape)}"
-    )
+    raise ValueError(f"decay must have shape [H]=({H},) or [B, T, H]=({B}, {T}, {H}), got {tuple(decay.shape)}")
 
 
 def _log_decay(decay: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor | None:
@@ -230,7 +243,7 @@ def causal_linear_attention_step(
     - shapes, dtypes and devices are checked (Python only); decay *values* are not range-checked
       (``causal_linear_attention`` does that; a model's sigmoid / logsigmoid gates are in range by
       construction);
-    - no backend choice: the chunk is processed by ``recurrent_chunk_step`` in pieces of at most
+    - no backend choice: the chunk goes through ``chunk_step`` (its PyTorch backend) in pieces of at most
       ``chunk_size`` frames (memory O(T chunk_size) for any T);
     - plain PyTorch ops, differentiable; ``state`` is never modified;
     - ``out`` is a [B, T, H, Dv] view of a [B, H, T, Dv] tensor. Inputs that are such views (a [B, H, T, D]
@@ -245,17 +258,5 @@ def causal_linear_attention_step(
     log_g = _step_log_gates(decay, q, sdtype)
     qh, kh, vh = (_as(x, sdtype).transpose(1, 2) for x in (q, k, v))  # [B, H, T, D]
     state = LinearAttentionState(_as(state.S, sdtype), _as(state.z, sdtype))
-    T = q.shape[1]
-    if T <= chunk_size:
-        out, state = recurrent_chunk_step(qh, kh, vh, state, log_g=log_g, eps=eps)
-    else:
-        outs = []
-        for a in range(0, T, chunk_size):
-            piece = slice(a, a + chunk_size)
-            gates = None if log_g is None else log_g[..., piece]
-            o, state = recurrent_chunk_step(
-                qh[:, :, piece], kh[:, :, piece], vh[:, :, piece], state, log_g=gates, eps=eps
-            )
-            outs.append(o)
-        out = torch.cat(outs, dim=2)
+    out, state = chunk_step(qh, kh, vh, state, decay=log_g, eps=eps, chunk_size=chunk_size)
     return _as(out.transpose(1, 2), q.dtype), state

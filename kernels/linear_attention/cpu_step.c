@@ -8,7 +8,7 @@
  *     S      <- w S + sum_s b_s k_s v_s^T,   z <- w z + sum_s b_s k_s
  * optionally followed by y_t <- y_t / sqrt(mean(y_t^2) + rms_eps) (the attention's per-head RMS output norm,
  * gains folded elsewhere), and optionally with the feature map applied to q and k on the way in (phi = 1:
- * elu(x) + 1 with kernels/vexp.h's exp, 2: relu; 0: q and k come mapped), so the projection's output is
+ * kernels.feature_maps.elu_plus_one, elu(x) + 1, with kernels/vexp.h's exp; 2: relu; 0: q and k come mapped), so the projection's output is
  * read as it is.
  *
  * Why: in PyTorch the step is ~15 batched ops, five of which sweep the state (read-out, decay, update: read

@@ -38,7 +38,8 @@ def load() -> ctypes.CDLL:
     signature = [LONG] * 5 + [PTR, LONG, LONG, LONG] * 3 + [PTR, PTR] + [PTR] * 4 + [LONG]
     signature += [PTR, LONG, LONG, LONG] + [FLOAT, INT, FLOAT, INT]
     functions = {"chunk_step_f32": (ctypes.c_int, signature)}
-    return build("cpu_step", _SOURCE, _HEADERS, functions=functions, fallback="use the PyTorch step (kernel='torch')")
+    fallback = "use the PyTorch backend (chunk_step(..., backend='torch'))"
+    return build("cpu_step", _SOURCE, _HEADERS, functions=functions, fallback=fallback)
 
 
 def available() -> bool:

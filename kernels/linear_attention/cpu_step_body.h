@@ -35,7 +35,8 @@ static void STEP_NAME(STEP_PARAMS(T_arg, Dk_arg, Dv_arg), float *restrict work) 
                 for (long at = 0; at < Dk * Dv * (long)sizeof(float); at += 64) __builtin_prefetch(nS + at, 1, 2);
                 for (long at = 0; at < Dk * (long)sizeof(float); at += 64) __builtin_prefetch(nz + at, 1, 2);
             }
-            /* the feature map on q and k (into the scratch rows that become the decayed queries and keys) */
+            /* the feature map on q and k (into the scratch rows that become the decayed queries and keys):
+             * phi = 1 is kernels.feature_maps.elu_plus_one (x + 1 for x > 0, else exp(x)), 2 is relu */
             for (long t = 0; t < T; t++) {
                 const float *qt = row(Q, b, h, t), *kt = row(K, b, h, t);
                 float *qf = qd + t * Dk, *kf = kd + t * Dk;

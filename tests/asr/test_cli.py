@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 import asr
+from asr import pipeline
 from asr.cli import COMMANDS
 from asr.cli import main as cli_main
-from asr.commands import _model
 from asr.commands.plot import _read_csv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_print_config_resolves_base_chain_and_overrides(tmp_path, capsys):
 
 @pytest.mark.parametrize("command", ["eval", "transcribe"])
 def test_a_missing_model_without_a_bundled_one_is_a_clear_error(command, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(_model, "BUNDLED_MODEL_DIR", tmp_path / "assets" / "model")
+    monkeypatch.setattr(pipeline, "BUNDLED_MODEL_DIR", tmp_path / "assets" / "model")
     argv = ["eval", "--data", str(tmp_path)] if command == "eval" else ["transcribe", str(tmp_path / "a.wav")]
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
@@ -96,17 +96,17 @@ def test_model_resolution(tmp_path):
     bundled = tmp_path / "assets" / "model"
     bundled.mkdir(parents=True)
     with pytest.raises(ValueError, match="no bundled model"):
-        _model.resolve_model_path(None, bundled_dir=bundled)
+        pipeline.resolve_model_path(None, bundled_dir=bundled)
     (bundled / "model.safetensors").write_bytes(b"")
-    assert _model.resolve_model_path(None, bundled_dir=bundled) == bundled / "model.safetensors"
+    assert pipeline.resolve_model_path(None, bundled_dir=bundled) == bundled / "model.safetensors"
     run = tmp_path / "run"
     run.mkdir()
     with pytest.raises(ValueError, match="final.safetensors"):
-        _model.resolve_model_path(run)
+        pipeline.resolve_model_path(run)
     (run / "final.safetensors").write_bytes(b"")
-    assert _model.resolve_model_path(run) == run / "final.safetensors"
+    assert pipeline.resolve_model_path(run) == run / "final.safetensors"
     with pytest.raises(ValueError, match="does not exist"):
-        _model.resolve_model_path(tmp_path / "nope.safetensors")
+        pipeline.resolve_model_path(tmp_path / "nope.safetensors")
 
 
 def test_a_model_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path, capsys):

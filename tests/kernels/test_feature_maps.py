@@ -36,6 +36,21 @@ def test_elu_plus_one_is_positive_and_matches_definition():
     assert torch.isfinite(grad).all()
 
 
+def test_elu_plus_one_without_autograd_is_the_same_function_bit_for_bit():
+    """Inference (no tensor tracked) takes exp(min(x, 0)) + max(x, 0): the torch.where form's numbers exactly;
+    with autograd on, the torch.where form itself (its gradient at x = 0 is the exp branch's)."""
+    x = torch.randn(4, 257, generator=torch.Generator().manual_seed(0)) * 20
+    x[0, :6] = torch.tensor([0.0, -0.0, 1e-30, -1e-30, -90.0, 90.0])
+    where = torch.where(x > 0, x + 1.0, torch.exp(torch.clamp(x, max=0.0)))
+    with torch.inference_mode():
+        assert torch.equal(elu_plus_one(x), where)
+    assert torch.equal(elu_plus_one(x), where)  # grad mode on, but x is not tracked
+    y = x.clone().requires_grad_()
+    (g,) = torch.autograd.grad(elu_plus_one(y).sum(), y)
+    (ref,) = torch.autograd.grad(torch.where(y > 0, y + 1.0, torch.exp(torch.clamp(y, max=0.0))).sum(), y)
+    assert torch.equal(g, ref)
+
+
 def test_relu_is_nonnegative_and_can_vanish():
     x = torch.tensor([-2.0, -0.0, 0.5, 3.0])
     torch.testing.assert_close(relu(x), torch.tensor([0.0, 0.0, 0.5, 3.0]))

@@ -1,4 +1,5 @@
-"""Smoke tests for tools/bench_streaming.py (tiny settings: the benchmark itself is not a test)."""
+"""Smoke tests for tools/bench_streaming.py and its parts in tools/bench/ (tiny settings: the benchmark itself is
+not a test)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ def test_largest_within_finds_the_boundary_by_doubling_and_bisection():
         calls.append(n)
         return 0.005 + 0.001 * n
 
-    n, points = bench._largest_within(time_of, 0.160, start=8, n_max=4096)
+    n, points = bench.throughput._largest_within(time_of, 0.160, start=8, n_max=4096)
     assert 146 <= n <= 155 and time_of(n) < 0.160  # ~6% resolution, never over budget
     assert points == sorted(points) and len(calls) < 20
-    n, _ = bench._largest_within(lambda n: 1.0, 0.160, start=8, n_max=4096)
+    n, _ = bench.throughput._largest_within(lambda n: 1.0, 0.160, start=8, n_max=4096)
     assert n == 0  # nothing fits
-    n, _ = bench._largest_within(lambda n: 0.0, 0.160, start=8, n_max=100)
+    n, _ = bench.throughput._largest_within(lambda n: 0.0, 0.160, start=8, n_max=100)
     assert n == 64  # capped by n_max: the largest power of two tried
 
 
@@ -44,26 +45,26 @@ def test_search_repeats_report_the_median_and_every_search():
         calls.append(n)
         return 0.005 + 0.001 * n + (0.5 if len(calls) == 2 else 0.0)
 
-    result = bench._search(time_of, 0.160, start=8, n_max=4096, repeats=3)
+    result = bench.throughput._search(time_of, 0.160, start=8, n_max=4096, repeats=3)
     assert len(result["searches"]) == 3 and result["searches"][0] < 16  # one bad probe ruined one search
     assert result["max_streams"] == sorted(result["searches"])[1] >= 146  # the median ignores it
     assert result["points"] == sorted(result["points"]) and not result["capped"]
 
 
 def test_kv_cache_state_has_the_history_length_and_steps():
-    model = bench.build_model("softmax", seed=0, device=torch.device("cpu"))
-    state = bench.kv_cache_state(model, 2.0, device=torch.device("cpu"), seed=0)
-    frames = 2 * bench.FRAME_RATE // model.config.subsampling_factor
+    model = bench.setup.build_model("softmax", seed=0, device=torch.device("cpu"))
+    state = bench.latency.kv_cache_state(model, 2.0, device=torch.device("cpu"), seed=0)
+    frames = 2 * bench.setup.FRAME_RATE // model.config.subsampling_factor
     assert all(layer.attention.k.shape[2] == frames for layer in state.layers)
     with torch.inference_mode():
         _, new = model.step(torch.randn(1, 16, 80), state)
     assert new.layers[0].attention.k.shape[2] == frames + 4
-    assert bench.state_bytes(state) > bench.state_bytes(model.init_state(1))
+    assert bench.bc.tensor_bytes(state) > bench.bc.tensor_bytes(model.init_state(1))
 
 
 def test_pocketsphinx_peer_runs_on_speech():
-    audio, _ = bench.load_speech(1)
-    out = bench.run_pocketsphinx(audio[: 16000 * 2], 2560, repeats=1)
+    audio, _ = bench.rtf.load_speech(1)
+    out = bench.rtf.run_pocketsphinx(audio[: 16000 * 2], 2560, repeats=1)
     assert "error" not in out and out["rtf"] > 0 and isinstance(out["text"], str)
 
 
@@ -91,7 +92,7 @@ def test_rtf_and_throughput_sections_compare_packed_and_module_steps(tmp_path, c
     ])  # fmt: skip
     assert rc == 0
     data = json.loads((tmp_path / "bench_streaming.json").read_text())
-    assert data["model"]["config"] == bench.base_config("bundled").to_dict()  # the bundled model's size
+    assert data["model"]["config"] == bench.setup.base_config("bundled").to_dict()  # the bundled model's size
     rtf = data["rtf"]
     for key in ("rtf", "encoder_rtf", "module_rtf", "module_encoder_rtf", "encoder_speedup"):
         assert np.isfinite(rtf[key]) and rtf[key] > 0, key

@@ -9,25 +9,25 @@ import jiwer
 import pytest
 import torch
 
+from asr import pipeline
 from asr.cli import main
-from asr.commands import _model
 from asr.data.manifest import read_manifest
-from asr.live import stream_samples
 from asr.streaming import EndpointConfig, Recognizer
+from asr.streaming.feed import stream_samples
 
-AUDIO = _model.BUNDLED_MODEL_DIR.parent / "audio"
+AUDIO = pipeline.BUNDLED_MODEL_DIR.parent / "audio"
 
 
 @pytest.fixture(scope="module")
 def bundle():
-    return _model.load_model(None)  # no --model: the bundled one
+    return pipeline.load_asr_model(pipeline.resolve_model_path(None))  # no --model: the bundled one
 
 
 def test_the_bundled_model_is_found_without_a_model_argument_and_fits_the_limit():
-    path = _model.resolve_model_path(None)
-    assert path == _model.BUNDLED_MODEL_DIR / "model.safetensors"
+    path = pipeline.resolve_model_path(None)
+    assert path == pipeline.BUNDLED_MODEL_DIR / "model.safetensors"
     assert path.stat().st_size <= 25 * 1024 * 1024
-    card = (_model.BUNDLED_MODEL_DIR / "README.md").read_text()
+    card = (pipeline.BUNDLED_MODEL_DIR / "README.md").read_text()
     assert "tools/make_bundle.py" in card and "licen" in card.lower()
 
 

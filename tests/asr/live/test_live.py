@@ -16,8 +16,9 @@ import soxr
 
 from asr import live
 from asr.cli import main
-from asr.live import PARTIAL_MARK, AudioBlock, LiveConfig, TranscriptWriter, chunk_frames_for, run_live, stream_samples
+from asr.live import PARTIAL_MARK, AudioBlock, LiveConfig, TranscriptWriter, run_live
 from asr.pipeline import save_asr_model
+from asr.streaming.feed import chunk_frames_for, recognizer_config, stream_samples
 from asr.streaming.recognizer import Recognizer, Segment, StreamResult
 from tests.asr.live.conftest import SAMPLE_RATE, burst_speech, make_band_model
 
@@ -35,7 +36,7 @@ def speech():
 
 
 def _recognizer(bundle, chunk_ms=160):
-    return Recognizer(bundle, device="cpu", config=live.recognizer_config(chunk_ms))
+    return Recognizer(bundle, device="cpu", config=recognizer_config(chunk_ms))
 
 
 def _segment(text, start, end):

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from asr.cli import main
-from asr.commands._model import BUNDLED_MODEL_DIR
 from asr.lm.folder import folder_decoder, read_lm_folder
+from asr.pipeline import BUNDLED_MODEL_DIR
 from asr.synth.text import reference_exclusions
 
 BUDGET_MIB = 25.0
@@ -41,9 +41,9 @@ def test_bundled_lm_was_built_without_held_out_text_and_tuned_on_dev(folder):
 
 
 def test_bundled_lm_decodes_for_the_bundled_model(folder):
-    from asr.commands._model import load_model
+    from asr.pipeline import load_asr_model, resolve_model_path
 
-    bundle = load_model(None)
+    bundle = load_asr_model(resolve_model_path(None))
     assert folder.fits(bundle.tokenizer)
     decoder = folder_decoder(folder, bundle.tokenizer)
     assert decoder.mode == "lexicon+lm" and len(decoder.lexicon) == folder.meta["lexicon_words"]

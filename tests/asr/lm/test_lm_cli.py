@@ -5,7 +5,7 @@ import json
 import pytest
 
 from asr.cli import main
-from asr.commands._model import BUNDLED_MODEL_DIR
+from asr.pipeline import BUNDLED_MODEL_DIR
 from tests.asr.lm._lm_fixtures import tiny_lm
 
 AUDIO = BUNDLED_MODEL_DIR.parent / "audio"
@@ -30,9 +30,9 @@ def test_transcribe_with_an_external_lm_gives_words_with_times(tiny, capsys):
 
 def test_no_lm_is_greedy(capsys):
     from asr.audio import load_audio
-    from asr.commands._model import load_model
+    from asr.pipeline import load_asr_model, resolve_model_path
 
-    bundle = load_model(None)
+    bundle = load_asr_model(resolve_model_path(None))
     greedy, _ = bundle.transcribe(load_audio(GOFORWARD, target_sr=16000))
     assert main(["transcribe", "--no-lm", str(GOFORWARD)]) == 0
     assert capsys.readouterr().out.strip() == greedy

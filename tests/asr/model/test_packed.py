@@ -94,8 +94,8 @@ def test_packed_step_other_architectures(overrides):
 @pytest.mark.parametrize("kernel", ["c", "torch"])
 def test_packed_step_big_batches_take_the_library_convolutions(kernel):
     """Past 16 (stream, frame) rows the depthwise conv and the subsampling's conv2 run through oneDNN."""
-    from asr.model.conv_module import _WINDOWED_ROWS
-    from asr.model.subsampling import _IM2COL_ROWS
+    from asr.model.inference.conv import WINDOWED_ROWS as _WINDOWED_ROWS
+    from asr.model.inference.subsampling import IM2COL_ROWS as _IM2COL_ROWS
 
     model = _model(decay="per_head", output_norm="rms")
     batch = 9
@@ -188,7 +188,7 @@ def test_kernel_choice_when_the_c_kernel_cannot_be_built(monkeypatch, caplog):
         raise cpu_step.CpuKernelUnavailable("no C compiler here (test)")
 
     monkeypatch.setattr(cpu_step, "load", unavailable)
-    with caplog.at_level("WARNING", logger="asr.model.packed"):
+    with caplog.at_level("WARNING", logger="asr.model.inference.step"):
         packed = PackedStep(model)
     assert packed.kernel == "torch" and "no C compiler here (test)" in caplog.text
     with pytest.raises(cpu_step.CpuKernelUnavailable, match="no C compiler here"):
@@ -228,3 +228,15 @@ def test_packed_step_takes_a_long_chunk_in_kernel_sized_pieces(decay, kernel):
     _assert_states_close(packed_states[-1], plain_states[-1], 1e-5)
     donated_out, _ = PackedStep(model, kernel=kernel)(feats, model.init_state(2), donate=True)
     assert (donated_out - plain_out).abs().max().item() <= 1e-5
+
+
+def test_an_option_the_packed_form_does_not_know_is_an_error_when_packing():
+    """No fallback through the modules: a layer or option without a packed form is refused at pack time."""
+    model = _model()
+    model.encoder.blocks[1].attention.phi = torch.nn.Identity()
+    with pytest.raises(ValueError, match="no form for the feature map Identity"):
+        PackedStep(model)
+    model = _model()
+    model.encoder.blocks[0].attention = torch.nn.Identity()
+    with pytest.raises(ValueError, match="no form for the attention layer Identity"):
+        PackedStep(model)

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from asr.live import recognizer_config, stream_samples
 from asr.serve.app import run_server
 from asr.serve.config import ServeConfig
 from asr.serve.engine import Engine
+from asr.streaming.feed import recognizer_config, stream_samples
 from asr.streaming.recognizer import Recognizer
 from tests.asr.live.conftest import burst_speech, make_band_model
 
@@ -39,7 +39,7 @@ def speech() -> np.ndarray:
 
 
 def recognizer_finals(bundle, samples: np.ndarray, rate: int, *, chunk_ms: int = 160) -> list[dict]:
-    """The finals the recognizer gives ``samples`` streamed on its own (asr.live.stream_samples, as
+    """The finals the recognizer gives ``samples`` streamed on its own (asr.streaming.feed.stream_samples, as
     ``asr transcribe --stream`` does): text, start, end."""
     config = recognizer_config(chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms)
     result = stream_samples(Recognizer(bundle, device="cpu", config=config), samples, rate, chunk_ms=chunk_ms)

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from asr.live import recognizer_config
 from asr.serve import protocol as proto
 from asr.serve.app import TokenBucket, _host_name
 from asr.serve.client import encode_frame, percentiles
 from asr.serve.config import ServeConfig, is_loopback
 from asr.serve.engine import Engine, Message, Outbox, Session, _Update
 from asr.serve.metrics import Metrics, parse_metrics
+from asr.streaming.feed import recognizer_config
 from asr.streaming.recognizer import Recognizer
 
 
@@ -158,7 +158,7 @@ def test_a_client_that_does_not_read_is_dropped(band_model):
 
 def test_chunk_bookkeeping_matches_the_recognizer(band_model, speech):
     """The engine counts decoded chunks from the samples a stream received (public API); the recognizer's own
-    decoder frame counter (private, read here only to check) must agree after every step."""
+    decoder frame counter (its progress, read here only to check) must agree after every step."""
     recognizer = Recognizer(band_model, device="cpu", config=recognizer_config(160))
     engine = Engine(recognizer, config=ServeConfig())
     session = Session(id=0, sample_rate=16000, outbox=None)
@@ -171,7 +171,7 @@ def test_chunk_bookkeeping_matches_the_recognizer(band_model, speech):
         recognizer.decode([session.stream])
         start += n
         engine._results(session)
-        assert session.chunks * 4 == session.stream._state.decoder.frame  # 16 fbank frames = 4 model frames
+        assert session.chunks * 4 == session.stream.progress.decoder.frame  # 16 fbank frames = 4 model frames
     assert session.chunks == band_model.features.num_frames(len(speech)) // 16
 
 

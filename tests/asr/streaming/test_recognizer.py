@@ -17,9 +17,7 @@ def _full_log_probs(bundle, samples):
 
 
 def _stream(bundle, samples, sizes, rate=16000, **cfg):
-    rec = Recognizer(
-        bundle, device="cpu", config=RecognizerConfig(keep_log_probs=True, endpoint=NO_ENDPOINT, **cfg)
-    )
+    rec = Recognizer(bundle, device="cpu", config=RecognizerConfig(keep_log_probs=True, endpoint=NO_ENDPOINT, **cfg))
     s = rec.create_stream()
     start, i = 0, 0
     while start < samples.numel():
@@ -49,21 +47,22 @@ def test_streaming_logits_equal_full_forward(bundle, audio, sizes):
     assert s.result.text == bundle.tokenizer.decode(greedy_search(full).tokens)
 
 
-@pytest.mark.parametrize("step", [dict(), dict(step_kernel="torch"), dict(packed=False)], ids=["c", "torch", "module"])
+@pytest.mark.parametrize("step", [dict(), dict(step="packed_torch"), dict(step="module")], ids=["c", "torch", "module"])
 @pytest.mark.parametrize("overrides", [dict(decay="per_head", output_norm="rms"), dict(decay="gated")])
 def test_streaming_exact_for_decay_variants(audio, overrides, step):
     """Each way of stepping (the fused C attention kernel, PackedStep on PyTorch ops, the module step)."""
     bundle = make_bundle(**overrides)
     full = _full_log_probs(bundle, audio)
     s = _stream(bundle, audio, [1234, 160, 5000], **step)
-    rec = s._recognizer
-    assert rec._packed is None if step.get("packed") is False else rec._packed.kernel == step.get("step_kernel", "c")
+    rec = s.recognizer
+    kernel = {"packed": "c", "packed_torch": "torch", "module": None}[step.get("step", "packed")]
+    assert rec.packed_step is None if kernel is None else rec.packed_step.kernel == kernel
     assert (torch.cat(s.log_probs) - full).abs().max() <= 1e-4
 
 
-def test_recognizer_config_names_a_bad_step_kernel():
-    with pytest.raises(ValueError, match="step_kernel must be one of"):
-        RecognizerConfig(step_kernel="gpu")
+def test_recognizer_config_names_a_bad_step():
+    with pytest.raises(ValueError, match="step must be one of"):
+        RecognizerConfig(step="gpu")
 
 
 def test_softmax_baseline_streams_exactly(audio):
@@ -192,9 +191,10 @@ def _leaves(state):
 
 @pytest.mark.parametrize("overrides", [{}, {"attention": "softmax"}], ids=["linear", "softmax-kv"])
 def test_batch_rows_equal_unstack_state(overrides):
-    """The recognizer's per-stream views of a batched state hold what ``unstack_state`` copies out."""
-    from asr.model.encoder import stack_states, unstack_state
-    from asr.streaming.recognizer import _select_row
+    """The recognizer's per-stream views of a batched state (StreamBatch rows) hold what ``unstack_state`` copies
+    out, and stack then unstack gives back each stream's state bit for bit."""
+    from asr.model.encoder import unstack_state
+    from asr.streaming.batch import StreamBatch
 
     model = make_bundle(**overrides).model
     g = torch.Generator().manual_seed(2)
@@ -205,9 +205,10 @@ def test_batch_rows_equal_unstack_state(overrides):
             for _ in range(history):
                 _, state = model.step(torch.randn(1, 8, 80, generator=g), state)
             states.append(state)
-    batched = stack_states(states)
-    views, copies = [_select_row(batched, b) for b in range(3)], unstack_state(batched)
-    assert len(views) == 3
+    batch = StreamBatch.stack(states)
+    views, copies = batch.unstack(), unstack_state(batch.state)
+    assert len(views) == 3 and batch.size == 3
+    assert all(type(batch.row(b)) is type(views[b]) for b in range(3))
     for view, copy, original in zip(views, copies, states):
         assert type(view) is type(copy)
         for a, b, c in zip(_leaves(view), _leaves(copy), _leaves(original), strict=True):
@@ -227,7 +228,7 @@ def test_a_batch_kept_together_reuses_its_state_and_never_changes_a_state_read_o
             s.accept_waveform(c[start : start + 2560], 16000)
         rec.decode(streams)
         if r == 2:
-            assert streams[1]._row is not None and streams[1]._row[0] is streams[0]._row[0]  # one batch state
+            assert streams[1].batch_row is not None and streams[1].batch_row[0] is streams[0].batch_row[0]  # one batch
         if r == 4:
             held = streams[1].state  # read out: this stream's own views from now on
             held_copy = [x.clone() for x in _leaves(held.encoder)]

@@ -92,7 +92,9 @@ def test_finished_streams_are_released_and_keep_their_result(bundle, audio):
     done = streams[0]
     assert done.is_done and done.id not in rec.streams
     assert sorted(rec.streams) == sorted(s.id for s in streams[1:])
-    assert done.state.encoder is None and done._row is None  # its encoder state (or batch row) is freed
+    assert not done.holds_state and done.batch_row is None  # its encoder state (or batch row) is freed
+    with pytest.raises(ValueError, match="freed"):
+        done.state  # noqa: B018
     text = done.result.text
     assert rec.decode([done]) == [] and done.result.text == text  # decoding it again is harmless
     with pytest.raises(ValueError, match="input_finished"):

@@ -1,6 +1,6 @@
-"""The subsampling's first conv + SiLU in C (asr/model/subsampling_kernel.c) against PyTorch's conv2d and SiLU:
+"""The 3x3 stride-2 conv + SiLU op in C (kernels/conv/conv.c) against its PyTorch reference in float64:
 channel counts that take the specialised copies and the general loop, outputs written into a strided buffer
-(as PackedStep does), activations across the range of the approximated exp, and the argument checks."""
+(after a cached row), activations across the range of the approximated exp, and the argument checks."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asr.model.subsampling_kernel import conv1_silu
+from kernels.conv import conv1_silu, conv1_silu_reference
 
 
 def _reference(frames, weight, bias, t1):
-    c = weight.shape[1]
-    w = weight.t().reshape(c, 1, 3, 3)
-    y = F.silu(F.conv2d(frames[:, None].double(), w.double(), bias.double(), stride=2))  # [B, C, T', F1]
-    return y[:, :, :t1].permute(0, 2, 3, 1)
+    return conv1_silu_reference(frames.double(), weight.double(), bias.double(), t1)
 
 
 @pytest.mark.parametrize("channels", [64, 32, 128, 5, 20])
@@ -25,7 +22,7 @@ def test_conv1_silu_matches_conv2d_and_silu(channels, rows, bins):
     frames = torch.randn(3, rows, bins, generator=g) * 3
     weight, bias = torch.randn(9, channels, generator=g), torch.randn(channels, generator=g)
     t1, f1 = (rows - 1) // 2, (bins - 3) // 2 + 1
-    buf = torch.full((3, 1 + t1, f1, channels), float("nan"))  # written after a cached row, as PackedStep does
+    buf = torch.full((3, 1 + t1, f1, channels), float("nan"))  # written after a cached row
     out = conv1_silu(frames, weight, bias, buf[:, 1:])
     assert out.data_ptr() == buf[:, 1:].data_ptr()
     assert torch.isnan(buf[:, 0]).all() and torch.isfinite(buf[:, 1:]).all()  # only its rows are written

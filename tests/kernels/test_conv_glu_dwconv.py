@@ -1,5 +1,5 @@
-"""The conv module's C parts (asr/model/block_kernel.c) against PyTorch: the gate (GLU) written into a strided
-buffer after cached rows (as PackedStep does), the depthwise conv + LayerNorm + SiLU read from such a buffer,
+"""The GLU and depthwise conv ops in C (kernels/conv/conv.c) against their PyTorch references in float64: the gate
+(GLU) written into a strided buffer after cached rows, the depthwise conv + LayerNorm + SiLU read from such a buffer,
 sizes that take the vector loops and their remainders, values across the range of the approximated exp, and
 the argument checks."""
 
@@ -9,8 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asr.model.block_kernel import bias_glu, dwconv_ln_silu
-from asr.model.conv_module import causal_depthwise_step
+from kernels.conv import bias_glu, bias_glu_reference, dwconv_ln_silu, dwconv_ln_silu_reference
 
 
 @pytest.mark.parametrize(("b", "t", "d"), [(256, 4, 192), (3, 5, 7), (1, 1, 16)])
@@ -20,7 +19,7 @@ def test_bias_glu_matches_torch_into_a_strided_buffer(b, t, d):
     full = torch.full((b, 3 + t, d), float("nan"))  # three cached rows first, untouched
     out = bias_glu(x, bias, full[:, 3:])
     assert out.data_ptr() == full[:, 3:].data_ptr() and torch.isnan(full[:, :3]).all()
-    ref = F.glu((x + bias).double(), dim=-1).view(b, t, d)
+    ref = bias_glu_reference(x.double(), bias.double()).view(b, t, d)
     err = (full[:, 3:].double() - ref).abs()
     assert (err <= 2e-7 * ref.abs() + 1e-7).all(), err.max()
 
@@ -51,8 +50,11 @@ def test_dwconv_ln_silu_matches_depthwise_layer_norm_silu(b, t, k, d):
     w = torch.randn(d, k, generator=g)  # the module's [d, K]
     bias, gain, shift = (torch.randn(d, generator=g) for _ in range(3))
     out = dwconv_ln_silu(x, w.t().contiguous(), bias, gain, shift, 1e-5)
-    conv = causal_depthwise_step(x.double(), w.double(), bias.double())  # [B, T, d]
-    ref = F.silu(F.layer_norm(conv, (d,), gain.double(), shift.double(), 1e-5)).reshape(b * t, d)
+    ref = dwconv_ln_silu_reference(x.double(), w.t().double(), bias.double(), gain.double(), shift.double(), 1e-5)
+    conv = F.conv1d(x.double().transpose(1, 2), w.double()[:, None], bias.double(), groups=d)
+    assert torch.allclose(  # the reference is the causal depthwise conv, LayerNorm and SiLU
+        ref, F.silu(F.layer_norm(conv.transpose(1, 2), (d,), gain.double(), shift.double(), 1e-5)).reshape(b * t, d)
+    )
     assert out.shape == (b * t, d)
     assert (out.double() - ref).abs().max().item() <= 2e-5 * (1 + ref.abs().max().item())
 
