@@ -345,11 +345,49 @@ lm_weight {lm['decoder']['lm_weight']}, word_score {lm['decoder']['word_score']}
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Produced by `tools/make_bundle.py` on {time.strftime("%Y-%m-%d")}.
+Produced by `tools/make_bundle.py` on {time.strftime("%Y-%m-%d")}. The real-time factors are what `asr eval` measured
+in that run, where other jobs may have shared the 2-core machine (speed measured in turns: docs/benchmarks.md).
+Where stream and full differ, the audio is not at 16 kHz: the full pass resamples the whole file, the stream
+resamples chunk by chunk (soxr's streaming resampler), and a near-tie in one frame goes the other way.
 
 ## Limits
 Trained on CPUs for a few CPU-hours on synthetic speech and ~15 minutes of game voices: read the error rates
 above before relying on it; train a LibriSpeech recipe (`recipes/librispeech/`) for real-world use.
+
+## Licences
+Voices: RHVoice with the alan, bdl, clb and slt English voices (LGPL), festival with festvox kal/ked diphones, the
+CMU ARCTIC slt HTS voice and don/rab (free, BSD-style festvox licences), flite (CMU/BSD-style licence), piper
+(GPL-3.0) with the `joe` en-US voice (MIT), SVOX pico (Apache-2.0), espeak-ng (GPL-3.0-or-later); no MBROLA voice.
+The generated audio carries no licence restriction from these engines that we know of. The real recordings of
+realspeech-train come from Debian packages (each source and its package is listed by `asr prepare realspeech` in
+`data/realspeech/README.md`); the bundled audio's sources and licences are in `asr/assets/audio/LICENSES.md`.
+
+## Language model (decoding)
+`asr transcribe`, `asr live`, `asr eval` and `asr serve` decode this model with a lexicon and an n-gram LM
+(flashlight-text's CTC lexicon beam search with KenLM, `asr/decoding/lm_decoder.py`); `--no-lm` gives greedy CTC.
+Beside the weights:
+
+- `lm.arpa.gz`: a back-off Kneser-Ney {lm['order']}-gram (kaldingram, SRILM's `-ukndiscount` estimate) over the
+  {lm['lexicon_words']:,} words most frequent in English (wordfreq) that the text has, every other word `<unk>`,
+  pruned with relative entropy at {lm['build']['prune']:g} (n-grams {' / '.join(f'{c:,}' for c in lm['ngram_counts'])});
+  what pruning costs is measured in docs/results.md (`tools/lm_prune_cost.py`);
+- `lexicon.txt.gz`: those words spelled in the model's characters;
+- `lm.json`: the build record (exact command, text sources and counts, what was kept out) and the decoder
+  settings tuned on dev data (`decoder`, `tuning`).
+
+Text ({lm['build']['words'] / 1e6:.1f} M words, {lm['build']['sentences'] / 1e6:.2f} M sentences): the synthetic
+corpus's training sentences (every synth preset's pool) and general English from Debian packages (fortunes, WordNet
+glosses, the King James Bible, the Jargon File, GCIDE), numbers spelled out. Kept out, and counted in `lm.json`:
+every sentence whose synthetic split hash is dev or test (for every preset's text settings) and every sentence
+containing a dev/test pool sentence; every real-speech reference (the bundled clips,
+`asr/synth/reference_sentences.txt`, pocketsphinx's transcripts, ALSA's names,
+`data/realspeech/realspeech-{{dev,test}}.jsonl` when present) as a whole sentence and, from 3 words up, inside one
+(`asr/lm/text.py`; tested in `tests/asr/lm/test_lm_build.py`).
+
+Rebuild, re-tune and install (rerun the tuning, `--tune-only`, whenever the weights change; the LM itself depends
+only on the model's characters):
+
+    python tools/make_lm_bundle.py            # = asr lm build (command in lm.json) + tools/tune_lm.py + copy
 """
 
 

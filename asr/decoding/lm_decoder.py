@@ -15,7 +15,11 @@ Three modes, chosen by :class:`LMDecoderConfig`:
 
 Incremental decoding is exact: :meth:`LMDecoder.step` feeds frames to the search chunk by chunk, and a
 full-utterance decode is the same calls over all frames at once (commits included, see below), so a stream's
-transcript equals the full utterance's for any chunking (tested).
+transcript equals the full utterance's for any chunking (tested). That holds with an LM; without one
+(``lexicon`` mode) hypotheses often tie exactly (two segmentations of the same letters, BE THE / BET HE, cost the
+same) and flashlight orders tied hypotheses by the addresses of their LM states, so that mode's transcript can
+change from one run to the next even on the same log-probs (measured: 7 of 60 synthetic test utterances decoded
+twice), and so between chunkings too.
 
 Commits. The search keeps every frame's beam and flashlight's LM states form a tree of whole word histories (two
 hypotheses with different pasts never merge), so an unbounded segment would grow without bound. Every
