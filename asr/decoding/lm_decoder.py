@@ -17,9 +17,11 @@ Incremental decoding is exact: :meth:`LMDecoder.step` feeds frames to the search
 full-utterance decode is the same calls over all frames at once (commits included, see below), so a stream's
 transcript equals the full utterance's for any chunking (tested). That holds with an LM; without one
 (``lexicon`` mode) hypotheses often tie exactly (two segmentations of the same letters, BE THE / BET HE, cost the
-same) and flashlight orders tied hypotheses by the addresses of their LM states, so that mode's transcript can
-change from one run to the next even on the same log-probs (measured: 7 of 60 synthetic test utterances decoded
-twice), and so between chunkings too.
+same) and flashlight orders tied hypotheses by the addresses of their LM states, which made that mode's transcript
+change from one run to the next on the same log-probs under flashlight's ``ZeroLM`` (measured: 7 of 60 synthetic
+test utterances decoded twice). So ``lexicon`` mode searches with a tie-breaking unigram LM (:func:`_tie_break_lm`):
+every word costs a distinct, fixed amount under ``TIE_BREAK_SCALE`` (far below any acoustic difference), so two
+different word sequences never tie exactly and the search is deterministic, chunked or not (tested).
 
 Commits. The search keeps every frame's beam and flashlight's LM states form a tree of whole word histories (two
 hypotheses with different pasts never merge), so an unbounded segment would grow without bound. Every
@@ -39,8 +41,10 @@ Hypotheses carry the words with their frames and confidences (mean token posteri
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +61,8 @@ __all__ = ["DECODER_MODES", "LMDecoder", "LMDecoderConfig", "LMDecoderState"]
 
 DECODER_MODES = ("lexicon+lm", "lexicon", "lexicon-free")
 UNK_WORD = "<unk>"
+#: Largest cost (log10) the ``lexicon`` mode's tie-breaking LM gives a word (see :func:`_tie_break_lm`).
+TIE_BREAK_SCALE = 1e-6
 #: Fewer lexicon words than this share found in the LM's vocabulary means the two were not made for each other.
 MIN_LM_COVERAGE = 0.5
 
@@ -165,7 +171,7 @@ class LMDecoderState:
 class _Resources:
     """What every stream's search shares: built once per files + tokenizer."""
 
-    lm: object  # flashlight LM (KenLM or ZeroLM)
+    lm: object  # flashlight LM (KenLM, or the tie-breaking LM of lexicon mode)
     trie: object | None  # flashlight Trie (lexicon modes)
     word_entries: tuple[str, ...]  # word index -> word (lexicon modes)
     unk: int  # word index of <unk>
@@ -214,7 +220,7 @@ class LMDecoder:
             beam_size=c.beam_size,
             beam_size_token=min(c.beam_size_token or self.vocab_size, self.vocab_size),
             beam_threshold=c.beam_threshold,
-            lm_weight=c.lm_weight,
+            lm_weight=1.0 if c.mode == "lexicon" else c.lm_weight,  # lexicon: the tie-break's scale is fixed
             sil_score=c.sil_score,
             log_add=c.log_add,
             criterion_type=fl.CriterionType.CTC,
@@ -418,6 +424,30 @@ def _check_vocabulary(config: LMDecoderConfig, info: LMInfo, tokenizer: Tokenize
         )
 
 
+def _tie_break_score(word: str) -> float:
+    """A fixed pseudo-random log10 score in (-TIE_BREAK_SCALE, 0) for a word: sums over different word sequences
+    do not coincide in practice. From the word's spelling, not its index, so it does not depend on the lexicon's
+    order."""
+    h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+    return -TIE_BREAK_SCALE * (h + 1) / 2.0**64
+
+
+def _tie_break_lm(words: list[str], word_dict):
+    """The ``lexicon`` mode's LM (see the module docstring): a unigram KenLM without knowledge, only a tiny distinct
+    cost per word, written to a temporary ARPA file and loaded (KenLM keeps it in memory). Its states form
+    flashlight's usual tree of word histories, as under ``ZeroLM``, and it scores in C++ (a Python LM made the
+    search 7x slower)."""
+    vocab = sorted((set(words) | {UNK_WORD}) - {"<s>", "</s>"})
+    # KenLM loads bigram models and up: one bigram (<s> </s>) that no search uses makes this one
+    lines = ["\\data\\", f"ngram 1={len(vocab) + 2}", "ngram 2=1", "", "\\1-grams:", "-99\t<s>\t0", "0\t</s>"]
+    lines += [f"{_tie_break_score(w):.9e}\t{w}" for w in vocab]
+    lines += ["", "\\2-grams:", "0\t<s> </s>", "", "\\end\\", ""]
+    with tempfile.TemporaryDirectory(prefix="asr-tie-break-") as tmp:
+        arpa = Path(tmp) / "tie_break.arpa"
+        arpa.write_text("\n".join(lines), encoding="utf-8")
+        return load_kenlm(arpa, word_dict)
+
+
 def _load(config: LMDecoderConfig, tokenizer: Tokenizer) -> _Resources:
     from flashlight.lib.text import decoder as fl
 
@@ -432,8 +462,10 @@ def _load(config: LMDecoderConfig, tokenizer: Tokenizer) -> _Resources:
         info = read_lm_info(config.lm)
         _check_vocabulary(config, info, tokenizer, words)
         lm = load_kenlm(Path(config.lm), word_dict)
-    else:
-        lm = fl.ZeroLM()
+    elif lexicon is not None:
+        lm = _tie_break_lm(words, word_dict)
+    else:  # unreachable: the config refuses neither an LM nor a lexicon
+        raise ValueError("LMDecoderConfig needs an LM, a lexicon or both")
     entries = tuple(word_dict.get_entry(i) for i in range(word_dict.index_size()))
     unk = word_dict.get_index(UNK_WORD)
     trie = None

@@ -103,6 +103,28 @@ def test_lexicon_without_lm_only_spells_known_words(files):
     assert "FORWRD" not in hyp.text(TOK)
 
 
+def test_lexicon_without_lm_breaks_exact_ties_the_same_way_every_time(tmp_path):
+    # "BETHE" spelled with no word boundary: BE THE, BET HE, BE THE and BETH E... cost exactly the same acoustically
+    # and per word, so only the tie-break decides; under flashlight's ZeroLM that followed memory addresses and
+    # varied between decodes and chunkings
+    words = ["A", "BE", "BET", "BETH", "E", "EB", "H", "HE", "T", "THE", "THEB"]
+    lexicon, missing = spell_words(words, TOK)
+    assert not missing
+    write_lexicon(tmp_path / "lex.txt", lexicon)
+    lp = spelled_log_probs("BETHEBETHEBETHEBETHEBETHEBETHE", peak=0.95)
+    texts = set()
+    for _ in range(6):  # fresh decoders: fresh allocations
+        d = LMDecoder(LMDecoderConfig(lexicon=str(tmp_path / "lex.txt"), word_score=0.0, beam_size=8), TOK)
+        texts.add(d.decode(lp).text(TOK))
+        for chunk in (1, 2, 3, 5, 7):
+            state = d.init_state()
+            for i in range(0, lp.shape[0], chunk):
+                state = d.step(lp[i : i + chunk], state)
+            texts.add(d.finish(state).text(TOK))
+    assert len(texts) == 1, texts
+    assert set(texts.pop().split()) <= set(words)
+
+
 def test_lexicon_free_with_a_token_lm(tmp_path):
     from asr.lm.build import train_arpa
 
