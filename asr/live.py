@@ -452,7 +452,7 @@ def stream_files(
 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    config = recognizer_config(chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=beam)
+    config = recognizer_config(bundle, chunk_ms, beam=beam)
     recognizer = Recognizer(bundle, device=device, config=config, lm=lm)
     status = 0
     for path in paths:

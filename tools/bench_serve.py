@@ -143,7 +143,7 @@ def recognizer_streams_per_core(audio: np.ndarray, n: int, seconds: float, seed:
 
     torch.set_num_threads(1)
     bundle = load_asr_model(resolve_model_path(None))
-    recognizer = Recognizer(bundle, device="cpu", config=recognizer_config(CHUNK_MS))
+    recognizer = Recognizer(bundle, device="cpu", config=recognizer_config(bundle, CHUNK_MS))
     rng = np.random.default_rng(seed)
     step = 16000 * CHUNK_MS // 1000
     offsets = rng.integers(0, len(audio), n)

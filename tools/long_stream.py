@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, *, command: str) -> dict[str, Any]:
     bundle = load_asr_model(model_path, device=args.device)
     if not bundle.model.config.causal:
         raise ValueError(f"model {model_path} is bidirectional (causal=False): it cannot stream")
-    recognizer_config(args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms)  # validates --chunk-ms
+    recognizer_config(bundle, args.chunk_ms)  # validates --chunk-ms
     endpoint = EndpointConfig(
         silence_after_speech=args.silence_after_speech, reset_attention_state=args.reset_state_at_endpoint
     )

@@ -66,9 +66,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_asr_model(resolve_model_path(args.model), device="cpu")
         # files checked before the microphone opens
         lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)
-        config = recognizer_config(
-            args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=prefix_beam(args) if lm is None else 1
-        )
+        config = recognizer_config(bundle, args.chunk_ms, beam=prefix_beam(args) if lm is None else 1)
         recognizer = Recognizer(bundle, device=args.device, config=config, lm=lm)
         live = LiveConfig()
         output = open_output(args.output)  # before the microphone opens

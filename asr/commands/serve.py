@@ -108,9 +108,7 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         bundle = load_asr_model(resolve_model_path(args.model), device="cpu")
         lm = lm_decoder_from_args(args, bundle.tokenizer, bundled_model=args.model is None)  # checked before serving
-        rconfig = recognizer_config(
-            args.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, beam=prefix_beam(args) if lm is None else 1
-        )
+        rconfig = recognizer_config(bundle, args.chunk_ms, beam=prefix_beam(args) if lm is None else 1)
         recognizer = Recognizer(bundle, device=args.device, config=rconfig, lm=lm)
     except ValueError as exc:
         print(f"asr serve: error: {exc}", file=sys.stderr)

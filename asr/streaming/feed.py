@@ -6,9 +6,9 @@ audio in each chunk the recognizer works on. The stream steps the encoder once p
 (``RecognizerConfig.chunk_frames``, :func:`recognizer_config`), and a file is fed to the stream in pieces of
 ``chunk_ms`` (:func:`stream_samples`), decoding after each, so every piece fed is one encoder step; a microphone
 delivers short capture blocks (20 ms), which the stream gathers into the same ``chunk_ms`` steps. Chunks must be
-whole model steps (the frame shift times the subsampling factor: 40 ms); ``asr eval`` alone also takes other
-lengths, to check that chunk boundaries do not matter: such chunks are fed as given and the encoder steps in the
-whole number of model steps just above them (:func:`chunk_frames_covering`).
+whole model steps (the model's frame shift times its subsampling factor: 40 ms for the bundled model); ``asr eval``
+alone also takes other lengths, to check that chunk boundaries do not matter: such chunks are fed as given and the
+encoder steps in the whole number of model steps just above them (:func:`chunk_frames_covering`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+    from asr.pipeline import AsrModel
     from asr.streaming.recognizer import Recognizer, RecognizerConfig, Stream, StreamResult
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-def chunk_frames_for(chunk_ms: float, *, frame_shift_ms: float = 10.0, subsampling: int = 4) -> int:
+def chunk_frames_for(chunk_ms: float, *, frame_shift_ms: float, subsampling: int) -> int:
     """Feature frames per encoder step for ``chunk_ms`` of audio (a multiple of the subsampling factor)."""
     step_ms = frame_shift_ms * subsampling
     frames = chunk_ms / frame_shift_ms
@@ -45,7 +46,7 @@ def chunk_frames_for(chunk_ms: float, *, frame_shift_ms: float = 10.0, subsampli
     return int(round(frames))
 
 
-def chunk_frames_covering(chunk_ms: float, *, frame_shift_ms: float = 10.0, subsampling: int = 4) -> int:
+def chunk_frames_covering(chunk_ms: float, *, frame_shift_ms: float, subsampling: int) -> int:
     """Feature frames per encoder step for chunks of ``chunk_ms`` fed: :func:`chunk_frames_for` when ``chunk_ms``
     is whole model steps, else the whole number of model steps just above it (``asr eval --mode stream``)."""
     if isinstance(chunk_ms, bool) or chunk_ms <= 0:
@@ -56,11 +57,15 @@ def chunk_frames_covering(chunk_ms: float, *, frame_shift_ms: float = 10.0, subs
     return math.ceil(steps) * subsampling
 
 
-def recognizer_config(chunk_ms: float, *, frame_shift_ms: float = 10.0, beam: int = 1) -> RecognizerConfig:
-    """The recognizer settings for ``--chunk-ms`` (whole model steps) and ``beam``; the rest at their defaults."""
+def recognizer_config(bundle: AsrModel, chunk_ms: float, *, beam: int = 1) -> RecognizerConfig:
+    """The recognizer settings for ``bundle`` at ``--chunk-ms`` (whole model steps of its frame shift and
+    subsampling) and ``beam``; the rest at their defaults."""
     from asr.streaming.recognizer import RecognizerConfig
 
-    return RecognizerConfig(chunk_frames=chunk_frames_for(chunk_ms, frame_shift_ms=frame_shift_ms), beam=beam)
+    frames = chunk_frames_for(
+        chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms, subsampling=bundle.model.subsampling_factor
+    )
+    return RecognizerConfig(chunk_frames=frames, beam=beam)
 
 
 def chunk_samples(sample_rate: int, chunk_ms: float) -> int:

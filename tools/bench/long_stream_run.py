@@ -49,7 +49,7 @@ def run_stream(
 
     The encoder state is kept at the first sample at or after ``snapshot_at_s`` and at the end (states are
     never modified in place by ``step``), for :func:`replay_steps`."""
-    config = recognizer_config(chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms)
+    config = recognizer_config(bundle, chunk_ms)
     recognizer = Recognizer(bundle, device=device, config=dataclasses.replace(config, endpoint=endpoint))
     sr = signal.sample_rate
     if sr != recognizer.sample_rate:
@@ -112,7 +112,7 @@ def replay_steps(
     and at the end of the stream under the same conditions, through the step the Recognizer uses
     (``PackedStep``; states are never modified by it)."""
     step = PackedStep(bundle.model)
-    frames = recognizer_config(chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms).chunk_frames
+    frames = recognizer_config(bundle, chunk_ms).chunk_frames
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(1, frames, bundle.features.n_mels, generator=g).to(bundle.device)  # [1, T, n_mels]
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in snapshots}

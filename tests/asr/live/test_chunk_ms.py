@@ -81,10 +81,14 @@ def test_eval_stream_feeds_chunk_ms_pieces_one_encoder_step_each(files, seen, ch
 
 
 def test_eval_chunks_of_part_of_a_model_step_are_fed_as_given_and_stepped_in_whole_steps_above():
-    assert chunk_frames_covering(160) == 16 and chunk_frames_covering(320.0) == 32
-    assert chunk_frames_covering(70) == 8 and chunk_frames_covering(330) == 36 and chunk_frames_covering(1) == 4
+    def cover(ms, shift=10.0, sub=4):
+        return chunk_frames_covering(ms, frame_shift_ms=shift, subsampling=sub)
+
+    assert cover(160) == 16 and cover(320.0) == 32
+    assert cover(70) == 8 and cover(330) == 36 and cover(1) == 4
+    assert cover(70, 20.0) == 4 and cover(160, 20.0) == 8 and cover(90, 10.0, 8) == 16  # the geometry is the model's
     with pytest.raises(ValueError, match="> 0"):
-        chunk_frames_covering(0)
+        cover(0)
 
 
 @pytest.mark.parametrize("chunk_ms", [160, 320])

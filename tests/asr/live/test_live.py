@@ -36,7 +36,7 @@ def speech():
 
 
 def _recognizer(bundle, chunk_ms=160):
-    return Recognizer(bundle, device="cpu", config=recognizer_config(chunk_ms))
+    return Recognizer(bundle, device="cpu", config=recognizer_config(bundle, chunk_ms))
 
 
 def _segment(text, start, end):
@@ -48,13 +48,24 @@ def _segment(text, start, end):
 
 @pytest.mark.parametrize("ms,frames", [(40, 4), (160, 16), (640, 64), (2000, 200)])
 def test_chunk_frames_for(ms, frames):
-    assert chunk_frames_for(ms) == frames
+    assert chunk_frames_for(ms, frame_shift_ms=10.0, subsampling=4) == frames
 
 
 @pytest.mark.parametrize("ms", [0, -160, 100, 30, True])
 def test_chunk_frames_rejects_chunks_that_are_not_whole_encoder_frames(ms):
     with pytest.raises(ValueError, match="multiple of 40 ms"):
-        chunk_frames_for(ms)
+        chunk_frames_for(ms, frame_shift_ms=10.0, subsampling=4)
+
+
+def test_recognizer_config_takes_the_model_step_from_the_model(band_model):
+    import dataclasses
+
+    assert recognizer_config(band_model, 160).chunk_frames == 16
+    # a model whose features shift 20 ms steps 80 ms at a time: 160 ms is 8 feature frames, 120 ms is not whole steps
+    coarse = dataclasses.replace(band_model, features=dataclasses.replace(band_model.features, frame_shift_ms=20.0))
+    assert recognizer_config(coarse, 160).chunk_frames == 8
+    with pytest.raises(ValueError, match="multiple of 80 ms"):
+        recognizer_config(coarse, 120)
 
 
 def test_writer_on_a_terminal_rewrites_the_partial_and_ends_lines_at_finals():

@@ -41,7 +41,7 @@ def speech() -> np.ndarray:
 def recognizer_finals(bundle, samples: np.ndarray, rate: int, *, chunk_ms: int = 160) -> list[dict]:
     """The finals the recognizer gives ``samples`` streamed on its own (asr.streaming.feed.stream_samples, as
     ``asr transcribe --stream`` does): text, start, end."""
-    config = recognizer_config(chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms)
+    config = recognizer_config(bundle, chunk_ms)
     result = stream_samples(Recognizer(bundle, device="cpu", config=config), samples, rate, chunk_ms=chunk_ms)
     return [{"text": s.text, "start": s.start, "end": s.end} for s in result.finals]
 
@@ -77,7 +77,7 @@ class RunningServer:
 @contextmanager
 def running_server(bundle, config: ServeConfig = TEST_CONFIG) -> Iterator[RunningServer]:
     """``asr serve``'s engine and app on a free loopback port, in a background thread; graceful stop at exit."""
-    rconfig = recognizer_config(config.chunk_ms, frame_shift_ms=bundle.features.frame_shift_ms)
+    rconfig = recognizer_config(bundle, config.chunk_ms)
     engine = Engine(Recognizer(bundle, device="cpu", config=rconfig), config=config)
     loop = asyncio.new_event_loop()
     started = threading.Event()

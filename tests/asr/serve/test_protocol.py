@@ -141,7 +141,7 @@ def test_outbox_coalesces_partials_and_closes_after_the_queue():
 def test_a_client_that_does_not_read_is_dropped(band_model):
     async def main():
         config = ServeConfig(max_outbox=2)
-        engine = Engine(Recognizer(band_model, device="cpu", config=recognizer_config(160)), config=config)
+        engine = Engine(Recognizer(band_model, device="cpu", config=recognizer_config(band_model, 160)), config=config)
         session = engine.open(proto.StartRequest(16000, "s16le"), Outbox(config.max_outbox, engine.metrics))
         finals: list[Message] = [("final", f"f{i}") for i in range(3)]
         engine._deliver([_Update(session, finals, closed=False)])
@@ -159,7 +159,7 @@ def test_a_client_that_does_not_read_is_dropped(band_model):
 def test_chunk_bookkeeping_matches_the_recognizer(band_model, speech):
     """The engine counts decoded chunks from the samples a stream received (public API); the recognizer's own
     decoder frame counter (its progress, read here only to check) must agree after every step."""
-    recognizer = Recognizer(band_model, device="cpu", config=recognizer_config(160))
+    recognizer = Recognizer(band_model, device="cpu", config=recognizer_config(band_model, 160))
     engine = Engine(recognizer, config=ServeConfig())
     session = Session(id=0, sample_rate=16000, outbox=None)
     session.stream = recognizer.create_stream()
