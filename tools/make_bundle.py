@@ -5,10 +5,10 @@
     .venv/bin/python tools/make_bundle.py --steps select,package   # choose and package from the runs on disk
 
 Training takes more CPU-hours than one session has, so the campaign's state lives in the repository: the bundled
-model (asr/assets/model/), the recipes (recipes/synth/world.yaml, world_ft.yaml) and the learning curve
-(docs/results.md, from runs/curve/curve.json). A session that finds the run folders gone warm-starts phase 2 from
-the committed bundle with a fresh schedule (``--warm-from-bundle``, automatic when runs/world1 is missing and the
-bundle was made by this campaign).
+model (asr/assets/model/), the recipes (recipes/synth/world.yaml, world_ft.yaml, world_long.yaml) and the learning curve
+(docs/results.md, from runs/curve/curve.json). Phase 3 starts from the committed bundle, so a session that finds the
+run folders gone starts it again from there (phase 2 likewise, ``--warm-from-bundle``, automatic when runs/world1 is
+missing).
 
 Steps (in order):
 
@@ -21,16 +21,20 @@ Steps (in order):
 2. ``train1``  - phase 1: ``asr train recipes/synth/world.yaml --run-dir runs/world1`` (resumes).
 3. ``train2``  - phase 2: ``asr train recipes/synth/world_ft.yaml --run-dir runs/world2
    init_from=runs/world1/checkpoints/epoch-NNN.safetensors`` (``--phase1-epoch``; resumes).
-4. ``curve``   - tools/learning_curve.py over both runs: realspeech-dev and synthetic dev WER per epoch vs CPU-hours.
-5. ``select``  - every phase-2 epoch checkpoint and the final (averaged) model scored on realspeech-dev (greedy);
-   the best goes to runs/bundle-candidate.safetensors, but only when it beats the committed bundle's realspeech-dev
-   WER (asr/assets/model/figures.json); otherwise the step says so and the later steps keep the committed model.
+4. ``curve``   - tools/learning_curve.py over the runs: realspeech-dev and synthetic dev WER per epoch vs CPU-hours.
+5. ``select``  - every epoch checkpoint and the final (averaged) model of the latest phase (phase 3 once it has
+   started, else phase 2) scored on realspeech-dev (greedy); the best goes to runs/bundle-candidate.safetensors, but
+   only when it beats the committed bundle's realspeech-dev WER (asr/assets/model/figures.json); otherwise the step
+   says so and the later steps keep the committed model.
 6. ``install`` - the candidate (if any) becomes asr/assets/model/model.safetensors.
-7. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
+7. ``train3``  - phase 3: ``asr train recipes/synth/world_long.yaml --run-dir runs/world3
+   init_from=runs/world3.init.safetensors``, a copy of the committed bundle made when the run starts; a long
+   schedule that several sessions resume; later sessions select among its epoch checkpoints.
+8. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
    weights for the installed model on the dev sets only.
-8. ``audio``   - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
+9. ``audio``   - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
    the legacy pocketsphinx-testdata recordings (asr/assets/audio/real.jsonl) stay as they are.
-9. ``package`` - score the test sets (synthetic test, realspeech-test, the legacy 20 recordings, the bundled clips;
+10. ``package`` - score the test sets (synthetic test, realspeech-test, the legacy 20 recordings, the bundled clips;
    greedy and with the LM; full and streaming) and write the model card and figures.json.
 """
 
@@ -51,7 +55,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 ASR = [PY, "-m", "asr.cli"]
-STEPS = ("corpus", "train1", "train2", "curve", "select", "install", "lm", "audio", "package")
+STEPS = ("corpus", "train1", "train2", "curve", "select", "install", "train3", "lm", "audio", "package")
 ASSETS = ROOT / "asr" / "assets"
 MODEL = ASSETS / "model" / "model.safetensors"
 FIGURES = ASSETS / "model" / "figures.json"
@@ -60,7 +64,8 @@ PER_SPEAKER = 5
 CLEAN, VARIED, REAL = Path("data/synth_clean"), Path("data/synth_varied"), Path("data/realspeech")
 MANIFESTS = Path("data/manifests")
 SCORES = Path("runs/score_voices/synth_clean")
-RUN1, RUN2 = Path("runs/world1"), Path("runs/world2")
+RUN1, RUN2, RUN3 = Path("runs/world1"), Path("runs/world2"), Path("runs/world3")
+RUN3_INIT = Path("runs/world3.init.safetensors")  # the committed bundle when phase 3 started (its own copy)
 CANDIDATE = Path("runs/bundle-candidate.safetensors")
 REAL_DEV, REAL_TEST = REAL / "realspeech-dev.jsonl", REAL / "realspeech-test.jsonl"
 LEGACY = REAL / "realspeech.jsonl"
@@ -143,8 +148,23 @@ def step_train2(args: argparse.Namespace) -> None:
     _train("recipes/synth/world_ft.yaml", RUN2, f"init_from={_phase2_init(args)}")
 
 
+def step_train3(args: argparse.Namespace) -> None:
+    if not (ROOT / RUN3).is_dir():
+        if not MODEL.is_file():
+            raise SystemExit(f"phase 3 starts from the committed bundle, and there is none at {MODEL}")
+        shutil.copyfile(MODEL, ROOT / RUN3_INIT)  # the bundle may be replaced while the run goes on
+    elif not (ROOT / RUN3_INIT).is_file():
+        raise SystemExit(f"{RUN3} exists but its start model {RUN3_INIT} is gone: resume needs the same init_from")
+    _train("recipes/synth/world_long.yaml", RUN3, f"init_from={RUN3_INIT}")
+
+
+def _selection_run() -> Path:
+    """The phase whose checkpoints select scores: the latest one started."""
+    return RUN3 if (ROOT / RUN3 / "checkpoints").is_dir() else RUN2
+
+
 def step_curve(args: argparse.Namespace) -> None:
-    runs = [r for r in (RUN1, RUN2) if (ROOT / r / "checkpoints").is_dir()]
+    runs = [r for r in (RUN1, RUN2, RUN3) if (ROOT / r / "checkpoints").is_dir()]
     if not runs:
         print("no runs on disk: nothing to add to the learning curve")
         return
@@ -176,16 +196,17 @@ def _committed_dev_wer() -> float | None:
 
 
 def step_select(args: argparse.Namespace) -> None:
-    run = ROOT / RUN2
+    rel = _selection_run()
+    run = ROOT / rel
     candidates = sorted((run / "checkpoints").glob("epoch-*.safetensors")) if run.is_dir() else []
     if (run / "final.safetensors").is_file():
         candidates.append(run / "final.safetensors")
     if not candidates:
-        print("no phase-2 model on disk: nothing to select")
+        print(f"no epoch checkpoint of {rel} on disk: nothing to select")
         return
     scored = []
     for c in candidates:
-        s = _eval(c.relative_to(ROOT), REAL_DEV, RUN2 / "select" / c.stem)
+        s = _eval(c.relative_to(ROOT), REAL_DEV, rel / "select" / c.stem)
         scored.append((s["wer"], s["cer"], c))
         print(f"  {c.relative_to(ROOT)}: realspeech-dev WER {100 * s['wer']:.2f} CER {100 * s['cer']:.2f}")
     wer, cer, best = min(scored, key=lambda t: (t[0], t[1]))
