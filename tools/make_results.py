@@ -8,7 +8,7 @@ Parts and their sources:
 
 1. The bundled model: asr/assets/model/figures.json (tools/make_bundle.py --steps package).
 2. The learning curve: runs/curve/curve.json (tools/make_bundle.py --steps curve = tools/learning_curve.py), plotted
-   to docs/figures/results_learning_curve.png.
+   to docs/figures/results_learning_curve.png; what limits the model: runs/fit/*/fit.json (tools/fit_diagnosis.py).
 3. Decoders side by side: runs/decoders/compare.json (tools/compare_decoders.py on the synthetic test set and
    realspeech-test with the bundled model), and what pruning the LM costs: runs/lm-prune/prune_cost.json
    (tools/lm_prune_cost.py).
@@ -120,6 +120,25 @@ def _plot_curve(curve: dict) -> None:
     FIGURES.mkdir(parents=True, exist_ok=True)
     fig.savefig(FIGURES / "results_learning_curve.png", dpi=110)
     plt.close(fig)
+
+
+def section_fit() -> str:
+    reports = sorted(Path("runs/fit").glob("*/fit.json"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        return _missing("runs/fit/<name>/fit.json", "tools/fit_diagnosis.py --model M --run RUN --out runs/fit/<name>")
+    lines = [
+        "| model | set | clean loss / token | clean CER | world loss / token | world CER |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path in reports:
+        r = json.loads(path.read_text())
+        for name, cells in r["sets"].items():
+            c, w = cells["clean"], cells["world"]
+            lines.append(
+                f"| `{r['model']}` | {name} ({c['utterances']}) | {c['loss_per_token']:.3f} | {_pct(c['cer'])} | "
+                f"{w['loss_per_token']:.3f} | {_pct(w['cer'])} |"
+            )
+    return "\n".join(lines)
 
 
 def section_decoders() -> str:
@@ -289,6 +308,13 @@ dev split (held-out voices and sentences).
 
 {parts["curve"]}
 
+What limits the model (`tools/fit_diagnosis.py`): CTC loss per character (nats) and greedy CER on a seeded sample of
+each set, on the audio as it is (clean) and as the recipe's augmentation makes it (world: rooms, noise, codecs,
+speed, VTLP; no SpecAugment). Train close to dev means the model underfits (it needs steps or capacity, not data);
+world above clean is what the augmentation asks; real above synthetic is the domain gap.
+
+{parts["fit"]}
+
 ## 3. Decoders: greedy, prefix beam, lexicon, lexicon + LM (issue 12)
 
 {parts["decoders"]}
@@ -316,6 +342,7 @@ def main() -> int:
     parts = {"machine": f"{os.cpu_count()}-core AMD EPYC VM, {time.strftime('%Y-%m-%d')}"}
     parts["bundle"] = section_bundle()
     parts["curve"] = section_curve()
+    parts["fit"] = section_fit()
     parts["decoders"] = section_decoders()
     parts["realspeech"] = section_realspeech()
     parts["data"] = section_data()
