@@ -12,12 +12,13 @@ missing).
 
 Steps (in order):
 
-1. ``corpus``  - ``asr synth --preset clean --hours 16 --seed 1`` -> data/synth_clean (~1.5 h on 2 cores);
-   tools/score_voices.py drops the engine/voice/rate settings Whisper tiny.en cannot read (WER > 0.5) ->
-   data/manifests/synth_clean_train_filtered.jsonl and the excluded settings (espeak-ng's as voice patterns, since
-   its rates are drawn per seed); ``asr synth --preset varied --hours 5 --seed 2 --exclude-settings ...`` ->
-   data/synth_varied; ``asr prepare realspeech`` -> data/realspeech (needs ``make realspeech-deps``); and
-   data/manifests/synth_train_all.jsonl = the filtered clean train split + the varied train split.
+1. ``corpus``  - ``asr prepare realspeech`` -> data/realspeech (needs ``make realspeech-deps``; first, since every
+   evaluation needs its dev and test sets); ``asr synth --preset clean --hours 16 --seed 1`` -> data/synth_clean
+   (~1.5 h on 2 cores); tools/score_voices.py drops the engine/voice/rate settings Whisper tiny.en cannot read
+   (WER > 0.5) -> data/manifests/synth_clean_train_filtered.jsonl and the excluded settings (espeak-ng's as voice
+   patterns, since its rates are drawn per seed); ``asr synth --preset varied --hours 5 --seed 2
+   --exclude-settings ...`` -> data/synth_varied; and data/manifests/synth_train_all.jsonl = the filtered clean
+   train split + the varied train split.
 2. ``train1``  - phase 1: ``asr train recipes/synth/world.yaml --run-dir runs/world1`` (resumes).
 3. ``train2``  - phase 2: ``asr train recipes/synth/world_ft.yaml --run-dir runs/world2
    init_from=runs/world1/checkpoints/epoch-NNN.safetensors`` (``--phase1-epoch``; resumes).
@@ -87,6 +88,8 @@ def espeak_as_patterns(keys: list[str]) -> list[str]:
 
 
 def step_corpus(args: argparse.Namespace) -> None:
+    if not (ROOT / REAL_DEV).is_file():  # first: every evaluation needs the dev and test sets
+        _sh([*ASR, "prepare", "realspeech", "--out", str(REAL)])
     if not (ROOT / CLEAN / "synth_summary.json").is_file():
         _sh([*ASR, "synth", "--out", str(CLEAN), "--preset", "clean", "--hours", "16", "--seed", "1"])
     if not (ROOT / SCORES / "train_filtered.jsonl").is_file():
@@ -100,8 +103,6 @@ def step_corpus(args: argparse.Namespace) -> None:
     if not (ROOT / VARIED / "synth_summary.json").is_file():
         _sh([*ASR, "synth", "--out", str(VARIED), "--preset", "varied", "--hours", "5", "--seed", "2",
              "--exclude-settings", str(patterns)])  # fmt: skip
-    if not (ROOT / REAL_DEV).is_file():
-        _sh([*ASR, "prepare", "realspeech", "--out", str(REAL)])
     varied = MANIFESTS / "synth_varied_train.jsonl"
     if not (ROOT / varied).is_file():
         from asr.data.manifest import write_manifest

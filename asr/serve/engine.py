@@ -371,6 +371,9 @@ class Engine:
                 stepping.append(s)
         if not stepping:
             return updates
+        # In a fixed order (stream ids): streams that step together again find their batch state as the last step
+        # left it and it is continued in place, not split and stacked again (Recognizer's StreamBatch).
+        stepping.sort(key=lambda s: s.stream.id)
         self._last_decode = time.monotonic()
         t0 = time.perf_counter()
         try:
@@ -399,16 +402,17 @@ class Engine:
         s.chunks = max(s.chunks, ready)
         decoded = received if done else s.chunks * self._chunk_seconds
         messages: list[Message] = []
-        result = stream.result
         spf = self._frame_seconds
-        for segment in result.finals[s.finals_sent :]:
+        finals = stream.finals
+        for segment in finals[s.finals_sent :]:
             msg = proto.final_message(segment, audio_received=received, audio_decoded=decoded, frame_seconds=spf)
             messages.append(("final", proto.dumps(msg)))
-        s.finals_sent = len(result.finals)
-        if not done and (new_chunks or result.partial != s.partial):
-            msg = proto.partial_message(result, audio_received=received, audio_decoded=decoded)
+        s.finals_sent = len(finals)
+        partial = stream.partial  # the text alone: Stream.result would build every token's time and word too
+        if not done and (new_chunks or partial != s.partial):
+            msg = proto.partial_message(partial, audio_received=received, audio_decoded=decoded)
             messages.append(("partial", proto.dumps(msg)))
-        s.partial = result.partial
+        s.partial = partial
         if done:
             messages.append(("done", proto.dumps(proto.done_message(s.finish_reason, audio_received=received))))
             rec.close_stream(stream)

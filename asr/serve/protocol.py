@@ -19,7 +19,7 @@ import numpy as np
 from asr.serve.config import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 if TYPE_CHECKING:
-    from asr.streaming.recognizer import Segment, StreamResult
+    from asr.streaming.recognizer import Segment
 
 PROTOCOL_VERSION = 1
 
@@ -158,12 +158,12 @@ def done_message(reason: str, *, audio_received: float) -> dict[str, Any]:
     return {"type": "done", "reason": reason, "audio_received": round(audio_received, 3)}
 
 
-def partial_message(result: StreamResult, *, audio_received: float, audio_decoded: float) -> dict[str, Any]:
-    """The current segment's text so far (it may still change). Words with times come with the final: a
-    partial is sent after every decoded chunk, and its segment can be long."""
+def partial_message(text: str, *, audio_received: float, audio_decoded: float) -> dict[str, Any]:
+    """The current segment's text so far (it may still change; ``Stream.partial``). Words with times come with
+    the final: a partial is sent after every decoded chunk, and its segment can be long."""
     return {
         "type": "partial",
-        "text": result.partial,
+        "text": text,
         "audio_received": round(audio_received, 3),
         "audio_decoded": round(audio_decoded, 3),
     }

@@ -225,6 +225,13 @@ class Stream:
 
     # -- output -----------------------------------------------------------------------------------------
     @property
+    def partial(self) -> str:
+        """The current segment's text so far: ``result.partial`` alone, without the token times, confidences
+        and words ``result`` builds over the whole segment (a server reads this after every chunk)."""
+        rec = self._recognizer
+        return rec.best_hypothesis(self._progress.decoder).text(rec.bundle.tokenizer)
+
+    @property
     def result(self) -> StreamResult:
         rec = self._recognizer
         hyp = rec.best_hypothesis(self._progress.decoder)

@@ -114,6 +114,19 @@ def test_streams_join_and_leave(bundle, audio):
     assert b.is_done
 
 
+@pytest.mark.parametrize("beam", [1, 4])
+def test_partial_is_the_text_of_the_result(bundle, audio, beam):
+    rec = Recognizer(bundle, device="cpu", config=RecognizerConfig(beam=beam, endpoint=NO_ENDPOINT))
+    s = rec.create_stream()
+    seen = []
+    for start in range(0, audio.numel(), 2560):
+        s.accept_waveform(audio[start : start + 2560], 16000)
+        rec.decode([s])
+        assert s.partial == s.result.partial
+        seen.append(s.partial)
+    assert any(seen)  # not a comparison of empty strings only
+
+
 def test_bad_input_keeps_text_so_far(bundle, audio):
     rec = Recognizer(bundle, device="cpu", config=RecognizerConfig(endpoint=NO_ENDPOINT))
     s = rec.create_stream()

@@ -63,6 +63,7 @@ def test_partials_come_from_the_search_and_finals_reset_it(bundle, audio, lm):
         s.accept_waveform(audio[start : start + 2560], 16000)
         rec.decode([s])
         partials.append(s.result.partial)
+        assert s.partial == partials[-1]  # the text-only accessor the server reads
         decoder = s.state.decoder
         assert isinstance(decoder, LMDecoderState) and not decoder.finished
         assert decoder.start == s.state.segment_start  # a fresh search began at the last endpoint
