@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--burst-seconds", type=float, default=d.burst_seconds, help="audio burst above that")
     parser.add_argument("--max-messages-per-s", type=float, default=d.max_messages_per_s, help="per stream")
-    parser.add_argument("--batch-window-ms", type=float, default=d.batch_window_ms, help="least time between steps")
+    parser.add_argument("--batch-window-ms", type=float, default=d.batch_window_ms,
+                        help="most time a chunk waits for other streams' chunks to join its step (default: one chunk)")
     parser.add_argument("--shutdown-grace", type=float, default=d.shutdown_grace_s, help="seconds to finish streams")
     from asr.commands.lm_options import add_lm_arguments
 

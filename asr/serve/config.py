@@ -25,7 +25,9 @@ class ServeConfig:
     max_messages_per_s: float = 500.0  # per connection: messages per second, sustained (burst: one second's)
     max_outbox: int = 256  # results queued for a client that does not read them; then it is dropped
     chunk_ms: int = 160  # audio per encoder step (a multiple of 40 ms)
-    batch_window_ms: float = 80.0  # decoding steps start at most this often, so streams share bigger batches
+    # how long a whole chunk waits for the other streams' chunks to join its step (asr.serve.engine); None: one
+    # chunk (chunk_ms), after which every stream has one in; 0: step whatever has arrived, at once
+    batch_window_ms: float | None = None
     shutdown_grace_s: float = 10.0  # on SIGTERM: time allowed to finish every stream with its final result
     close_timeout_s: float = 5.0  # how long a close handshake may wait for the client's reply
 
@@ -50,10 +52,15 @@ class ServeConfig:
         bad = {k: v for k, v in positive.items() if not v > 0}
         if bad:
             raise ValueError(f"these settings must be > 0: {bad}")
-        if self.batch_window_ms < 0:
+        if self.batch_window_ms is not None and not self.batch_window_ms >= 0:
             raise ValueError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be >= 1024 (a start message), got {self.max_message_bytes}")
+
+    @property
+    def window_ms(self) -> float:
+        """The batching window in effect (``batch_window_ms``, or one chunk)."""
+        return float(self.chunk_ms) if self.batch_window_ms is None else self.batch_window_ms
 
     @property
     def loopback(self) -> bool:

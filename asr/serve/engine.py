@@ -6,10 +6,12 @@ repeatedly takes what has arrived from every session and hands it to ONE worker 
 stream, runs one ``Recognizer.decode`` over every stream that has a whole chunk ready (one batched model step,
 on the GPU when the recognizer is there), turns the results into JSON messages and frees the streams that
 finished or whose client left. While the worker steps, the loop keeps receiving audio, so the next step
-batches whatever arrived meanwhile. After a step that decoded something, new audio waits until
-``batch_window_ms`` have passed, so that streams whose chunks complete at different moments share a step: with
-clients at random phases a window of half a chunk puts about half the streams in each step, at most that much
-later; a stream alone is stepped as soon as its chunk is complete (its chunks are further apart).
+batches whatever arrived meanwhile. Gathering: a step starts as soon as every open stream that is sending
+audio has a whole chunk in (so the batch holds every stream, the Recognizer's best case), or when the oldest
+whole chunk waiting has waited ``batch_window_ms`` (default: one chunk), whichever comes first; a stream
+alone, or streams whose chunks complete together, are stepped at once, and a client that pauses holds the
+others back by at most the window. With clients at random phases the steps settle on one phase: each holds
+every stream.
 
 Results go to a per-session :class:`Outbox`; each connection has its own sender task, so a client that reads
 slowly (or not at all) never delays the step or the other clients: its partials are coalesced (only the
@@ -113,6 +115,9 @@ class Session:
     finish_reason: str = ""  # why the stream was finished: "stop", "server_shutdown" or an error code
     close_code: int = proto.CLOSE_NORMAL  # the WebSocket close once the stream is done
     finish_sent: bool = False  # the finish has been handed to the worker
+    chunks_in: int = 0  # whole encoder chunks in samples_in (for gathering; worker's count is ``chunks``)
+    chunks_taken: int = 0  # chunks_in when its audio was last handed to the worker
+    ready_since: float = 0.0  # time.monotonic() when chunks_in first passed chunks_taken
     done: asyncio.Event = field(default_factory=asyncio.Event)
     # -- worker thread only --
     stream: Stream | None = None
@@ -157,7 +162,6 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task | None = None
-        self._last_decode = -float("inf")  # time.monotonic() when the last decoding step began (worker-written)
         rec = recognizer
         self._chunk_frames = rec.config.chunk_frames
         self._frame_seconds = rec.seconds_per_frame
@@ -214,8 +218,18 @@ class Engine:
         session.pending.append(samples)
         session.samples_in += samples.size
         self.metrics.audio_seconds += samples.size / session.sample_rate
-        self._wake.set()
+        chunks = self._chunks_in(session)
+        if chunks > session.chunks_in:
+            if session.chunks_in == session.chunks_taken:
+                session.ready_since = time.monotonic()
+            session.chunks_in = chunks
+            self._wake.set()  # a whole chunk: maybe time to step (audio within a chunk need not wake the loop)
         return True
+
+    def _chunks_in(self, session: Session) -> int:
+        """Whole encoder chunks in what the session has received (at the model's rate; resampling's delay aside)."""
+        samples = session.samples_in * self.recognizer.sample_rate // session.sample_rate
+        return self._num_frames(samples) // self._chunk_frames
 
     def finish(self, session: Session, reason: str, close_code: int = proto.CLOSE_NORMAL) -> None:
         """No more audio: decode what was received, send the last finals, ``done``, then close."""
@@ -238,14 +252,16 @@ class Engine:
     async def run(self) -> None:
         """Step until :meth:`stop`: take what every session sent, step it in the worker, deliver results."""
         loop = asyncio.get_running_loop()
-        window = self.config.batch_window_ms / 1000.0
+        window = self.config.window_ms / 1000.0
         while True:
             await self._wake.wait()
-            if window > 0:  # within the window after a decoding step, new audio waits (and gathers)
-                wait = self._last_decode + window - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
             self._wake.clear()
+            while (deadline := self._gather_deadline(window)) is not None:  # wait for the other streams' chunks
+                try:
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+                except asyncio.TimeoutError:
+                    break
+                self._wake.clear()
             if self._stopping and not self._sessions:
                 return
             work = self._take_work()
@@ -258,6 +274,23 @@ class Engine:
                 updates = [self._failed(w.session, "the recognizer failed on this step") for w in work]
             self._deliver(updates)
 
+    def _gather_deadline(self, window: float) -> float | None:
+        """When to step if not every stream's chunk is in by then; None: step now (or nothing waits for one)."""
+        if window <= 0 or self._stopping:
+            return None
+        oldest = None
+        for s in self._sessions.values():
+            if s.state != OPEN:
+                return None  # a finish or a departure is handled at once
+            if s.chunks_in > s.chunks_taken:
+                oldest = s.ready_since if oldest is None else min(oldest, s.ready_since)
+        if oldest is None:
+            return None  # no whole chunk anywhere: step what arrived (nothing to gather for)
+        if all(s.chunks_in > s.chunks_taken or s.samples_in == 0 for s in self._sessions.values()):
+            return None  # every stream that sends audio has a chunk in: the fullest batch there can be
+        deadline = oldest + window
+        return deadline if deadline > time.monotonic() else None
+
     def _take_work(self) -> list[_Work]:
         work = []
         for s in self._sessions.values():
@@ -268,6 +301,7 @@ class Engine:
                 if s.pending:
                     audio = s.pending[0] if len(s.pending) == 1 else np.concatenate(s.pending)
                     s.pending = []
+                    s.chunks_taken = s.chunks_in
                 finish = s.state == FINISHING and not s.finish_sent
                 s.finish_sent = s.finish_sent or finish
                 work.append(_Work(s, audio, finish, False))
@@ -374,7 +408,6 @@ class Engine:
         # In a fixed order (stream ids): streams that step together again find their batch state as the last step
         # left it and it is continued in place, not split and stacked again (Recognizer's StreamBatch).
         stepping.sort(key=lambda s: s.stream.id)
-        self._last_decode = time.monotonic()
         t0 = time.perf_counter()
         try:
             rec.decode([s.stream for s in stepping])
