@@ -55,8 +55,10 @@ def test_deterministic_and_the_same_for_float64_input(whisper):
 
 def test_silence_gives_no_words_and_a_high_no_speech_probability(whisper):
     r = whisper.transcribe(np.zeros(16000 * 2, dtype=np.float32))
-    assert r.normalized == ""  # Whisper writes dots for silence; no words survive normalisation
-    assert r.no_speech_prob > 0.6
+    # Whisper writes dots for silence on some CPUs and hallucinates its well-known "you" on others (CTranslate2
+    # picks its kernels by instruction set: "" on an AVX2 EPYC, "YOU" on an AVX-512 one); never more than that
+    assert r.normalized in ("", "YOU")
+    assert r.no_speech_prob > 0.6  # the figure callers gate on
     # Noise: Whisper hallucinates a word with confidence, but its no-speech token knows better: callers that
     # need real speech (pseudo-labels) must gate on no_speech_prob, not only on the rule.
     noise = (0.05 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32)
