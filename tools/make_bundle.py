@@ -309,7 +309,12 @@ def step_package(args: argparse.Namespace) -> None:
     size = sum((ASSETS / "model" / n).stat().st_size for n in ("model.safetensors", "lm.arpa.gz", "lexicon.txt.gz"))
     if size > MAX_BUNDLE_BYTES:
         raise SystemExit(f"model + LM + lexicon are {size / 2**20:.1f} MiB: over the 25 MiB budget")
-    tag = time.strftime("%Y%m%d")
+    import hashlib
+
+    # cached per model, LM settings and dev set: a model installed (or an LM re-tuned) later the same day must not
+    # read this one's scores
+    digest = hashlib.sha1((ROOT / MODEL).read_bytes() + (ASSETS / "model" / "lm.json").read_bytes())
+    tag = digest.hexdigest()[:10] + "-" + _dev_key()
     out = Path("runs/bundle-eval") / tag
     figures: dict[str, dict] = {"realspeech_dev_greedy": _brief(_eval(MODEL, REAL_DEV, out / "realspeech_dev-greedy"))}
     for name, (data, _) in TEST_SETS.items():
