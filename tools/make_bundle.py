@@ -369,10 +369,12 @@ character tokenizer, the global CMVN statistics and the filterbank settings.
   joe, SVOX pico, espeak-ng under 10% of the audio) with the voice settings Whisper tiny.en cannot read left out
   (tools/score_voices.py); 16 h of clean read sentences (fortunes, WordNet) + 5 h of commands, questions, numbers,
   dates, letters and short phrases; real recordings from Debian packages' games (realspeech-train: Whisper
-  pseudo-labels of 3+ words or labels two systems confirm) in 10% of phase 2's audio. No MBROLA voice (non-commercial).
+  pseudo-labels of 3+ words or labels two systems confirm) in 10% of phases 2 and 3's audio. No MBROLA
+  voice (non-commercial).
 - Augmentation on the fly (recipes/synth/world.yaml): simulated rooms, noise, babble, microphone EQ, level,
   telephone band, codecs, VTLP, speed perturbation, SpecAugment.
-- Phase 1 `recipes/synth/world.yaml`, phase 2 `recipes/synth/world_ft.yaml` (warm start). This file: `{origin}`.
+- Phase 1 `recipes/synth/world.yaml`, phase 2 `recipes/synth/world_ft.yaml`, phase 3 `recipes/synth/world_long.yaml`
+  (each a warm start from the one before; phase 3 in bf16 autocast where the CPU has bf16). This file: `{origin}`.
 - Model selection on realspeech-dev only (greedy WER {100 * dev['wer']:.1f}, CER {100 * dev['cer']:.1f}); the test
   sets below were not used for any choice.
 
