@@ -14,8 +14,15 @@ skipped (their rows stay if they were scored before).
 
 CPU time: the trainer process's CPU seconds (all its threads) from ``RUN/metrics.csv`` (``cpu_s``, which restarts
 at 0 when a run is resumed: the segments are summed), at the last logged step of each epoch, plus every earlier
-run's total. Loader worker processes are not counted (on 2 cores they add ~10-25%), nor is the time spent on
-steps a crash threw away. Writes ``OUT/curve.json`` and ``OUT/curve.csv`` and prints the table.
+run's total. Loader worker processes are not counted (on 2 cores they add ~10-25%); steps a crash threw away
+and a resume trained again are (the CPU was spent). Writes ``OUT/curve.json`` and ``OUT/curve.csv`` and prints
+the table.
+
+History: run folders do not outlive the machine, the curve must. ``--history docs/learning_curve.csv`` (committed)
+holds every row scored so far; rows of runs no longer on disk are kept as they are, a row scored again replaces
+the one of the same run and epoch, and ``--write-history`` writes the merged rows back. A run whose predecessor is
+only in the history continues from the highest CPU-hours the history gives the runs before it (the checkpoint it
+was warm-started from, as make_bundle's phases do).
 """
 
 from __future__ import annotations
@@ -66,10 +73,61 @@ def _evaluate(model: Path, data: str, out: Path) -> dict:
     return json.loads(summary.read_text())
 
 
-def curve(runs: list[Path], sets: dict[str, str], out: Path) -> list[dict]:
+HISTORY_KEYS = ("run", "epoch", "step", "cpu_hours")
+
+
+def read_history(path: Path) -> tuple[list[str], list[dict]]:
+    """(set names, rows) of a history CSV; a malformed one is an error naming the file and line."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        missing = [k for k in HISTORY_KEYS if k not in fields]
+        if missing:
+            raise ValueError(f"{path}: header lacks {', '.join(missing)} (has {', '.join(fields) or 'nothing'})")
+        extra = [f for f in fields if f not in HISTORY_KEYS]
+        sets = [f[: -len("_wer")] for f in extra if f.endswith("_wer")]
+        if sorted(extra) != sorted([f"{s}_{m}" for s in sets for m in ("wer", "cer")]):
+            raise ValueError(f"{path}: columns after {', '.join(HISTORY_KEYS)} must be <set>_wer and <set>_cer pairs")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            try:
+                row = {"run": raw["run"], "epoch": int(raw["epoch"]), "step": int(raw["step"]),
+                       "cpu_hours": float(raw["cpu_hours"])}  # fmt: skip
+                for f in extra:
+                    row[f] = float(raw[f]) if raw[f] not in ("", None) else None
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{path}, line {line}: {e}") from None
+            if not row["run"]:
+                raise ValueError(f"{path}, line {line}: empty run name")
+            rows.append(row)
+    return sets, rows
+
+
+def merge(history: list[dict], scored: list[dict]) -> list[dict]:
+    """History rows with the scored ones put in (same run and epoch: replaced), in run order then epoch order."""
+    order: list[str] = []
+    for r in history + scored:
+        if r["run"] not in order:
+            order.append(r["run"])
+    by_key = {(r["run"], r["epoch"]): r for r in history}
+    by_key.update({(r["run"], r["epoch"]): r for r in scored})
+    return sorted(by_key.values(), key=lambda r: (order.index(r["run"]), r["epoch"]))
+
+
+def curve(runs: list[Path], sets: dict[str, str], out: Path, history: list[dict] | None = None) -> list[dict]:
+    """Rows for every scored epoch checkpoint of ``runs``. With ``history``, a run's CPU time starts from the
+    highest CPU-hours of the history rows of runs before it, when no run before it is on disk."""
     rows: list[dict] = []
     previous_total = 0.0
-    for run in runs:
+    on_disk = [run.name for run in runs]
+    history = history or []
+    history_order = list(dict.fromkeys(r["run"] for r in history))
+    for i, run in enumerate(runs):
+        if i == 0 and history:
+            # no run before this one is on disk: it continues the history's curve
+            before = history_order[: history_order.index(run.name)] if run.name in history_order else history_order
+            earlier = [r["cpu_hours"] for r in history if r["run"] in before and r["run"] not in on_disk]
+            previous_total = 3600 * max(earlier, default=0.0)
         series = cpu_seconds_by_step(_rows(run / "metrics.csv"))
         dev = {int(r["epoch"]): int(r["step"]) for r in _rows(run / "dev.csv")}
         for ckpt in sorted((run / "checkpoints").glob("epoch-*.safetensors")):
@@ -92,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", type=Path, action="append", required=True, help="a run folder (repeat, in order)")
     ap.add_argument("--data", action="append", required=True, help="NAME=MANIFEST_OR_FOLDER (repeat)")
     ap.add_argument("--out", type=Path, default=Path("runs/curve"))
+    ap.add_argument("--history", type=Path, help="CSV of the rows scored before (docs/learning_curve.csv)")
+    ap.add_argument("--write-history", action="store_true", help="write the merged rows back to --history")
     args = ap.parse_args(argv)
+    if args.write_history and not args.history:
+        ap.error("--write-history needs --history FILE")
     sets = {}
     for item in args.data:
         name, sep, data = item.partition("=")
@@ -102,14 +164,26 @@ def main(argv: list[str] | None = None) -> int:
     for run in args.run:
         if not (run / "checkpoints").is_dir():
             ap.error(f"{run} has no checkpoints/ folder: not a training run")
-    rows = curve(args.run, sets, args.out)
+    history: list[dict] = []
+    if args.history and args.history.is_file():
+        try:
+            history_sets, history = read_history(args.history)
+        except ValueError as e:
+            ap.error(str(e))
+        if sorted(history_sets) != sorted(sets):
+            ap.error(f"{args.history} has the sets {', '.join(history_sets)}; --data gives {', '.join(sets)}")
+    elif args.history and not args.write_history:
+        ap.error(f"--history {args.history}: no such file")
+    rows = merge(history, curve(args.run, sets, args.out, history))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "curve.json").write_text(json.dumps({"sets": sets, "rows": rows}, indent=1) + "\n")
     fields = ["run", "epoch", "step", "cpu_hours"] + [f"{n}_{m}" for n in sets for m in ("wer", "cer")]
-    with (args.out / "curve.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    targets = [args.out / "curve.csv"] + ([args.history] if args.write_history else [])
+    for target in targets:
+        with target.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
     print(" ".join(f"{h:>16}" for h in fields))
     for r in rows:
         print(" ".join(f"{r[h]!s:>16}" for h in fields))

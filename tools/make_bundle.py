@@ -6,9 +6,9 @@
 
 Training takes more CPU-hours than one session has, so the campaign's state lives in the repository: the bundled
 model (asr/assets/model/), the recipes (recipes/synth/world.yaml, world_ft.yaml, world_long.yaml) and the learning curve
-(docs/results.md, from runs/curve/curve.json). Phase 3 starts from the committed bundle, so a session that finds the
-run folders gone starts it again from there (phase 2 likewise, ``--warm-from-bundle``, automatic when runs/world1 is
-missing).
+(docs/results.md, from docs/learning_curve.csv, which tools/learning_curve.py extends). Phase 3 starts from the
+committed bundle, so a session that finds the run folders gone starts it again from there (phase 2 likewise,
+``--warm-from-bundle``, automatic when runs/world1 is missing).
 
 Steps (in order):
 
@@ -164,12 +164,15 @@ def _selection_run() -> Path:
     return RUN3 if (ROOT / RUN3 / "checkpoints").is_dir() else RUN2
 
 
+CURVE_HISTORY = "docs/learning_curve.csv"  # committed: the rows of runs that are no longer on disk
+
+
 def step_curve(args: argparse.Namespace) -> None:
     runs = [r for r in (RUN1, RUN2, RUN3) if (ROOT / r / "checkpoints").is_dir()]
     if not runs:
         print("no runs on disk: nothing to add to the learning curve")
         return
-    cmd = [PY, "tools/learning_curve.py", "--out", "runs/curve",
+    cmd = [PY, "tools/learning_curve.py", "--out", "runs/curve", "--history", CURVE_HISTORY, "--write-history",
            "--data", f"realspeech-dev={REAL_DEV}", "--data", f"synth-dev={CLEAN / 'dev'}"]  # fmt: skip
     for r in runs:
         cmd += ["--run", str(r)]

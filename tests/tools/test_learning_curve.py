@@ -67,3 +67,75 @@ def test_the_command_writes_json_and_csv_and_refuses_a_non_run(tmp_path, monkeyp
     with pytest.raises(SystemExit):
         lc.main(["--run", str(tmp_path), "--data", "x=y", "--out", str(tmp_path / "o2")])
     assert "not a training run" in capsys.readouterr().err
+
+
+HISTORY = "run,epoch,step,cpu_hours,dev_wer,dev_cer\na,1,10,0.5,0.9,0.5\na,2,20,1.0,0.8,0.4\n"
+
+
+def test_a_run_whose_predecessor_is_gone_continues_the_history(tmp_path, monkeypatch):
+    """Run folders do not outlive the machine: the committed history carries the rows of runs no longer on disk,
+    and the next run's CPU time starts where they ended."""
+    (tmp_path / "h.csv").write_text(HISTORY)
+    second = _fake_run(tmp_path, "b", {1: 5}, [(5, 720.0)])
+    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out: {"wer": 0.5, "cer": 0.25})
+    out = tmp_path / "o"
+    assert lc.main(["--run", str(second), "--data", "dev=d", "--out", str(out),
+                    "--history", str(tmp_path / "h.csv"), "--write-history"]) == 0  # fmt: skip
+    rows = json.loads((out / "curve.json").read_text())["rows"]
+    assert [(r["run"], r["epoch"], r["cpu_hours"], r["dev_wer"]) for r in rows] == [
+        ("a", 1, 0.5, 0.9), ("a", 2, 1.0, 0.8), ("b", 1, 1.2, 0.5)]  # fmt: skip
+    written = (tmp_path / "h.csv").read_text().splitlines()
+    assert written[0] == "run,epoch,step,cpu_hours,dev_wer,dev_cer" and written[-1] == "b,1,5,1.2,0.5,0.25"
+    assert (out / "curve.csv").read_text() == (tmp_path / "h.csv").read_text()
+
+
+def test_a_row_scored_again_replaces_the_history_row_and_others_stay():
+    history = [{"run": "a", "epoch": 1, "x": 1}, {"run": "b", "epoch": 1, "x": 2}, {"run": "b", "epoch": 2, "x": 3}]
+    scored = [{"run": "b", "epoch": 2, "x": 30}, {"run": "b", "epoch": 3, "x": 40}, {"run": "c", "epoch": 1, "x": 5}]
+    merged = lc.merge(history, scored)
+    assert [(r["run"], r["epoch"], r["x"]) for r in merged] == [
+        ("a", 1, 1), ("b", 1, 2), ("b", 2, 30), ("b", 3, 40), ("c", 1, 5)]  # fmt: skip
+
+
+def test_a_run_on_disk_that_the_history_also_has_starts_from_the_runs_before_it(tmp_path, monkeypatch):
+    history = [{"run": "a", "epoch": 1, "step": 10, "cpu_hours": 2.0},
+               {"run": "b", "epoch": 1, "step": 5, "cpu_hours": 2.5}]  # fmt: skip
+    run = _fake_run(tmp_path, "b", {1: 5, 2: 10}, [(5, 1800.0), (10, 3600.0)])
+    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out: {"wer": 0.5, "cer": 0.25})
+    rows = lc.curve([run], {"dev": "d"}, tmp_path / "o", history)
+    assert [(r["epoch"], r["cpu_hours"]) for r in rows] == [(1, 2.5), (2, 3.0)]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("run,epoch,dev_wer,dev_cer\na,1,0.5,0.2\n", "header lacks step, cpu_hours"),
+        ("run,epoch,step,cpu_hours,dev_wer\na,1,1,0.1,0.5\n", "<set>_wer and <set>_cer pairs"),
+        ("run,epoch,step,cpu_hours,dev_wer,dev_cer\na,1,1,0.1,0.5,0.2\na,two,2,0.2,0.4,0.1\n", "line 3"),
+        ("run,epoch,step,cpu_hours,dev_wer,dev_cer\n,1,1,0.1,0.5,0.2\n", "line 2: empty run name"),
+    ],
+)
+def test_a_malformed_history_is_refused_naming_the_file_and_line(tmp_path, text, message, capsys):
+    path = tmp_path / "h.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        lc.read_history(path)
+    run = _fake_run(tmp_path, "b", {1: 5}, [(5, 720.0)])
+    with pytest.raises(SystemExit):
+        lc.main(["--run", str(run), "--data", "dev=d", "--out", str(tmp_path / "o"), "--history", str(path)])
+    assert str(path) in capsys.readouterr().err
+
+
+def test_history_sets_must_match_the_data_and_write_history_needs_a_file(tmp_path, capsys):
+    (tmp_path / "h.csv").write_text(HISTORY)
+    run = _fake_run(tmp_path, "b", {1: 5}, [(5, 720.0)])
+    base = ["--run", str(run), "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit):
+        lc.main([*base, "--data", "other=d", "--history", str(tmp_path / "h.csv")])
+    assert "has the sets dev; --data gives other" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        lc.main([*base, "--data", "dev=d", "--write-history"])
+    assert "--write-history needs --history" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        lc.main([*base, "--data", "dev=d", "--history", str(tmp_path / "missing.csv")])
+    assert "no such file" in capsys.readouterr().err

@@ -1,0 +1,34 @@
+"""tools/make_results.py reads the committed learning curve (docs/learning_curve.csv), not a run folder."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+_SPEC = importlib.util.spec_from_file_location(
+    "make_results", Path(__file__).resolve().parents[2] / "tools" / "make_results.py"
+)
+mr = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(mr)
+
+
+def test_the_curve_section_is_the_committed_csv_with_its_figure(tmp_path, monkeypatch):
+    curve = tmp_path / "curve.csv"
+    curve.write_text(
+        "run,epoch,step,cpu_hours,real_wer,real_cer,synth_wer,synth_cer\n"
+        "a,1,10,0.5,1.25,0.6,0.9,0.4\n"
+        "b,1,5,1.234,1.1,0.55,,\n"  # a set not scored for this row
+    )
+    monkeypatch.setattr(mr, "CURVE", curve)
+    monkeypatch.setattr(mr, "FIGURES", tmp_path / "fig")
+    text = mr.section_curve()
+    lines = text.splitlines()
+    assert lines[0] == "| run | epoch | step | trainer CPU-hours | real WER / CER | synth WER / CER |"
+    assert lines[2] == "| a | 1 | 10 | 0.50 | 125.0 / 60.0 | 90.0 / 40.0 |"
+    assert lines[3] == "| b | 1 | 5 | 1.23 | 110.0 / 55.0 | - / - |"
+    assert (tmp_path / "fig" / "results_learning_curve.png").stat().st_size > 1000
+
+
+def test_a_missing_curve_says_which_command_makes_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(mr, "CURVE", tmp_path / "none.csv")
+    assert "make_bundle.py --steps curve" in mr.section_curve()
