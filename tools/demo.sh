@@ -18,9 +18,13 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-
 echo "== Transcurrent demo: the bundled model (asr/assets/model/README.md) =="
 echo
 echo "-- 1. live-style streaming: bundled audio played in real time, 160 ms chunks; '... ' lines are partials --"
-for f in synth/147-1142-0004 synth/189-1268-0010 synth/234-1402-0005 synth/250-1447-0006 \
+# The synthetic clips: the longest of each of four engines (festival, pico, RHVoice, piper) in synth_test.jsonl.
+for f in synth/247-1594-0009 synth/307-1923-0000 synth/367-2386-0010 synth/277-1774-0011 \
          real/librivox-sense_and_sensibility_01_austen_64kb-0880 real/goforward; do
-    ref=$(grep -F "\"$f.flac\"" "$AUDIO"/*.jsonl | sed 's/.*"text": "\([^"]*\)".*/\1/')
+    ref=$(grep -hF "\"$f.flac\"" "$AUDIO"/*.jsonl | sed 's/.*"text": "\([^"]*\)".*/\1/') || {
+        echo "tools/demo.sh: $f.flac is in none of $AUDIO/*.jsonl (were the bundled clips re-made?)" >&2
+        exit 1
+    }
     echo
     echo "[$f.flac]  reference: $ref"
     $ASR transcribe --stream --realtime --partials --threads 1 "$AUDIO/$f.flac"
