@@ -145,7 +145,15 @@ class AsrModel:
         return self.features.frame_shift_ms / 1000.0 * self.model.subsampling_factor
 
 
-def save_asr_model(path: str | os.PathLike, bundle: AsrModel, *, extra: dict[str, Any] | None = None) -> Path:
+def save_asr_model(
+    path: str | os.PathLike,
+    bundle: AsrModel,
+    *,
+    extra: dict[str, Any] | None = None,
+    weights_dtype: str = "float32",
+) -> Path:
+    """Write ``bundle`` as one safetensors checkpoint; ``weights_dtype`` float16 / bfloat16 halves the file (the
+    weights load back into float32 parameters; see asr.model.checkpoint)."""
     info = dict(bundle.extra)
     info.update(extra or {})
     info["features"] = dataclasses.asdict(bundle.features)
@@ -156,6 +164,7 @@ def save_asr_model(path: str | os.PathLike, bundle: AsrModel, *, extra: dict[str
         tokenizer_dict=bundle.tokenizer.to_dict(),
         cmvn_tensors=bundle.cmvn.to_dict(prefix=""),
         extra=info,
+        weights_dtype=weights_dtype,
     )
 
 

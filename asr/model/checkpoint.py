@@ -10,6 +10,8 @@ Layout of one file:
               "extra"      anything else JSON-serialisable (training step, optimizer-free run info, ...)
 Writing is atomic (a temporary file in the same folder, fsync, os.replace). Loading never unpickles: a bad,
 truncated or foreign file, or weights that do not fit the saved config, raise ValueError naming the file.
+Weights may be stored in float16 or bfloat16 (``save_checkpoint(..., weights_dtype=...)``: half the file, for a
+shipped model); they are loaded into the model's float32 parameters. CMVN statistics always stay as saved.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from safetensors.torch import save_file
 from asr.model.config import ModelConfig
 from asr.model.ctc import CTCModel
 
-__all__ = ["Checkpoint", "FORMAT", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "FORMAT", "WEIGHTS_DTYPES", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "transcurrent-checkpoint"
 VERSION = "1"
 _MODEL = "model/"
 _CMVN = "cmvn/"
+#: Storage dtypes for the model's floating-point weights, by name (metadata "weights_dtype").
+WEIGHTS_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -62,16 +66,28 @@ def save_checkpoint(
     tokenizer_dict: dict[str, Any],
     cmvn_tensors: dict[str, torch.Tensor],
     extra: dict[str, Any] | None = None,
+    weights_dtype: str = "float32",
 ) -> Path:
-    """Write ``model`` (built from ``config``), its tokenizer, CMVN and extra info to ``path`` atomically."""
+    """Write ``model`` (built from ``config``), its tokenizer, CMVN and extra info to ``path`` atomically.
+    ``weights_dtype``: float32, or float16 / bfloat16 to store the floating-point weights in half the bytes (a
+    weight that would overflow float16 is refused, naming it)."""
     path = Path(path)
     if not isinstance(model, CTCModel):
         raise ValueError(f"model must be a CTCModel, got {type(model).__name__}")
     if model.config != config:
         raise ValueError(f"config does not match the model's own config:\n  given {config}\n  model {model.config}")
+    if weights_dtype not in WEIGHTS_DTYPES:
+        raise ValueError(f"weights_dtype {weights_dtype!r}: expected one of {', '.join(WEIGHTS_DTYPES)}")
+    dtype = WEIGHTS_DTYPES[weights_dtype]
     tensors: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
-        tensors[_MODEL + key] = value.detach().to("cpu").contiguous()
+        value = value.detach().to("cpu")
+        if value.is_floating_point() and value.dtype != dtype:
+            stored = value.to(dtype)
+            if not bool(torch.isfinite(stored).all()) and bool(torch.isfinite(value).all()):
+                raise ValueError(f"weight {key!r} does not fit {weights_dtype} (largest |value| {value.abs().max():g})")
+            value = stored
+        tensors[_MODEL + key] = value.contiguous()
     for name, value in cmvn_tensors.items():
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"cmvn_tensors[{name!r}] must be a tensor, got {type(value).__name__}")
@@ -82,6 +98,7 @@ def save_checkpoint(
         "config": config.to_json(),
         "tokenizer": _to_json("tokenizer_dict", tokenizer_dict),
         "extra": _to_json("extra", extra if extra is not None else {}),
+        "weights_dtype": weights_dtype,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -147,15 +164,22 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
         for k in set(expected) & set(weights)
         if weights[k].shape != expected[k].shape
     )
+    wrong += sorted(
+        f"{k}: saved {weights[k].dtype} vs {expected[k].dtype}"
+        for k in set(expected) & set(weights)
+        if weights[k].is_floating_point() != expected[k].is_floating_point()
+    )
     if missing or unexpected or wrong:
         raise ValueError(
             f"checkpoint {path} does not match its config: missing {missing[:8]}, "
             f"unexpected {unexpected[:8]}, "
-            f"shape mismatches {wrong[:8]}"
+            f"shape or dtype mismatches {wrong[:8]}"
         )
     bad = sorted(k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
     if bad:
         raise ValueError(f"checkpoint {path} holds non-finite weights in {bad[:8]}")
+    # weights stored in half precision are widened to the parameters' dtype (float32) explicitly
+    weights = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in weights.items()}
     model.load_state_dict(weights, strict=True)
     model.to(device).eval()
     return Checkpoint(model=model, config=config, tokenizer=tokenizer, cmvn=cmvn, extra=extra)

@@ -67,6 +67,49 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path, overrides: dict) -> 
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_weights_halve_the_file_and_load_into_float32(tmp_path: Path, dtype: str) -> None:
+    """A shipped model may store its weights in 16 bits: the file is about half, the model that loads has float32
+    parameters equal to the weights rounded once, and its outputs stay close to the float32 model's."""
+    full, model = _saved(tmp_path / "full")
+    cfg = model.config
+    half = save_checkpoint(tmp_path / "half.safetensors", model, cfg, tokenizer_dict=TOKENIZER,
+                           cmvn_tensors=CMVN, extra={"step": 17}, weights_dtype=dtype)  # fmt: skip
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    with safe_open(str(half), framework="pt") as f:
+        assert f.metadata()["weights_dtype"] == dtype
+        assert {str(f.get_tensor(k).dtype) for k in f.keys() if k.startswith("model/")} >= {f"torch.{dtype}"}
+        assert f.get_tensor("cmvn/mean").dtype == torch.float32  # statistics are not rounded
+    ckpt = load_checkpoint(half)
+    for name, p in ckpt.model.state_dict().items():
+        original = model.state_dict()[name]
+        assert p.dtype == original.dtype
+        if p.is_floating_point():
+            assert torch.equal(p, original.to(getattr(torch, dtype)).to(original.dtype)), name
+    assert torch.equal(ckpt.cmvn["mean"], CMVN["mean"])
+    torch.manual_seed(1)
+    feats = torch.randn(2, 40, 20)
+    with torch.no_grad():
+        a, _ = model(feats, torch.tensor([40, 29]))
+        b, _ = ckpt.model(feats, torch.tensor([40, 29]))
+    assert torch.allclose(a, b, atol=0.05), (a - b).abs().max()
+
+
+def test_weights_that_overflow_float16_and_unknown_dtypes_are_refused(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = tiny()
+    model = CTCModel(cfg)
+    with torch.no_grad():
+        model.head.weight[0, 0] = 1e6  # beyond float16's 65504
+    kwargs = dict(tokenizer_dict=TOKENIZER, cmvn_tensors=CMVN)
+    with pytest.raises(ValueError, match="head.weight.*does not fit float16"):
+        save_checkpoint(tmp_path / "a.safetensors", model, cfg, weights_dtype="float16", **kwargs)
+    save_checkpoint(tmp_path / "b.safetensors", model, cfg, weights_dtype="bfloat16", **kwargs)  # float32 range
+    with pytest.raises(ValueError, match="weights_dtype 'int8'"):
+        save_checkpoint(tmp_path / "c.safetensors", model, cfg, weights_dtype="int8", **kwargs)
+    assert not (tmp_path / "a.safetensors").exists() and not (tmp_path / "c.safetensors").exists()
+
+
 def test_checkpoint_is_plain_safetensors_with_json_metadata(tmp_path: Path) -> None:
     path, model = _saved(tmp_path)
     with safe_open(str(path), framework="pt") as f:
@@ -151,7 +194,15 @@ def test_config_and_weight_mismatches_are_refused(tmp_path: Path) -> None:
 
     path, _ = _saved(tmp_path)
     _rewrite(path, resize="model/head.weight")
-    with pytest.raises(ValueError, match="shape mismatches.*head.weight"):
+    with pytest.raises(ValueError, match="shape or dtype mismatches.*head.weight"):
+        load_checkpoint(path)
+
+    path, _ = _saved(tmp_path)
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    tensors["model/head.weight"] = tensors["model/head.weight"].to(torch.int32)  # integers where weights go
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(ValueError, match="dtype mismatches.*head.weight: saved torch.int32 vs torch.float32"):
         load_checkpoint(path)
 
     path, _ = _saved(tmp_path)
