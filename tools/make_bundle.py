@@ -212,6 +212,8 @@ def _committed_dev_wer() -> float | None:
 
 
 def step_select(args: argparse.Namespace) -> None:
+    for stale in (ROOT / CANDIDATE, (ROOT / CANDIDATE).with_suffix(".json")):
+        stale.unlink(missing_ok=True)  # an earlier select's choice must not be installed by this one's install
     rel = _selection_run()
     run = ROOT / rel
     candidates = sorted((run / "checkpoints").glob("epoch-*.safetensors")) if run.is_dir() else []
