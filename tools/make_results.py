@@ -83,9 +83,11 @@ def section_bundle() -> str:
                 f"| {label} | {full['utterances']} | {name} | {_pct(full['wer'])} / {_pct(full['cer'])} | "
                 f"{_pct(stream['wer'])} / {_pct(stream['cer'])} | {stream['real_time_factor']:.4f} |"
             )
-    dev = figures["realspeech_dev_greedy"]
-    lines += ["", f"Model selection: realspeech-dev, greedy: WER {_pct(dev['wer'])}, CER {_pct(dev['cer'])} "
-                  f"({dev['utterances']} utterances)."]  # fmt: skip
+    dev, dev_lm = figures["realspeech_dev_greedy"], figures.get("realspeech_dev_lm")
+    chosen = (f"lexicon + LM (the default decoder, what selection compares): WER {_pct(dev_lm['wer'])}, CER "
+              f"{_pct(dev_lm['cer'])}; " if dev_lm else "")  # fmt: skip
+    lines += ["", f"Model selection: realspeech-dev ({dev['utterances']} utterances), {chosen}greedy: WER "
+                  f"{_pct(dev['wer'])}, CER {_pct(dev['cer'])}."]  # fmt: skip
     return "\n".join(lines)
 
 
