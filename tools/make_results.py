@@ -100,7 +100,7 @@ table and the figure from it. world3 is phase 3 (`recipes/synth/world_long.yaml`
 bundle (world2 epoch 2), on a fresh machine with a newer CPU (AVX512-BF16: the trainer ran bf16 autocast,
 `precision: auto`; an epoch took ~14 min of wall time against ~42 min for phase 2). Its CPU-hours continue from
 world2 epoch 2's. realspeech-dev was rebuilt on that machine: 327 utterances, where the world1 and world2 rows had
-325; the committed bundle (world2 epoch 2) scores 137.6 / 62.1 on the new set against 137.5 / 62.0 on the old one."""
+325; world2 epoch 2 (the bundle then) scores 137.6 / 62.1 on the new set against 137.5 / 62.0 on the old one."""
 
 
 def _read_curve(path: Path) -> dict | None:
