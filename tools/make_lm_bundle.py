@@ -40,6 +40,14 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, cwd=REPO)
 
 
+def _repo_relative(path: Path) -> str:
+    """``path`` relative to the repository (the commands run there) when it is inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "lm-bundle", help="build folder")
@@ -51,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--word-scores", default="-2,-1.5,-1,-0.5,0")
     args = parser.parse_args(argv)
     asr = str(Path(sys.executable).with_name("asr"))
+    out = _repo_relative(args.out)  # lm.json records the build command: no machine's absolute path in it
     if not args.tune_only:
-        _run([asr, "lm", "build", *BUILD_ARGS, "--prune", args.prune, "--out", str(args.out), "--no-progress"])
+        _run([asr, "lm", "build", *BUILD_ARGS, "--prune", args.prune, "--out", out, "--no-progress"])
     dev = [args.dev] + [p for p in ["data/realspeech/realspeech-dev.jsonl"] if (REPO / p).is_file()]
     tune = [sys.executable, "tools/tune_lm.py", "--lm", str(args.out), "--out", str(args.out / "tune"),
             "--write", str(args.out), "--max-utterances", str(args.dev_utterances),
@@ -62,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     _run(tune)
     for name in FILES:
         shutil.copyfile(args.out / name, MODEL_DIR / name)
+    record = MODEL_DIR / "lm.json"  # a build made before the relative --out: its command still names this checkout
+    record.write_text(record.read_text().replace(f"--out {REPO}/", "--out "))
     sizes = {p.name: p.stat().st_size for p in [MODEL_DIR / "model.safetensors", *(MODEL_DIR / n for n in FILES)]}
     total = sum(sizes.values()) / 2**20
     for name, size in sizes.items():
