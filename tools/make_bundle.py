@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import random
 import re
@@ -188,29 +189,31 @@ def _eval(model: Path, data: Path, out: Path, mode: str = "full", lm: bool = Fal
     return json.loads((ROOT / out / "summary.json").read_text())
 
 
-def _dev_key() -> str:
-    """A short hash of realspeech-dev's manifest: the set is rebuilt on every fresh machine (its pseudo-label checks
-    can admit a slightly different set), so scores are cached and compared per version of it."""
-    import hashlib
+def _digest(*paths: Path, length: int = 10) -> str:
+    """A short sha1 of the files' bytes, in order: the cache keys below."""
+    h = hashlib.sha1()
+    for p in paths:
+        h.update((ROOT / p).read_bytes())
+    return h.hexdigest()[:length]
 
-    return hashlib.sha1((ROOT / REAL_DEV).read_bytes()).hexdigest()[:10]
+
+def _dev_key() -> str:
+    """realspeech-dev's manifest: the set is rebuilt on every fresh machine (its pseudo-label checks can admit a
+    slightly different set), so scores are cached and compared per version of it."""
+    return _digest(REAL_DEV)
 
 
 def _lm_key() -> str:
-    """A short hash of the bundled LM's settings (lm.json: its build and its tuned decoder weights)."""
-    import hashlib
-
-    return hashlib.sha1((ASSETS / "model" / "lm.json").read_bytes()).hexdigest()[:8]
+    """The bundled LM's settings (lm.json: its build and its tuned decoder weights)."""
+    return _digest(ASSETS / "model" / "lm.json", length=8)
 
 
 def _committed_dev_score() -> tuple[float, float] | None:
     """The committed bundle's realspeech-dev (WER, CER) with its default decoder (lexicon + the bundled LM), on the
     dev set on disk; cached per model file, LM settings and dev set (None: no model committed)."""
-    import hashlib
-
     if not MODEL.is_file():
         return None
-    tag = f"committed-{hashlib.sha1(MODEL.read_bytes()).hexdigest()[:10]}-lm{_lm_key()}"
+    tag = f"committed-{_digest(MODEL)}-lm{_lm_key()}"
     now = _eval(MODEL.relative_to(ROOT), REAL_DEV, Path("runs/select") / _dev_key() / tag, lm=True)
     return now["wer"], now["cer"]
 
@@ -353,12 +356,9 @@ def step_package(args: argparse.Namespace) -> None:
     size = sum((ASSETS / "model" / n).stat().st_size for n in ("model.safetensors", "lm.arpa.gz", "lexicon.txt.gz"))
     if size > MAX_BUNDLE_BYTES:
         raise SystemExit(f"model + LM + lexicon are {size / 2**20:.1f} MiB: over the 25 MiB budget")
-    import hashlib
-
     # cached per model, LM settings and dev set: a model installed (or an LM re-tuned) later the same day must not
     # read this one's scores
-    digest = hashlib.sha1((ROOT / MODEL).read_bytes() + (ASSETS / "model" / "lm.json").read_bytes())
-    tag = digest.hexdigest()[:10] + "-" + _dev_key()
+    tag = _digest(MODEL, ASSETS / "model" / "lm.json") + "-" + _dev_key()
     out = Path("runs/bundle-eval") / tag
     figures: dict[str, dict] = {"realspeech_dev_greedy": _brief(_eval(MODEL, REAL_DEV, out / "realspeech_dev-greedy")),
                                 "realspeech_dev_lm": _brief(_eval(MODEL, REAL_DEV, out / "realspeech_dev-lm", lm=True))}

@@ -26,12 +26,13 @@ results-history.md (tools/make_results_history.py).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 import time
 from pathlib import Path
+
+from learning_curve import read_history  # a sibling tool: this file's folder is first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = Path("docs/figures")
@@ -103,24 +104,11 @@ world2 epoch 2's. realspeech-dev was rebuilt on that machine: 327 utterances, wh
 325; world2 epoch 2 (the bundle then) scores 137.6 / 62.1 on the new set against 137.5 / 62.0 on the old one."""
 
 
-def _read_curve(path: Path) -> dict | None:
-    """The committed learning curve (tools/learning_curve.py --history ... --write-history) as {sets, rows}."""
-    if not path.is_file():
-        return None
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        sets = [c[: -len("_wer")] for c in reader.fieldnames or [] if c.endswith("_wer")]
-        rows = []
-        for r in reader:
-            row = {"run": r["run"], "epoch": int(r["epoch"]), "step": int(r["step"])}
-            row["cpu_hours"] = float(r["cpu_hours"])
-            row.update({k: float(v) for k, v in r.items() if k.endswith(("_wer", "_cer")) and v})
-            rows.append(row)
-    return {"sets": sets, "rows": rows}
-
-
 def section_curve() -> str:
-    curve = _read_curve(CURVE)
+    curve = None
+    if CURVE.is_file():
+        sets, rows = read_history(CURVE)
+        curve = {"sets": sets, "rows": rows}
     if not curve or not curve["rows"]:
         return _missing(str(CURVE), "tools/make_bundle.py --steps curve")
     sets = list(curve["sets"])
@@ -143,7 +131,8 @@ def _plot_curve(curve: dict) -> None:
     hours = [r["cpu_hours"] for r in curve["rows"]]
     for ax, metric in zip(axes, ("wer", "cer")):
         for s in curve["sets"]:
-            points = [(h, 100 * r[f"{s}_{metric}"]) for h, r in zip(hours, curve["rows"]) if f"{s}_{metric}" in r]
+            key = f"{s}_{metric}"
+            points = [(h, 100 * r[key]) for h, r in zip(hours, curve["rows"]) if r[key] is not None]
             ax.plot([h for h, _ in points], [v for _, v in points], marker="o", label=s)
         ax.set_xlabel("trainer CPU-hours")
         ax.set_ylabel(f"{metric.upper()} % (greedy)")

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from tests.tools import load_tool
 
-_SPEC = importlib.util.spec_from_file_location(
-    "make_results", Path(__file__).resolve().parents[2] / "tools" / "make_results.py"
-)
-mr = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(mr)
+mr = load_tool("make_results")
 
 
 def test_the_curve_section_is_the_committed_csv_with_its_figure(tmp_path, monkeypatch):
