@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
 logger = logging.getLogger(__name__)
 
@@ -248,12 +247,25 @@ def audio_duration(spec: str | os.PathLike) -> float:
 
 
 def resample(samples: torch.Tensor, *, orig_sr: int, target_sr: int) -> torch.Tensor:
-    """Band-limited (windowed sinc) resampling of ``[..., N]`` samples; identity when the rates match."""
+    """Band-limited resampling of float32 ``[..., N]`` samples by soxr (HQ); identity when the rates match.
+
+    soxr is the resampler of every streaming path (``Stream.accept_waveform``, :func:`read_audio_blocks`), and its
+    streaming output, in chunks of any size, equals this one-shot output sample for sample. So a file decoded whole
+    (``asr transcribe``, ``asr eval --mode full``) and the same file streamed give the model the same samples at any
+    rate, and the same transcript with an LM too (torchaudio's sinc resampler, used here before, differed from
+    soxr by enough to change a word of the LM-decoded legacy set). The length is ``round(N * target_sr /
+    orig_sr)``."""
     _check_rate(orig_sr, "orig_sr")
     _check_rate(target_sr, "target_sr")
     if orig_sr == target_sr:
         return samples
-    return AF.resample(samples, orig_freq=int(orig_sr), new_freq=int(target_sr))
+    import soxr
+
+    x = samples.detach().to(device="cpu", dtype=torch.float32).numpy()
+    frames = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)  # soxr takes [N, channels], frames first
+    y = soxr.resample(frames if frames.shape[1] > 1 else frames[:, 0], int(orig_sr), int(target_sr), quality="HQ")
+    y = y.reshape(y.shape[0], -1).T.reshape(*x.shape[:-1], -1)
+    return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
 
 
 def validate_waveform(
