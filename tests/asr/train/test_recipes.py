@@ -63,6 +63,7 @@ def test_recipe_variants_change_only_what_they_say():
     assert _diff(load("synth/base.yaml"), load("synth/softmax.yaml")) == {"model.attention"}
     assert _diff(load("wsj/si284_phones.yaml"), load("wsj/si284_chars.yaml")) == {"data.tokenizer"}
     assert _diff(load("synth/targets_char.yaml"), load("synth/targets_bpe.yaml")) == {"data.tokenizer"}
+    assert _diff(load("synth/targets_char.yaml"), load("synth/targets_phone.yaml")) == {"data.tokenizer"}
     assert _diff(load("synth/world.yaml"), load("synth/targets_char.yaml")) == {"data.extra_dev"}
     base = load_train_config(str(REPO / "recipes/synth/base.yaml"), {})
     assert base.data.train == "data/synth/train" and base.data.tokenizer == "char"
