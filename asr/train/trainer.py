@@ -192,6 +192,14 @@ def _resume(ckpt_dir: Path, candidates: list[str], device, model, optimizer, sch
     raise ValueError(f"--resume: no usable checkpoint in {ckpt_dir}:\n  " + "\n  ".join(problems))
 
 
+def _rates(result) -> str:
+    """How a dev result reads in the log: WER and CER, or PER alone for a phone model (its rows in dev.csv and
+    dev_sets.csv keep their columns: the PER in ``wer``, ``nan`` for the CER)."""
+    if result.unit == "phone":
+        return f"PER {100 * result.wer:.2f}%"
+    return f"WER {100 * result.wer:.2f}%, CER {100 * result.cer:.2f}%"
+
+
 def _evaluate_extra_devs(bundle, extra_devs, log, *, epoch: int, step: int, config: TrainConfig) -> None:
     """Greedy WER/CER of every ``data.extra_dev`` set, one dev_sets.csv row each, with the trainer process's CPU
     time since this (re)start (all its threads; loader workers not included): the learning curve's x axis."""
@@ -204,7 +212,7 @@ def _evaluate_extra_devs(bundle, extra_devs, log, *, epoch: int, step: int, conf
         result = evaluate_batch(bundle, utterances, max_batch_frames=config.data.max_batch_frames, progress=False)
         row = {"epoch": epoch, "step": step, "set": name, "utterances": len(utterances)}
         log.write({**row, "wer": f"{result.wer:.4f}", "cer": f"{result.cer:.4f}", "trainer_cpu_s": f"{cpu_s:.0f}"})
-        logger.info("epoch %d: dev set %s WER %.2f%%, CER %.2f%%", epoch, name, 100 * result.wer, 100 * result.cer)
+        logger.info("epoch %d: dev set %s %s", epoch, name, _rates(result))
 
 
 class _Metrics:
@@ -695,10 +703,9 @@ def _train_epoch(run: _Run, d: _Data, state: _Model, logs: _Logs, progress: _Pro
             )
             row.update(dev_wer=f"{result.wer:.4f}", dev_cer=f"{result.cer:.4f}")
             logger.info(
-                "epoch %d: dev WER %.2f%%, CER %.2f%% (%d utterances); %.0f s",
+                "epoch %d: dev %s (%d utterances); %.0f s",
                 epoch + 1,
-                100 * result.wer,
-                100 * result.cer,
+                _rates(result),
                 len(d.dev.utterances),
                 epoch_seconds,
             )
