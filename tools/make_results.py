@@ -101,7 +101,11 @@ table and the figure from it. world3 is phase 3 (`recipes/synth/world_long.yaml`
 bundle (world2 epoch 2), on a fresh machine with a newer CPU (AVX512-BF16: the trainer ran bf16 autocast,
 `precision: auto`; an epoch took ~14 min of wall time against ~42 min for phase 2). Its CPU-hours continue from
 world2 epoch 2's. realspeech-dev was rebuilt on that machine: 327 utterances, where the world1 and world2 rows had
-325; world2 epoch 2 (the bundle then) scores 137.6 / 62.1 on the new set against 137.5 / 62.0 on the old one."""
+325; world2 epoch 2 (the bundle then) scores 137.6 / 62.1 on the new set against 137.5 / 62.0 on the old one. Phase 3's
+schedule ended in session 22 (epochs 6-10, 7.0 CPU-h in all): synth-dev kept falling (greedy CER 31.3 at epoch 5
+to 28.8 at epoch 10) while realspeech-dev stayed where epoch 5 left it (greedy CER 54.8, then 55.6-57.1; with the
+LM 54.1-57.6): more of the same synthetic training no longer reaches real speech. Averaging epochs 5-7 did not
+help it either (LM: CER 55.7, WER 105.2)."""
 
 
 def section_curve() -> str:
