@@ -263,8 +263,7 @@ def resample(samples: torch.Tensor, *, orig_sr: int, target_sr: int) -> torch.Te
 
     x = samples.detach().to(device="cpu", dtype=torch.float32).numpy()
     frames = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)  # soxr takes [N, channels], frames first
-    y = soxr.resample(frames if frames.shape[1] > 1 else frames[:, 0], int(orig_sr), int(target_sr), quality="HQ")
-    y = y.reshape(y.shape[0], -1).T.reshape(*x.shape[:-1], -1)
+    y = soxr.resample(frames, int(orig_sr), int(target_sr), quality="HQ").T.reshape(*x.shape[:-1], -1)
     return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
 
 

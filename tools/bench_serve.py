@@ -99,16 +99,19 @@ class Server:
         self.url = first.split()[-1]
         self.ws_url = "ws" + self.url[4:] + "ws"
 
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
+    @staticmethod
+    def _cpu(stat: str) -> float:
+        """utime + stime of a /proc stat file, in seconds."""
+        with open(stat) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds(self) -> float:
+        return self._cpu(f"/proc/{self.proc.pid}/stat")
 
     def loop_cpu_seconds(self) -> float:
         """CPU time of the server's main thread, where its event loop runs (the rest: the step worker, torch)."""
-        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return self._cpu(f"/proc/{self.proc.pid}/task/{self.proc.pid}/stat")
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:

@@ -235,16 +235,6 @@ def _lm_key() -> str:
     return _digest(ASSETS / "model" / "lm.json", length=8)
 
 
-def _committed_dev_score() -> tuple[float, float] | None:
-    """The committed bundle's realspeech-dev (WER, CER) with its default decoder (lexicon + the bundled LM), on the
-    dev set on disk; cached per model file, LM settings and dev set (None: no model committed)."""
-    if not MODEL.is_file():
-        return None
-    tag = f"committed-{_digest(MODEL)}-lm{_lm_key()}"
-    now = _eval(MODEL.relative_to(ROOT), REAL_DEV, Path("runs/select") / _dev_key() / tag, lm=True)
-    return now["wer"], now["cer"]
-
-
 def step_select(args: argparse.Namespace) -> None:
     """The bundle's candidate: the epoch checkpoint (or averaged final model) of the latest phase with the lowest
     realspeech-dev CER decoded as users get it (lexicon + the bundled LM); it replaces the committed bundle when,
@@ -276,9 +266,7 @@ def step_select(args: argparse.Namespace) -> None:
         scored.append((s["wer"], s["cer"], c))
         print(f"  {c.relative_to(ROOT)}: realspeech-dev with the LM: WER {100 * s['wer']:.2f} CER {100 * s['cer']:.2f}")
     wer, cer, best = min(scored, key=lambda t: (t[1], t[0]))
-    committed_now = _committed_dev_score()
-    print(f"best {best.name} at the bundled weights: CER {100 * cer:.2f}, WER {100 * wer:.2f} (committed: "
-          f"{'-' if committed_now is None else f'CER {100 * committed_now[1]:.2f}, WER {100 * committed_now[0]:.2f}'})")
+    print(f"best {best.name} at the bundled weights: CER {100 * cer:.2f}, WER {100 * wer:.2f}")
     mine = _tuned_dev_score(best.relative_to(ROOT), f"{rel.name}-{best.stem}-{_digest(best.relative_to(ROOT))}")
     theirs = _tuned_dev_score(MODEL.relative_to(ROOT), f"committed-{_digest(MODEL)}") if MODEL.is_file() else None
     line = lambda s: f"CER {100 * s['cer']:.2f}, WER {100 * s['wer']:.2f} at {s['tuned']}"  # noqa: E731
