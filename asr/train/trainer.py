@@ -56,6 +56,7 @@ _RESUMABLE_CHANGES = {
     "data.num_workers",  # where batches are built does not change them
     "data.allow_pipes",  # (a run whose sets hold no pipes is the same either way; one that does needs it)
     "data.prefetch_batches",
+    "num_threads",  # a run paused on a busy machine resumes with more or fewer threads: the same computation
 }
 
 

@@ -168,6 +168,9 @@ def test_resume_accepts_keys_newer_than_the_run_only_at_their_defaults(tmp_path)
     saved = {**current, "augment": {k: v for k, v in current["augment"].items() if k not in ("room", "codec")}}
     _check_resume_config(saved, current)  # a run from before augment.room / augment.codec existed
     _check_resume_config(current, as_yaml(load_train_config(None, {"data": {"num_workers": 0}})))  # allowed
+    _check_resume_config(current, as_yaml(load_train_config(None, {"num_threads": 2})))  # allowed: same maths
+    with pytest.raises(ValueError, match="init_from"):  # a warm start is part of what the run is
+        _check_resume_config(current, as_yaml(load_train_config(None, {"init_from": "x.safetensors"})))
     with pytest.raises(ValueError, match="augment.room"):
         _check_resume_config(saved, as_yaml(load_train_config(None, {"augment": {"room": {"prob": 0.5}}})))
 
