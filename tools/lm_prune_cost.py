@@ -4,11 +4,11 @@ each decoded with the bundled model and the bundled LM's tuned weights on the de
 
     .venv/bin/python tools/lm_prune_cost.py --out runs/lm-prune            # thresholds 0 (none), 1e-7, 1e-6, 3e-6
 
-Every build reuses the counts of the bundled LM's build folder (``--from``, default runs/lm-bundle, made by
-tools/make_lm_bundle.py), so only the estimation and pruning run per threshold (nothing for the threshold that
-folder was built with). Each threshold's LM is decoded from the same log-probs (one forward per set) with the LM
-weight and word score recorded in the bundled ``lm.json`` (tuned for the pruned LM the bundle ships; the others are
-not re-tuned, which favours the shipped one slightly).
+Every build reuses the counts of the bundled LM's build folder (``--from``, default runs/lm-bundle-<the bundled
+tokenizer's kind>, made by tools/make_lm_bundle.py), so only the estimation and pruning run per threshold (nothing
+for the threshold that folder was built with). Each threshold's LM is decoded from the same log-probs (one forward
+per set) with the LM weight and word score recorded in the bundled ``lm.json`` (tuned for the pruned LM the bundle
+ships; the others are not re-tuned, which favours the shipped one slightly).
 Dev sets only: the test sets are for reporting. Writes ``OUT/prune_cost.json`` and prints the table.
 """
 
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "--from",
         dest="source",
         type=Path,
-        default=REPO / "runs" / "lm-bundle",
-        help="the bundled LM's build folder (its text and counts are reused)",
+        help="the bundled LM's build folder (its text and counts are reused; default runs/lm-bundle-<kind>)",
     )
     parser.add_argument("--prune", default="0,1e-7,1e-6,3e-6", help="thresholds (0: not pruned)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=DATA", help="dev sets")
@@ -73,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     bundled = json.loads((BUNDLED / "lm.json").read_text(encoding="utf-8"))
     weight, score = bundled["decoder"]["lm_weight"], bundled["decoder"]["word_score"]
+    if args.source is None:
+        args.source = REPO / "runs" / f"lm-bundle-{bundled['tokenizer']['kind']}"
     # The build command recorded in the source folder, less its --prune/--out (one LM text and vocabulary for all).
     recorded = json.loads((args.source / "lm.json").read_text(encoding="utf-8"))["build"]["command"].split()[3:]
     build_args, skip = [], False

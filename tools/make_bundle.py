@@ -23,20 +23,26 @@ Steps (in order):
 3. ``train2``  - phase 2: ``asr train recipes/synth/world_ft.yaml --run-dir runs/world2
    init_from=runs/world1/checkpoints/epoch-NNN.safetensors`` (``--phase1-epoch``; resumes).
 4. ``curve``   - tools/learning_curve.py over the runs: realspeech-dev and synthetic dev WER per epoch vs CPU-hours.
-5. ``select``  - every epoch checkpoint and the final (averaged) model of the latest phase (phase 3 once it has
-   started, else phase 2) scored on realspeech-dev with the default decoder (lexicon + the bundled LM); the best
-   (lowest CER) goes to runs/bundle-candidate.safetensors, but only when it beats the committed bundle, each with
-   the LM weights tuned for it (``step_select``); otherwise the step says so and the later steps keep the
-   committed model.
-6. ``install`` - the candidate (if any) becomes asr/assets/model/model.safetensors.
+5. ``select``  - every epoch checkpoint and the final (averaged) model of the latest phase (the phone phase once it
+   has started, else phase 3, else phase 2; ``--select-from RUN`` for another) scored on realspeech-dev with the
+   default decoder (lexicon + LM at the bundled weights; the LM folder is the bundled one when it was made for the
+   run's tokens, else one built by the same recipe for them, runs/lm-bundle-<kind>); the best (lowest CER) goes to
+   runs/bundle-candidate.safetensors, but only when it beats the committed bundle, each with the LM weights tuned
+   for it (``step_select``); otherwise the step says so and the later steps keep the committed model.
+6. ``install`` - the candidate (if any) becomes asr/assets/model/model.safetensors; when its tokens are not the ones
+   the bundled LM folder was made for (a phone model replacing a character one), that folder is replaced too.
 7. ``train3``  - phase 3: ``asr train recipes/synth/world_long.yaml --run-dir runs/world3
    init_from=runs/world3.init.safetensors``, a copy of the committed bundle made when the run starts; a long
    schedule that several sessions resume; later sessions select among its epoch checkpoints.
-8. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
+8. ``phones``  - the phone phase: ``asr train recipes/synth/phones_world.yaml --run-dir runs/phones1`` (phase 2's
+   data, CMUdict phone targets), warm-started from runs/targets-phone (``recipes/synth/targets_phone.yaml``, 5
+   epochs from scratch) or from the committed bundle when that is a phone model; resumed with the init_from it
+   started with.
+9. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
    weights for the installed model on the dev sets only.
-9. ``audio``   - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
+10. ``audio``  - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
    the legacy pocketsphinx-testdata recordings (asr/assets/audio/real.jsonl) stay as they are.
-10. ``package`` - score the test sets (synthetic test, realspeech-test, the legacy 20 recordings, the bundled clips;
+11. ``package`` - score the test sets (synthetic test, realspeech-test, the legacy 20 recordings, the bundled clips;
    greedy and with the LM; full and streaming) and write the model card and figures.json.
 """
 
@@ -58,7 +64,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 ASR = [PY, "-m", "asr.cli"]
-STEPS = ("corpus", "train1", "train2", "curve", "select", "install", "train3", "lm", "audio", "package")
+STEPS = ("corpus", "train1", "train2", "curve", "select", "install", "train3", "phones", "lm", "audio", "package")
 ASSETS = ROOT / "asr" / "assets"
 MODEL = ASSETS / "model" / "model.safetensors"
 FIGURES = ASSETS / "model" / "figures.json"
@@ -69,6 +75,8 @@ MANIFESTS = Path("data/manifests")
 SCORES = Path("runs/score_voices/synth_clean")
 RUN1, RUN2, RUN3 = Path("runs/world1"), Path("runs/world2"), Path("runs/world3")
 RUN3_INIT = Path("runs/world3.init.safetensors")  # the committed bundle when phase 3 started (its own copy)
+PHONES0, PHONES1 = Path("runs/targets-phone"), Path("runs/phones1")  # the phone phase (step ``phones``)
+PHONES1_INIT = Path("runs/phones1.init.safetensors")  # the committed bundle, when it is a phone model
 CANDIDATE = Path("runs/bundle-candidate.safetensors")
 REAL_DEV, REAL_TEST = REAL / "realspeech-dev.jsonl", REAL / "realspeech-test.jsonl"
 LEGACY = REAL / "realspeech.jsonl"
@@ -139,7 +147,18 @@ def _phase2_init(args: argparse.Namespace) -> Path:
     return RUN1 / "checkpoints" / f"epoch-{args.phase1_epoch:03d}.safetensors"
 
 
+def _character_phase_skipped(run: Path) -> bool:
+    """Phases 1-3 train characters: once the bundle is a phone model, a phase not already on disk is not started
+    (it would warm-start characters from phones); the phone phase (step ``phones``) continues the campaign."""
+    if (ROOT / run).is_dir() or _bundle_kind() in (None, "char"):
+        return False
+    print(f"{run} skipped: the committed bundle is a {_bundle_kind()} model (step phones continues it)")
+    return True
+
+
 def step_train1(args: argparse.Namespace) -> None:
+    if _character_phase_skipped(RUN1):
+        return
     if args.warm_from_bundle or (ROOT / RUN2).is_dir():
         print("phase 1 skipped (phase 2 started, or warm start from the committed bundle)")
         return
@@ -148,10 +167,14 @@ def step_train1(args: argparse.Namespace) -> None:
 
 
 def step_train2(args: argparse.Namespace) -> None:
+    if _character_phase_skipped(RUN2):
+        return
     _train("recipes/synth/world_ft.yaml", RUN2, f"init_from={_phase2_init(args)}")
 
 
 def step_train3(args: argparse.Namespace) -> None:
+    if _character_phase_skipped(RUN3):
+        return
     if not (ROOT / RUN3).is_dir():
         if not MODEL.is_file():
             raise SystemExit(f"phase 3 starts from the committed bundle, and there is none at {MODEL}")
@@ -161,16 +184,58 @@ def step_train3(args: argparse.Namespace) -> None:
     _train("recipes/synth/world_long.yaml", RUN3, f"init_from={RUN3_INIT}")
 
 
-def _selection_run() -> Path:
-    """The phase whose checkpoints select scores: the latest one started."""
-    return RUN3 if (ROOT / RUN3 / "checkpoints").is_dir() else RUN2
+def _recorded_init(run: Path) -> str:
+    """The init_from a run was started with (its config.yaml): a resume must give the same."""
+    import yaml
+
+    init = yaml.safe_load((ROOT / run / "config.yaml").read_text()).get("init_from")
+    if not init:
+        raise SystemExit(f"{run}/config.yaml records no init_from: this is not a warm-started phase")
+    if not (ROOT / init).is_file():
+        raise SystemExit(f"{run} started from {init}, which is gone: resume needs the same init_from")
+    return init
+
+
+def _bundle_kind() -> str | None:
+    """The committed bundle's tokenizer kind (char, phone, bpe), None when there is no bundle."""
+    if not MODEL.is_file():
+        return None
+    from asr.pipeline import load_asr_model
+
+    return load_asr_model(MODEL).tokenizer.kind
+
+
+def step_phones(args: argparse.Namespace) -> None:
+    """The phone phase (docs/results.md section 2: CMUdict phone targets, decoded into words with the lexicon + LM,
+    read realspeech-dev better than characters at one budget): recipes/synth/phones_world.yaml in runs/phones1.
+    Resumed with the init_from it started with; on a machine without it, warm-started from the committed bundle
+    when that is a phone model, else from a 5-epoch phone run from scratch (recipes/synth/targets_phone.yaml)."""
+    if (ROOT / PHONES1).is_dir():
+        init = _recorded_init(PHONES1)
+    elif _bundle_kind() == "phone":
+        shutil.copyfile(MODEL, ROOT / PHONES1_INIT)  # the bundle may be replaced while the run goes on
+        init = str(PHONES1_INIT)
+    else:
+        _train("recipes/synth/targets_phone.yaml", PHONES0, "epochs=5")
+        init = str(PHONES0 / "final.safetensors")
+    _train("recipes/synth/phones_world.yaml", PHONES1, f"init_from={init}")
+
+
+SELECTION_ORDER = (PHONES1, RUN3, RUN2)  # newest phase first
+
+
+def _selection_run(args: argparse.Namespace | None = None) -> Path:
+    """The phase whose checkpoints select scores: ``--select-from``, else the newest one started."""
+    if args is not None and getattr(args, "select_from", None):
+        return Path(args.select_from)
+    return next((r for r in SELECTION_ORDER if (ROOT / r / "checkpoints").is_dir()), RUN2)
 
 
 CURVE_HISTORY = "docs/learning_curve.csv"  # committed: the rows of runs that are no longer on disk
 
 
 def step_curve(args: argparse.Namespace) -> None:
-    runs = [r for r in (RUN1, RUN2, RUN3) if (ROOT / r / "checkpoints").is_dir()]
+    runs = [r for r in (RUN1, RUN2, RUN3) if (ROOT / r / "checkpoints").is_dir()]  # the character runs
     if not runs:
         print("no runs on disk: nothing to add to the learning curve")
         return
@@ -182,11 +247,17 @@ def step_curve(args: argparse.Namespace) -> None:
 
 
 def _eval(
-    model: Path, data: Path, out: Path, mode: str = "full", lm: bool = False, extra: tuple[str, ...] = ()
+    model: Path,
+    data: Path,
+    out: Path,
+    mode: str = "full",
+    lm: bool | Path = False,
+    extra: tuple[str, ...] = (),
 ) -> dict:
+    """``asr eval`` once (cached in ``out``); ``lm``: True for the bundled LM folder, a path for another one."""
     if not (ROOT / out / "summary.json").is_file():
         decoder = [] if lm else ["--no-lm"]
-        lm_args = ["--lm", str(ASSETS / "model")] if lm else []
+        lm_args = ["--lm", str(ASSETS / "model" if lm is True else lm)] if lm else []
         _sh([*ASR, "eval", "--model", str(model), "--data", str(data), "--mode", mode, "--out", str(out),
              "--threads", "1", "--no-progress", *decoder, *lm_args, *extra])  # fmt: skip
     return json.loads((ROOT / out / "summary.json").read_text())
@@ -200,19 +271,46 @@ TUNE_LM_WEIGHTS = "0.75,1,1.5"
 TUNE_WORD_SCORES = "-3,-2,-1"
 
 
+def _model_tokens(model: Path) -> tuple[str, tuple[str, ...]]:
+    from asr.pipeline import load_asr_model
+
+    tokenizer = load_asr_model(ROOT / model).tokenizer
+    return tokenizer.kind, tuple(tokenizer.tokens)
+
+
+def _lm_for(model: Path) -> Path:
+    """The LM folder ``model`` is decoded with: the bundled one when it was made for the model's tokens, else one
+    built by the same recipe for them (tools/make_lm_bundle.py --no-install into runs/lm-bundle-<kind>, reused
+    while its tokens match): a phone candidate is judged with a lexicon of pronunciations, as it would ship."""
+    from asr.lm.folder import read_lm_folder
+
+    def folder_tokens(folder: Path) -> tuple[str, ...] | None:
+        return read_lm_folder(folder, check_files=False).tokens if (folder / "lm.json").is_file() else None
+
+    kind, tokens = _model_tokens(model)
+    if folder_tokens(ASSETS / "model") == tokens:
+        return ASSETS / "model"
+    folder = Path("runs") / f"lm-bundle-{kind}"
+    if folder_tokens(ROOT / folder) != tokens:
+        _sh([PY, "tools/make_lm_bundle.py", "--model", str(model), "--out", str(folder), "--no-tune", "--no-install"])
+    return folder
+
+
 def _tuned_dev_score(model: Path, tag: str) -> dict:
-    """realspeech-dev with the lexicon + the bundled LM at the weights tuned for ``model`` (the grid above on
-    synth-dev and realspeech-dev pooled, as the shipped weights are tuned): the summary, plus the weights."""
-    folder = Path("runs/select") / _dev_key() / f"tuned-{tag}-lm{_lm_key()}"
+    """realspeech-dev with the lexicon + an LM folder for the model's tokens (``_lm_for``) at the weights tuned for
+    ``model`` (the grid above on synth-dev and realspeech-dev pooled, as the shipped weights are tuned): the
+    summary, plus the weights."""
+    lm = _lm_for(model)
+    folder = Path("runs/select") / _dev_key() / f"tuned-{tag}-lm{_lm_key(lm)}"
     grid = ROOT / folder / "tune" / "grid.json"
     if not grid.is_file():
-        _sh([PY, "tools/tune_lm.py", "--model", str(model), "--lm", str(ASSETS / "model"),
+        _sh([PY, "tools/tune_lm.py", "--model", str(model), "--lm", str(lm),
              "--data", str(CLEAN / "dev"), "--data", str(REAL_DEV), "--max-utterances", str(TUNE_UTTERANCES),
              f"--lm-weights={TUNE_LM_WEIGHTS}", f"--word-scores={TUNE_WORD_SCORES}",
              "--out", str(folder / "tune")])  # fmt: skip
     best = json.loads(grid.read_text())["best"]
     weights = ("--lm-weight", str(best["lm_weight"]), "--word-score", str(best["word_score"]))
-    summary = _eval(model, REAL_DEV, folder / "realspeech-dev", lm=True, extra=weights)
+    summary = _eval(model, REAL_DEV, folder / "realspeech-dev", lm=lm, extra=weights)
     return {**summary, "tuned": {"lm_weight": best["lm_weight"], "word_score": best["word_score"]}}
 
 
@@ -230,9 +328,16 @@ def _dev_key() -> str:
     return _digest(REAL_DEV)
 
 
-def _lm_key() -> str:
-    """The bundled LM's settings (lm.json: its build and its tuned decoder weights)."""
-    return _digest(ASSETS / "model" / "lm.json", length=8)
+def _lm_key(folder: Path = ASSETS / "model") -> str:
+    """An LM folder's settings (lm.json: its build, its tokens and its decoder weights), and the bundled one's
+    (its tuned weights are the ones candidates are ranked at)."""
+    return _digest(ASSETS / "model" / "lm.json", folder / "lm.json", length=8)
+
+
+def _bundled_weights() -> tuple[str, ...]:
+    """The bundled LM's tuned decoder weights, as ``asr eval`` options."""
+    decoder = json.loads((ASSETS / "model" / "lm.json").read_text())["decoder"]
+    return ("--lm-weight", str(decoder["lm_weight"]), "--word-score", str(decoder["word_score"]))
 
 
 def step_select(args: argparse.Namespace) -> None:
@@ -252,7 +357,7 @@ def step_select(args: argparse.Namespace) -> None:
     would have shipped epoch 2. Greedy WER is worse still: it counts split words (e3 125.3, e5 131.9)."""
     for stale in (ROOT / CANDIDATE, (ROOT / CANDIDATE).with_suffix(".json")):
         stale.unlink(missing_ok=True)  # an earlier select's choice must not be installed by this one's install
-    rel = _selection_run()
+    rel = _selection_run(args)
     run = ROOT / rel
     candidates = sorted((run / "checkpoints").glob("epoch-*.safetensors")) if run.is_dir() else []
     if (run / "final.safetensors").is_file():
@@ -261,8 +366,10 @@ def step_select(args: argparse.Namespace) -> None:
         print(f"no epoch checkpoint of {rel} on disk: nothing to select")
         return
     scored = []
+    lm = _lm_for(candidates[0].relative_to(ROOT))  # one run, one tokenizer
     for c in candidates:
-        s = _eval(c.relative_to(ROOT), REAL_DEV, rel / "select" / _dev_key() / f"{c.stem}-lm{_lm_key()}", lm=True)
+        s = _eval(c.relative_to(ROOT), REAL_DEV, rel / "select" / _dev_key() / f"{c.stem}-lm{_lm_key(lm)}", lm=lm,
+                  extra=_bundled_weights())  # fmt: skip
         scored.append((s["wer"], s["cer"], c))
         print(f"  {c.relative_to(ROOT)}: realspeech-dev with the LM: WER {100 * s['wer']:.2f} CER {100 * s['cer']:.2f}")
     wer, cer, best = min(scored, key=lambda t: (t[1], t[0]))
@@ -325,6 +432,12 @@ def step_install(args: argparse.Namespace) -> None:
     print(f"installed {CANDIDATE} as {MODEL.relative_to(ROOT)} ({SHIPPED_WEIGHTS} weights, "
           f"{MODEL.stat().st_size / 2**20:.1f} MiB): on the {len(clips)} bundled clips, greedy output the same as "
           f"float32 on {same}, largest log-prob difference {worst:.3g}")  # fmt: skip
+    lm = _lm_for(MODEL.relative_to(ROOT))
+    if lm != ASSETS / "model":  # a model of other tokens (a phone model replacing characters): its LM folder too
+        for name in ("lm.arpa.gz", "lexicon.txt.gz", "lm.json"):
+            shutil.copyfile(ROOT / lm / name, ASSETS / "model" / name)
+        print(f"the bundled LM folder was made for other tokens: installed {lm} (made for the new model's "
+              f"{candidate.tokenizer.kind} tokens); tune its weights next (tools/make_lm_bundle.py --tune-only)")
 
 
 def step_lm(args: argparse.Namespace) -> None:
@@ -412,17 +525,42 @@ def _brief(s: dict) -> dict:
     return {k: s[k] for k in keys if k in s}
 
 
+UNITS = {  # tokenizer kind -> (what the CTC head outputs, how the lexicon spells a word)
+    "char": ("characters", "those words spelled in the model's characters"),
+    "phone": ("CMUdict phones (39 ARPAbet phones, stress removed)",
+              "every CMUdict pronunciation of those words (stress removed) in the model's phones"),
+    "bpe": ("sentencepiece BPE pieces", "those words as the model's sentencepiece pieces"),
+}  # fmt: skip
+
+
+def _scores(s: dict) -> str:
+    """WER / CER in %, or PER for a phone model's greedy output (phone strings: no characters to count)."""
+    if s["cer"] != s["cer"]:  # NaN
+        return f"PER {100 * s['wer']:.1f}"
+    return f"{100 * s['wer']:.1f} / {100 * s['cer']:.1f}"
+
+
 def _model_card(bundle, figures: dict) -> str:
     cfg = bundle.model.config
+    kind = bundle.tokenizer.kind
+    units, spelled = UNITS[kind]
+    phone = kind == "phone"
+    greedy_note = ", which prints phone strings, not words" if phone else ""
+    phase_note = (
+        "; the phone phase `recipes/synth/targets_phone.yaml` (from scratch) then `recipes/synth/phones_world.yaml` "
+        "(phase 2's data, phone targets), in bf16 autocast" if phone else ""
+    )  # fmt: skip
+    per_note, pron_note = ("; PER: phone error rate", " and CMUdict pronounces") if phone else ("", "")
     lm = json.loads((ASSETS / "model" / "lm.json").read_text())
+    ngrams = " / ".join(f"{c:,}" for c in lm["ngram_counts"])
     rows = []
     for name, (_, what) in TEST_SETS.items():
         for decoder in ("greedy", "lm"):
             full, stream = figures[f"{name}_{decoder}_full"], figures[f"{name}_{decoder}_stream"]
+            label = "lexicon + LM" if decoder == "lm" else ("greedy (phones)" if phone else "greedy")
             rows.append(
-                f"| {what} | {'lexicon + LM' if decoder == 'lm' else 'greedy'} | {full['utterances']} | "
-                f"{100 * full['wer']:.1f} / {100 * full['cer']:.1f} | {100 * stream['wer']:.1f} / "
-                f"{100 * stream['cer']:.1f} | {stream['real_time_factor']:.4f} |"
+                f"| {what} | {label} | {full['utterances']} | {_scores(full)} | {_scores(stream)} | "
+                f"{stream['real_time_factor']:.4f} |"
             )
     dev = figures["realspeech_dev_greedy"]
     dev_lm = figures.get("realspeech_dev_lm") or {"wer": float("nan"), "cer": float("nan")}
@@ -431,13 +569,13 @@ def _model_card(bundle, figures: dict) -> str:
     return f"""# The bundled Transcurrent model
 
 `asr transcribe`, `asr live`, `asr eval` and `asr serve` use this model when no `--model` is given, with the
-lexicon + n-gram LM beside it (`lm.arpa.gz`, `lexicon.txt.gz`, `lm.json`; `--no-lm` for greedy CTC).
+lexicon + n-gram LM beside it (`lm.arpa.gz`, `lexicon.txt.gz`, `lm.json`; `--no-lm` for greedy CTC{greedy_note}).
 `model.safetensors` ({MODEL.stat().st_size / 2**20:.1f} MiB; no pickle) holds the weights
-({_weights_dtype(MODEL)}, loaded into float32 parameters), the model config, the character tokenizer, the global
+({_weights_dtype(MODEL)}, loaded into float32 parameters), the model config, the {kind} tokenizer, the global
 CMVN statistics and the filterbank settings.
 
 ## Model
-- Causal encoder, CTC head over characters; 80-dim log-mel fbank, 10 ms shift, causal 4x convolutional
+- Causal encoder, CTC head over {units}; 80-dim log-mel fbank, 10 ms shift, causal 4x convolutional
   subsampling (40 ms encoder frames).
 - {cfg.num_layers} pre-norm blocks, d_model {cfg.d_model}, {cfg.num_heads} heads, feed-forward {cfg.ff_dim}, causal
   depthwise conv module of {cfg.conv_kernel_size} frames: {bundle.model.num_params() / 1e6:.2f} M parameters.
@@ -455,12 +593,13 @@ CMVN statistics and the filterbank settings.
 - Augmentation on the fly (recipes/synth/world.yaml): simulated rooms, noise, babble, microphone EQ, level,
   telephone band, codecs, VTLP, speed perturbation, SpecAugment.
 - Phase 1 `recipes/synth/world.yaml`, phase 2 `recipes/synth/world_ft.yaml`, phase 3 `recipes/synth/world_long.yaml`
-  (each a warm start from the one before; phase 3 in bf16 autocast where the CPU has bf16). This file: `{origin}`.
+  (each a warm start from the one before; phase 3 in bf16 autocast where the CPU has bf16){phase_note}.
+  This file: `{origin}`.
 - Model selection on realspeech-dev only, decoded as users get it (lexicon + LM: WER {100 * dev_lm['wer']:.1f}, CER
-  {100 * dev_lm['cer']:.1f}; greedy: WER {100 * dev['wer']:.1f}, CER {100 * dev['cer']:.1f}); the test sets below
+  {100 * dev_lm['cer']:.1f}; greedy: {_scores(dev)}); the test sets below
   were not used for any choice.
 
-## Figures (one CPU thread; WER / CER in %; stream = 160 ms chunks through the streaming recognizer)
+## Figures (one CPU thread; WER / CER in %{per_note}; stream = 160 ms chunks through the streaming recognizer)
 LM: {lm['build']['estimator']}, order {lm['order']}, {lm['lexicon_words']} words; decoder weights
 lm_weight {lm['decoder']['lm_weight']}, word_score {lm['decoder']['word_score']} (tuned on dev sets).
 
@@ -491,10 +630,10 @@ realspeech-train come from Debian packages (each source and its package is liste
 Beside the weights:
 
 - `lm.arpa.gz`: a back-off Kneser-Ney {lm['order']}-gram (kaldingram, SRILM's `-ukndiscount` estimate) over the
-  {lm['lexicon_words']:,} words most frequent in English (wordfreq) that the text has, every other word `<unk>`,
-  pruned with relative entropy at {lm['build']['prune']:g} (n-grams {' / '.join(f'{c:,}' for c in lm['ngram_counts'])});
+  {lm['lexicon_words']:,} words most frequent in English (wordfreq) that the text has{pron_note}, every other word
+  `<unk>`, pruned with relative entropy at {lm['build']['prune']:g} (n-grams {ngrams});
   what pruning costs is measured in docs/results.md (`tools/lm_prune_cost.py`);
-- `lexicon.txt.gz`: those words spelled in the model's characters;
+- `lexicon.txt.gz`: {spelled}{"; a word without one cannot be output" if phone else ""};
 - `lm.json`: the build record (exact command, text sources and counts, what was kept out) and the decoder
   settings tuned on dev data (`decoder`, `tuning`).
 
@@ -508,7 +647,7 @@ containing a dev/test pool sentence; every real-speech reference (the bundled cl
 (`asr/lm/text.py`; tested in `tests/asr/lm/test_lm_build.py`).
 
 Rebuild, re-tune and install (rerun the tuning, `--tune-only`, whenever the weights change; the LM itself depends
-only on the model's characters):
+only on the model's tokens):
 
     python tools/make_lm_bundle.py            # = asr lm build (command in lm.json) + tools/tune_lm.py + copy
 """
@@ -521,6 +660,7 @@ def main() -> int:
     ap.add_argument("--phase1-max-steps", type=int, default=None, help="stop phase 1 early (max_steps)")
     ap.add_argument("--warm-from-bundle", action="store_true", help="phase 2 starts from the committed bundle")
     ap.add_argument("--force", action="store_true", help="select: take the best even if it is not better")
+    ap.add_argument("--select-from", metavar="RUN", help="select: the run folder to choose from (default: newest)")
     args = ap.parse_args()
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = sorted(set(steps) - set(STEPS))

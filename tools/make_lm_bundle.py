@@ -2,18 +2,23 @@
 
     python tools/make_lm_bundle.py                      # build (or reuse) runs/lm-bundle, tune, install, check size
     python tools/make_lm_bundle.py --tune-only          # after the bundled weights change: re-tune and install
+    python tools/make_lm_bundle.py --model CKPT --no-install   # a folder for another model's tokens, not installed
+
+The folder is made for one tokenizer (its lexicon spells the words in the model's characters, or as CMUdict
+pronunciations for a phone model), so the build folder is per tokenizer kind: runs/lm-bundle-char,
+runs/lm-bundle-phone. A model whose tokens are not the ones a folder was made for is refused, naming both.
 
 1. ``asr lm build`` (the exact command is in BUILD_ARGS below and in lm.json's build.command): the synthetic
    corpus's training sentences (every synth preset's) and general English from Debian packages, every synthetic
    dev/test sentence and real-speech reference left out (asr/lm/text.py), the 40,000 words most frequent in
-   English (wordfreq) that the text has, a Kneser-Ney 3-gram pruned with relative entropy ``--prune`` to fit the
-   size budget. The LM does not depend on the model's weights, only on its
-   characters. Rerunning reuses what is built (runs/lm-bundle/work).
+   English (wordfreq) that the model's tokenizer can spell, a Kneser-Ney 3-gram pruned with relative entropy
+   ``--prune`` to fit the size budget. The LM does not depend on the model's weights, only on its tokens.
+   Rerunning reuses what is built (OUT/work).
 2. tools/tune_lm.py on dev sets only (the synthetic dev split, ``--dev``; and the real-speech dev set when
    data/realspeech/realspeech-dev.jsonl exists) with the bundled model: the best LM weight and word score go
    into lm.json. This is the step to rerun when the bundled weights are replaced.
-3. The three files are copied beside the weights, and the bundle's size (weights + LM + lexicon) is checked
-   against the 25 MiB budget.
+3. The three files are copied beside the weights (not with ``--no-install``), and the bundle's size (weights + LM +
+   lexicon) is checked against the 25 MiB budget.
 """
 
 from __future__ import annotations
@@ -48,29 +53,66 @@ def _repo_relative(path: Path) -> str:
         return str(path)
 
 
+def _tokens(model: str | None) -> tuple[str, tuple[str, ...]]:
+    """(kind, tokens) of a checkpoint's tokenizer (the bundled model's when ``model`` is None)."""
+    from asr.pipeline import load_asr_model, resolve_model_path
+
+    tokenizer = load_asr_model(resolve_model_path(model)).tokenizer
+    return tokenizer.kind, tuple(tokenizer.tokens)
+
+
+def folder_tokens(folder: Path) -> tuple[str, ...] | None:
+    """The tokens an LM folder was made for (its lm.json), or None when there is no folder there."""
+    from asr.lm.folder import read_lm_folder
+
+    return read_lm_folder(folder, check_files=False).tokens if (folder / "lm.json").is_file() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "lm-bundle", help="build folder")
+    parser.add_argument("--model", help="the model the folder is for (default: the bundled model)")
+    parser.add_argument("--out", type=Path, help="build folder (default: runs/lm-bundle-<tokenizer kind>)")
     parser.add_argument("--prune", default="1e-6", help="relative-entropy pruning threshold")
     parser.add_argument("--dev", default="data/synth_clean/dev", help="synthetic dev set (manifest or folder)")
     parser.add_argument("--dev-utterances", type=int, default=300, help="utterances of each dev set to tune on")
-    parser.add_argument("--tune-only", action="store_true", help="skip the build: re-tune runs/lm-bundle")
+    parser.add_argument("--tune-only", action="store_true", help="skip the build: re-tune the build folder")
+    parser.add_argument("--no-tune", action="store_true", help="build only (the folder keeps the default weights)")
+    parser.add_argument("--no-install", action="store_true", help="leave asr/assets/model as it is")
     parser.add_argument("--lm-weights", default="0.5,0.75,1,1.25,1.5,2")
     parser.add_argument("--word-scores", default="-2,-1.5,-1,-0.5,0")
     args = parser.parse_args(argv)
+    if args.tune_only and args.no_tune:
+        parser.error("--tune-only and --no-tune leave nothing to do")
+    kind, tokens = _tokens(args.model)
+    build_dir = args.out if args.out is not None else REPO / "runs" / f"lm-bundle-{kind}"
     asr = str(Path(sys.executable).with_name("asr"))
-    out = _repo_relative(args.out)  # lm.json records the build command: no machine's absolute path in it
-    if not args.tune_only:
-        _run([asr, "lm", "build", *BUILD_ARGS, "--prune", args.prune, "--out", out, "--no-progress"])
-    dev = [args.dev] + [p for p in ["data/realspeech/realspeech-dev.jsonl"] if (REPO / p).is_file()]
-    tune = [sys.executable, "tools/tune_lm.py", "--lm", str(args.out), "--out", str(args.out / "tune"),
-            "--write", str(args.out), "--max-utterances", str(args.dev_utterances),
-            f"--lm-weights={args.lm_weights}", f"--word-scores={args.word_scores}"]
-    for d in dev:
-        tune += ["--data", d]
-    _run(tune)
+    out = _repo_relative(build_dir)  # lm.json records the build command: no machine's absolute path in it
+    model = ["--model", args.model] if args.model else []
+    if args.tune_only:
+        made_for = folder_tokens(build_dir)
+        if made_for is None:
+            parser.error(f"--tune-only: {build_dir} holds no LM folder (lm.json); build it first (without --tune-only)")
+        if made_for != tokens:
+            parser.error(f"--tune-only: {build_dir} was made for the tokens {' '.join(made_for[1:])!r}, the model's "
+                         f"are {' '.join(tokens[1:])!r}; build a folder for it (without --tune-only)")  # fmt: skip
+    else:
+        _run([asr, "lm", "build", *BUILD_ARGS, "--prune", args.prune, *model, "--out", out, "--no-progress"])
+    if not args.no_tune:
+        dev = [args.dev] + [p for p in ["data/realspeech/realspeech-dev.jsonl"] if (REPO / p).is_file()]
+        tune = [sys.executable, "tools/tune_lm.py", "--lm", str(build_dir), "--out", str(build_dir / "tune"),
+                "--write", str(build_dir), "--max-utterances", str(args.dev_utterances), *model,
+                f"--lm-weights={args.lm_weights}", f"--word-scores={args.word_scores}"]  # fmt: skip
+        for d in dev:
+            tune += ["--data", d]
+        _run(tune)
+    if args.no_install:
+        print(f"LM folder for the {kind} tokenizer: {build_dir} (not installed)")
+        return 0
+    if args.model and _tokens(None)[1] != tokens:
+        parser.error("the folder is for --model's tokens, not the bundled model's: install the model first, or "
+                     "pass --no-install")  # fmt: skip
     for name in FILES:
-        shutil.copyfile(args.out / name, MODEL_DIR / name)
+        shutil.copyfile(build_dir / name, MODEL_DIR / name)
     record = MODEL_DIR / "lm.json"  # a build made before the relative --out: its command still names this checkout
     record.write_text(record.read_text().replace(f"--out {REPO}/", "--out "))
     sizes = {p.name: p.stat().st_size for p in [MODEL_DIR / "model.safetensors", *(MODEL_DIR / n for n in FILES)]}

@@ -1,0 +1,107 @@
+"""tools/make_bundle.py and tools/make_lm_bundle.py with a phone model: the LM folder must be made for the model's
+tokens, the model card must say what a phone bundle prints, and a resumed phase keeps its warm start."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from asr.features import FbankConfig, GlobalCMVN
+from asr.lm.folder import write_lm_json
+from asr.model.config import ModelConfig
+from asr.model.ctc import CTCModel
+from asr.pipeline import AsrModel, save_asr_model
+from asr.text.chars import CharTokenizer
+from asr.text.phones import PhoneTokenizer
+from tests.tools import load_tool
+
+
+def _tiny(tokenizer) -> AsrModel:
+    cfg = ModelConfig(vocab_size=tokenizer.vocab_size, d_model=16, num_layers=1, num_heads=2, ff_dim=32,
+                      subsampling_channels=4, conv_kernel_size=3, dropout=0.0)  # fmt: skip
+    torch.manual_seed(0)
+    cmvn = GlobalCMVN(mean=torch.zeros(80), std=torch.ones(80), count=1)
+    return AsrModel(model=CTCModel(cfg).eval(), tokenizer=tokenizer, cmvn=cmvn, features=FbankConfig())
+
+
+def _folder_for(path, tokenizer) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "lexicon.txt").write_text("")
+    write_lm_json(path, {"lm": None, "lexicon": "lexicon.txt", "decoder": {},
+                         "tokenizer": {"kind": tokenizer.kind, "tokens": list(tokenizer.tokens)}})  # fmt: skip
+
+
+def test_tune_only_refuses_a_folder_made_for_other_tokens(tmp_path, capsys):
+    tool = load_tool("make_lm_bundle")
+    model = save_asr_model(tmp_path / "phone.safetensors", _tiny(PhoneTokenizer()))
+    _folder_for(tmp_path / "lm", CharTokenizer())
+    with pytest.raises(SystemExit) as exc:
+        tool.main(["--model", str(model), "--out", str(tmp_path / "lm"), "--tune-only"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "was made for the tokens" in err and "AA AE AH" in err  # both token sets are named
+    with pytest.raises(SystemExit):
+        tool.main(["--model", str(model), "--out", str(tmp_path / "none"), "--tune-only"])
+    assert "holds no LM folder" in capsys.readouterr().err
+    assert tool.folder_tokens(tmp_path / "lm") == tuple(CharTokenizer().tokens)
+    assert tool.folder_tokens(tmp_path / "none") is None
+
+
+def test_a_phone_candidate_is_decoded_with_a_folder_for_its_tokens(tmp_path, monkeypatch):
+    tool = load_tool("make_bundle")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setattr(tool, "ASSETS", tmp_path / "assets")
+    char_model = save_asr_model(tmp_path / "char.safetensors", _tiny(CharTokenizer()))
+    phone_model = save_asr_model(tmp_path / "phone.safetensors", _tiny(PhoneTokenizer()))
+    _folder_for(tmp_path / "assets" / "model", CharTokenizer())  # the bundled folder, for characters
+    built: list[list[str]] = []
+
+    def build(cmd):  # what make_lm_bundle --no-install would leave
+        built.append(cmd)
+        _folder_for(tmp_path / cmd[cmd.index("--out") + 1], PhoneTokenizer())
+
+    monkeypatch.setattr(tool, "_sh", build)
+    assert tool._lm_for(char_model.relative_to(tmp_path)) == tmp_path / "assets" / "model"
+    assert built == []
+    folder = tool._lm_for(phone_model.relative_to(tmp_path))
+    assert str(folder) == "runs/lm-bundle-phone" and len(built) == 1
+    assert "--no-install" in built[0] and "--model" in built[0]
+    assert tool._lm_for(phone_model.relative_to(tmp_path)) == folder and len(built) == 1  # reused while it fits
+
+
+def test_the_model_card_of_a_phone_bundle_says_what_it_prints():
+    tool = load_tool("make_bundle")
+    figure = {"wer": 0.5, "cer": 0.25, "utterances": 3, "real_time_factor": 0.02}
+    per = {"wer": 0.4, "cer": math.nan, "utterances": 3, "real_time_factor": 0.02}
+    figures = {"realspeech_dev_greedy": per, "realspeech_dev_lm": figure}
+    for name in tool.TEST_SETS:
+        for mode in ("full", "stream"):
+            figures[f"{name}_greedy_{mode}"], figures[f"{name}_lm_{mode}"] = per, figure
+    card = tool._model_card(_tiny(PhoneTokenizer()), figures)
+    assert "CTC head over CMUdict phones" in card and "prints phone strings, not words" in card
+    assert "| greedy (phones) | 3 | PER 40.0 | PER 40.0 | 0.0200 |" in card
+    assert "| lexicon + LM | 3 | 50.0 / 25.0 | 50.0 / 25.0 | 0.0200 |" in card
+    assert "every CMUdict pronunciation" in card and "nan" not in card
+    char_card = tool._model_card(_tiny(CharTokenizer()), {k: figure for k in figures})
+    assert "CTC head over characters" in char_card and "the char tokenizer" in char_card
+    assert "PER " not in char_card and "CMUdict" not in char_card and "greedy (phones)" not in char_card
+
+
+def test_a_resumed_phase_keeps_its_warm_start_and_select_can_be_pointed(tmp_path, monkeypatch):
+    tool = load_tool("make_bundle")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    run = tmp_path / "runs" / "phones1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("init_from: runs/start.safetensors\n")
+    with pytest.raises(SystemExit, match="is gone"):
+        tool._recorded_init(tool.PHONES1)
+    (tmp_path / "runs" / "start.safetensors").write_bytes(b"x")
+    assert tool._recorded_init(tool.PHONES1) == "runs/start.safetensors"
+    (run / "config.yaml").write_text("init_from: null\n")
+    with pytest.raises(SystemExit, match="no init_from"):
+        tool._recorded_init(tool.PHONES1)
+    assert tool._selection_run() == tool.PHONES1  # the newest phase started
+    args = type("A", (), {"select_from": "runs/world3"})()
+    assert str(tool._selection_run(args)) == "runs/world3"
