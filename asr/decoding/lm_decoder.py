@@ -61,6 +61,7 @@ __all__ = ["DECODER_MODES", "LMDecoder", "LMDecoderConfig", "LMDecoderState"]
 
 DECODER_MODES = ("lexicon+lm", "lexicon", "lexicon-free")
 UNK_WORD = "<unk>"
+TRIE_LABELS = 6  # words one flashlight trie node holds (its kTrieMaxLabel); more are dropped by it, with a print
 #: Largest cost (log10) the ``lexicon`` mode's tie-breaking LM gives a word (see :func:`_tie_break_lm`).
 TIE_BREAK_SCALE = 1e-6
 #: Fewer lexicon words than this share found in the LM's vocabulary means the two were not made for each other.
@@ -473,11 +474,25 @@ def _load(config: LMDecoderConfig, tokenizer: Tokenizer) -> _Resources:
         table = {t: i for i, t in enumerate(tokenizer.tokens)}
         trie = fl.Trie(len(table), table[silence_token(tokenizer)])
         start = lm.start(False)
+        by_spelling: dict[tuple[str, ...], list[tuple[float, int]]] = {}
         for word, spellings in lexicon.entries.items():
             idx = word_dict.get_index(word)
             score = lm.score(start, idx)[1]  # unigram score: smeared over the trie to guide the search
             for spelling in spellings:
+                by_spelling.setdefault(spelling, []).append((score, idx))
+        dropped = []
+        for spelling, words_here in by_spelling.items():
+            # A trie node holds at most TRIE_LABELS words (flashlight drops the rest with a message on stderr):
+            # homophones keep the ones the LM finds most likely, not the first in the file.
+            words_here.sort(key=lambda t: (-t[0], t[1]))
+            for score, idx in words_here[:TRIE_LABELS]:
                 trie.insert([table[t] for t in spelling], idx, score)
+            dropped += [entries[idx] for _, idx in words_here[TRIE_LABELS:]]
+        if dropped:
+            logger.info(
+                "%d homophones left out of the lexicon trie (at most %d words per spelling, the most likely kept), "
+                "e.g. %s", len(dropped), TRIE_LABELS, dropped[:8],
+            )  # fmt: skip
         trie.smear(fl.SmearingMode.MAX)
     logger.info(
         "LM decoder (%s): %s%s",

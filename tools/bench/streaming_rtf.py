@@ -16,13 +16,13 @@ from asr.features import FbankConfig, GlobalCMVN, StreamingFbank, compute_fbank
 from asr.pipeline import AsrModel
 from asr.streaming.feed import stream_samples
 from asr.streaming.recognizer import Recognizer, RecognizerConfig
-from asr.text.chars import CharTokenizer
 from bench.streaming_setup import (
     CHUNK_FRAMES,
     CHUNK_S,
     FRAME_RATE,
     SPEECH_GLOB,
     TARGET_RTF,
+    base_tokenizer,
     build_model,
     step_function,
 )
@@ -50,7 +50,7 @@ def make_bundle(
     features = FbankConfig()
     cmvn = GlobalCMVN.fit([compute_fbank(torch.from_numpy(audio), features)])
     model = build_model("linear", seed=seed, device=device, overrides=overrides, base=base)
-    return AsrModel(model=model, tokenizer=CharTokenizer(), cmvn=cmvn, features=features)
+    return AsrModel(model=model, tokenizer=base_tokenizer(base), cmvn=cmvn, features=features)
 
 
 @torch.inference_mode()

@@ -14,7 +14,9 @@ from asr.model.config import ModelConfig
 from asr.model.ctc import CTCModel
 from asr.model.inference import PackedStep
 from asr.pipeline import resolve_model_path
+from asr.text.base import Tokenizer
 from asr.text.chars import CharTokenizer
+from asr.text.tokenizers import tokenizer_from_dict
 
 CHUNK_FRAMES = 16  # feature frames per step: 160 ms
 FRAME_RATE = 100  # feature frames per second
@@ -39,6 +41,16 @@ def base_config(base: str) -> ModelConfig:
         return load_checkpoint(resolve_model_path(None)).config
     if base == "default":
         return ModelConfig(vocab_size=CharTokenizer().vocab_size)
+    raise ValueError(f"base must be 'bundled' or 'default', got {base!r}")
+
+
+def base_tokenizer(base: str) -> Tokenizer:
+    """The tokenizer that goes with ``base_config(base)``: the bundled model's (characters or phones), or
+    characters."""
+    if base == "bundled":
+        return tokenizer_from_dict(load_checkpoint(resolve_model_path(None)).tokenizer)
+    if base == "default":
+        return CharTokenizer()
     raise ValueError(f"base must be 'bundled' or 'default', got {base!r}")
 
 

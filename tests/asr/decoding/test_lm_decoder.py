@@ -153,6 +153,22 @@ def test_phone_model_with_a_cmudict_lexicon(tmp_path):
     assert d.decode(lp).text(tok) == "THE CAT SAT"
 
 
+def test_homophones_beyond_the_trie_limit_keep_the_likely_words(tmp_path, capfd):
+    # flashlight's trie holds 6 words per spelling and drops the rest with a print: eight words spelled C A T,
+    # the likeliest (HH, GG) last in the file, must be the ones that survive, and nothing is printed
+    from asr.lm.build import train_arpa
+
+    words = ["AA", "BB", "CC", "DD", "EE", "FF", "GG", "HH"]
+    (tmp_path / "lex.txt").write_text("".join(f"{w}\tC A T\n" for w in words))
+    for likely, other in (("HH", "GG"), ("GG", "HH")):  # the likelier word wins wherever it is in the file
+        text = tmp_path / "text.txt"
+        text.write_text(f"{likely}\n" * 9 + f"{other}\n" * 5 + "".join(f"{w}\n" for w in words))
+        arpa = train_arpa(text, tmp_path / f"{likely}.arpa", order=2)
+        d = LMDecoder(LMDecoderConfig(lm=str(arpa), lexicon=str(tmp_path / "lex.txt"), lm_weight=1.0), TOK)
+        assert d.decode(spelled_log_probs("CAT")).text(TOK) == likely
+    assert "Trie label number reached limit" not in "".join(capfd.readouterr())
+
+
 # -- file checks: a clear error naming the file and line, before any audio ------------------------------------------
 
 

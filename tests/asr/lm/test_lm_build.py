@@ -166,14 +166,18 @@ def test_asr_lm_build_and_lexicon_commands(tmp_path, monkeypatch, capsys):
     manifest = tmp_path / "dev.jsonl"
     manifest.write_text(json.dumps({"id": "x", "audio": "x.wav", "duration": 1.0, "text": "the dog ran away"}) + "\n")
     out = tmp_path / "lm"
-    args = ["lm", "build", "--text", str(text), "--order", "2", "--out", str(out), "--exclude", str(manifest)]
+    from asr.pipeline import save_asr_model
+    from tests.asr.streaming.conftest import make_bundle
+
+    model = ["--model", str(save_asr_model(tmp_path / "char.safetensors", make_bundle()))]  # whatever is bundled
+    args = ["lm", "build", "--text", str(text), "--order", "2", "--out", str(out), "--exclude", str(manifest), *model]
     assert main(args + ["--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "equals a reserved sentence: 3" in printed  # GO FORWARD TEN METERS (twice) and THE DOG RAN AWAY
     meta = json.loads((out / "lm.json").read_text())
     assert meta["order"] == 2 and str(manifest) in meta["build"]["excluded"]["reserved_sentences"]
     assert "AWAY" not in read_lm_info(out / "lm.arpa.gz").vocab
-    assert main(["lm", "lexicon", "--lm", str(out / "lm.arpa.gz"), "--out", str(tmp_path / "lex.txt")]) == 0
+    assert main(["lm", "lexicon", "--lm", str(out / "lm.arpa.gz"), "--out", str(tmp_path / "lex.txt"), *model]) == 0
     assert "CAT\tC A T" in (tmp_path / "lex.txt").read_text()
     assert main(["lm", "build", "--order", "2", "--out", str(out)]) == 2
     assert "give some text" in capsys.readouterr().err

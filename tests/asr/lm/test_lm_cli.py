@@ -1,6 +1,7 @@
 """The decoder options of asr transcribe / asr eval: --lm, --lexicon, --no-lm, weights, --grid, bad files."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,11 @@ GOFORWARD = AUDIO / "real" / "goforward.flac"
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    arpa, lexicon = tiny_lm(tmp_path_factory.mktemp("lm"))
+    """A tiny LM with its lexicon spelled for the bundled model (letters, or pronunciations for a phone model)."""
+    from asr.pipeline import load_asr_model, resolve_model_path
+
+    tokenizer = load_asr_model(resolve_model_path(None)).tokenizer
+    arpa, lexicon = tiny_lm(tmp_path_factory.mktemp("lm"), tokenizer=tokenizer)
     return ["--lm", str(arpa), "--lexicon", str(lexicon)]
 
 
@@ -53,7 +58,8 @@ def test_bad_decoder_options_are_refused(args, message, capsys):
 
 def test_bad_lexicon_is_reported_before_any_audio(tiny, tmp_path, capsys):
     bad = tmp_path / "bad.lex"
-    bad.write_text("CAT\tC A T\nDOG\tD O G X Y 1\n")
+    spelled = dict(line.split("\t", 1) for line in Path(tiny[3]).read_text().splitlines())
+    bad.write_text(f"CAT\t{spelled['CAT']}\nDOG\t{spelled['DOG']} 1\n")  # the first line is good
     # the audio file does not exist either: the lexicon error comes first, so no audio was read
     code = main(["transcribe", "--lm", tiny[1], "--lexicon", str(bad), str(tmp_path / "nothing.wav")])
     assert code == 2
