@@ -6,6 +6,16 @@ time spent training so far.
         --data realspeech-dev=data/realspeech/realspeech-dev.jsonl --data synth-dev=data/synth_clean/dev \\
         --out runs/curve
 
+Phone runs: greedy output is phone strings, so a set's ``wer`` column holds the phone error rate and its ``cer``
+column is empty. ``--lm-data NAME=DATA --lm FOLDER --lm-weight W --word-score S`` adds sets decoded into words with
+a lexicon + LM at fixed weights (the same for every epoch, so the points compare), which is how a phone model is
+compared with a character one:
+
+    python tools/learning_curve.py --run runs/targets-phone --run runs/phones1 \
+        --data realspeech-dev=data/realspeech/realspeech-dev.jsonl --data synth-dev=data/synth_clean/dev \
+        --lm-data realspeech-dev+lm=data/realspeech/realspeech-dev.jsonl --lm runs/lm-bundle-phone \
+        --lm-weight 1 --word-score -2 --out runs/curve-phones
+
 Runs are given in the order they were trained (a later run warm-started from an earlier one continues its
 curve). For each ``RUN/checkpoints/epoch-NNN.safetensors`` and each set, ``asr eval`` (greedy CTC, full
 utterance, one thread) writes ``OUT/<run>/epoch-NNN/<set>/summary.json``; an existing summary is reused, so
@@ -64,10 +74,11 @@ def cpu_at(step: int, series: list[tuple[int, float]]) -> float:
     return before[-1] if before else 0.0
 
 
-def _evaluate(model: Path, data: str, out: Path) -> dict:
+def _evaluate(model: Path, data: str, out: Path, decoder: tuple[str, ...] = ("--no-lm",)) -> dict:
+    """``asr eval`` (cached in ``out``): greedy, or the ``decoder`` options (an LM folder and its weights)."""
     summary = out / "summary.json"
     if not summary.is_file():
-        cmd = [sys.executable, "-m", "asr.cli", "eval", "--model", str(model), "--data", data, "--no-lm",
+        cmd = [sys.executable, "-m", "asr.cli", "eval", "--model", str(model), "--data", data, *decoder,
                "--threads", "1", "--no-progress", "--out", str(out)]  # fmt: skip
         subprocess.run(cmd, check=True, cwd=REPO)
     return json.loads(summary.read_text())
@@ -114,9 +125,17 @@ def merge(history: list[dict], scored: list[dict]) -> list[dict]:
     return sorted(by_key.values(), key=lambda r: (order.index(r["run"]), r["epoch"]))
 
 
-def curve(runs: list[Path], sets: dict[str, str], out: Path, history: list[dict] | None = None) -> list[dict]:
+def curve(
+    runs: list[Path],
+    sets: dict[str, str],
+    out: Path,
+    history: list[dict] | None = None,
+    decoders: dict[str, tuple[str, ...]] | None = None,
+) -> list[dict]:
     """Rows for every scored epoch checkpoint of ``runs``. With ``history``, a run's CPU time starts from the
-    highest CPU-hours of the history rows of runs before it, when no run before it is on disk."""
+    highest CPU-hours of the history rows of runs before it, when no run before it is on disk. ``decoders``: the
+    ``asr eval`` decoder options of the sets not decoded greedily (by name)."""
+    decoders = decoders or {}
     rows: list[dict] = []
     previous_total = 0.0
     on_disk = [run.name for run in runs]
@@ -138,8 +157,10 @@ def curve(runs: list[Path], sets: dict[str, str], out: Path, history: list[dict]
             row = {"run": run.name, "epoch": epoch, "step": step,
                    "cpu_hours": round((previous_total + cpu_at(step, series)) / 3600, 3)}  # fmt: skip
             for name, data in sets.items():
-                s = _evaluate(ckpt, data, out / run.name / ckpt.stem / name)
-                row[f"{name}_wer"], row[f"{name}_cer"] = round(s["wer"], 4), round(s["cer"], 4)
+                s = _evaluate(ckpt, data, out / run.name / ckpt.stem / name, decoders.get(name, ("--no-lm",)))
+                cer = s.get("cer")  # None for a phone model's greedy output (its summary has "per", no characters)
+                row[f"{name}_wer"] = round(s["per"] if "per" in s else s["wer"], 4)
+                row[f"{name}_cer"] = round(cer, 4) if cer is not None and cer == cer else None
             rows.append(row)
         previous_total += series[-1][1] if series else 0.0
     return rows
@@ -150,17 +171,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", type=Path, action="append", required=True, help="a run folder (repeat, in order)")
     ap.add_argument("--data", action="append", required=True, help="NAME=MANIFEST_OR_FOLDER (repeat)")
     ap.add_argument("--out", type=Path, default=Path("runs/curve"))
+    ap.add_argument("--lm-data", action="append", default=[], help="NAME=DATA decoded with --lm (repeat)")
+    ap.add_argument("--lm", help="LM folder for the --lm-data sets (made for the runs' tokens)")
+    ap.add_argument("--lm-weight", type=float, help="fixed LM weight for the --lm-data sets")
+    ap.add_argument("--word-score", type=float, help="fixed word score for the --lm-data sets")
     ap.add_argument("--history", type=Path, help="CSV of the rows scored before (docs/learning_curve.csv)")
     ap.add_argument("--write-history", action="store_true", help="write the merged rows back to --history")
     args = ap.parse_args(argv)
     if args.write_history and not args.history:
         ap.error("--write-history needs --history FILE")
-    sets = {}
-    for item in args.data:
-        name, sep, data = item.partition("=")
-        if not sep or not name or not data:
-            ap.error(f"--data {item!r}: expected NAME=PATH")
-        sets[name] = data
+    sets, decoders = {}, {}
+    if args.lm_data and (args.lm is None or args.lm_weight is None or args.word_score is None):
+        ap.error("--lm-data needs --lm, --lm-weight and --word-score (fixed weights: the epochs must compare)")
+    for flag, items in (("--data", args.data), ("--lm-data", args.lm_data)):
+        for item in items:
+            name, sep, data = item.partition("=")
+            if not sep or not name or not data:
+                ap.error(f"{flag} {item!r}: expected NAME=PATH")
+            if name in sets:
+                ap.error(f"{flag} {item!r}: the set name {name!r} is given twice")
+            sets[name] = data
+            if flag == "--lm-data":
+                decoders[name] = ("--lm", args.lm, "--lm-weight", str(args.lm_weight),
+                                  "--word-score", str(args.word_score))  # fmt: skip
     for run in args.run:
         if not (run / "checkpoints").is_dir():
             ap.error(f"{run} has no checkpoints/ folder: not a training run")
@@ -174,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"{args.history} has the sets {', '.join(history_sets)}; --data gives {', '.join(sets)}")
     elif args.history and not args.write_history:
         ap.error(f"--history {args.history}: no such file")
-    rows = merge(history, curve(args.run, sets, args.out, history))
+    rows = merge(history, curve(args.run, sets, args.out, history, decoders))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "curve.json").write_text(json.dumps({"sets": sets, "rows": rows}, indent=1) + "\n")
+    record = {"sets": sets, "rows": rows, "decoders": {k: list(v) for k, v in decoders.items()}}
+    (args.out / "curve.json").write_text(json.dumps(record, indent=1) + "\n")
     fields = ["run", "epoch", "step", "cpu_hours"] + [f"{n}_{m}" for n in sets for m in ("wer", "cer")]
     targets = [args.out / "curve.csv"] + ([args.history] if args.write_history else [])
     for target in targets:

@@ -22,7 +22,9 @@ Steps (in order):
 2. ``train1``  - phase 1: ``asr train recipes/synth/world.yaml --run-dir runs/world1`` (resumes).
 3. ``train2``  - phase 2: ``asr train recipes/synth/world_ft.yaml --run-dir runs/world2
    init_from=runs/world1/checkpoints/epoch-NNN.safetensors`` (``--phase1-epoch``; resumes).
-4. ``curve``   - tools/learning_curve.py over the runs: realspeech-dev and synthetic dev WER per epoch vs CPU-hours.
+4. ``curve``   - tools/learning_curve.py over the runs: realspeech-dev and synthetic dev WER per epoch vs CPU-hours
+   (docs/learning_curve.csv); the phone runs' PER, and realspeech-dev in words with the lexicon + LM at fixed weights
+   (docs/learning_curve_phones.csv).
 5. ``select``  - every epoch checkpoint and the final (averaged) model of the latest phase (the phone phase once it
    has started, else phase 3, else phase 2; ``--select-from RUN`` for another) scored on realspeech-dev with the
    default decoder (lexicon + LM at the bundled weights; the LM folder is the bundled one when it was made for the
@@ -232,18 +234,32 @@ def _selection_run(args: argparse.Namespace | None = None) -> Path:
 
 
 CURVE_HISTORY = "docs/learning_curve.csv"  # committed: the rows of runs that are no longer on disk
+PHONE_CURVE_HISTORY = "docs/learning_curve_phones.csv"  # the phone phase's, likewise
+CURVE_LM_WEIGHTS = ("1", "-2")  # the phone curve's words: LM weight and word score, fixed so that epochs compare
 
 
 def step_curve(args: argparse.Namespace) -> None:
+    """The learning curves: the character runs (greedy WER / CER) in docs/learning_curve.csv, the phone runs in
+    docs/learning_curve_phones.csv (greedy PER, and realspeech-dev in words through the lexicon + LM)."""
+    common = ["--data", f"realspeech-dev={REAL_DEV}", "--data", f"synth-dev={CLEAN / 'dev'}"]
     runs = [r for r in (RUN1, RUN2, RUN3) if (ROOT / r / "checkpoints").is_dir()]  # the character runs
-    if not runs:
-        print("no runs on disk: nothing to add to the learning curve")
+    phone_runs = [r for r in (PHONES0, PHONES1) if (ROOT / r / "checkpoints").is_dir()]
+    if not runs and not phone_runs:
+        print("no runs on disk: nothing to add to the learning curves")
         return
-    cmd = [PY, "tools/learning_curve.py", "--out", "runs/curve", "--history", CURVE_HISTORY, "--write-history",
-           "--data", f"realspeech-dev={REAL_DEV}", "--data", f"synth-dev={CLEAN / 'dev'}"]  # fmt: skip
-    for r in runs:
-        cmd += ["--run", str(r)]
-    _sh(cmd)
+    if runs:
+        _sh([PY, "tools/learning_curve.py", "--out", "runs/curve", "--history", CURVE_HISTORY, "--write-history",
+             *common, *[a for r in runs for a in ("--run", str(r))]])  # fmt: skip
+    if phone_runs:
+        first = sorted((ROOT / phone_runs[0] / "checkpoints").glob("epoch-*.safetensors"))
+        if not first:
+            print(f"{phone_runs[0]} has no epoch checkpoint yet: the phone curve waits")
+            return
+        lm = _lm_for(first[0].relative_to(ROOT))
+        _sh([PY, "tools/learning_curve.py", "--out", "runs/curve-phones", "--history", PHONE_CURVE_HISTORY,
+             "--write-history", *common, "--lm-data", f"realspeech-dev+lm={REAL_DEV}", "--lm", str(lm),
+             "--lm-weight", CURVE_LM_WEIGHTS[0], "--word-score", CURVE_LM_WEIGHTS[1],
+             *[a for r in phone_runs for a in ("--run", str(r))]])  # fmt: skip
 
 
 def _eval(
@@ -521,7 +537,7 @@ def step_package(args: argparse.Namespace) -> None:
 
 
 def _brief(s: dict) -> dict:
-    keys = ("data", "mode", "wer", "cer", "utterances", "audio_seconds", "real_time_factor")
+    keys = ("data", "mode", "wer", "per", "cer", "utterances", "audio_seconds", "real_time_factor")
     return {k: s[k] for k in keys if k in s}
 
 
@@ -535,8 +551,8 @@ UNITS = {  # tokenizer kind -> (what the CTC head outputs, how the lexicon spell
 
 def _scores(s: dict) -> str:
     """WER / CER in %, or PER for a phone model's greedy output (phone strings: no characters to count)."""
-    if s["cer"] != s["cer"]:  # NaN
-        return f"PER {100 * s['wer']:.1f}"
+    if "per" in s:
+        return f"PER {100 * s['per']:.1f}"
     return f"{100 * s['wer']:.1f} / {100 * s['cer']:.1f}"
 
 

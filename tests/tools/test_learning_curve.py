@@ -46,7 +46,7 @@ def test_a_warm_started_run_continues_the_curve(tmp_path, monkeypatch):
     (second / "checkpoints" / "epoch-002.safetensors").write_bytes(b"")  # no dev.csv row yet: not scored
     scored = []
 
-    def fake_evaluate(model, data, out):
+    def fake_evaluate(model, data, out, decoder=("--no-lm",)):
         scored.append((model.parent.parent.name, model.stem, data))
         return {"wer": 0.5, "cer": 0.25}
 
@@ -59,7 +59,7 @@ def test_a_warm_started_run_continues_the_curve(tmp_path, monkeypatch):
 
 def test_the_command_writes_json_and_csv_and_refuses_a_non_run(tmp_path, monkeypatch, capsys):
     run = _fake_run(tmp_path, "a", {1: 10}, [(10, 360.0)])
-    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out: {"wer": 0.1, "cer": 0.05})
+    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out, decoder=("--no-lm",): {"wer": 0.1, "cer": 0.05})
     assert lc.main(["--run", str(run), "--data", "x=y.jsonl", "--out", str(tmp_path / "o")]) == 0
     saved = json.loads((tmp_path / "o" / "curve.json").read_text())
     assert saved["rows"][0]["x_wer"] == 0.1 and saved["rows"][0]["cpu_hours"] == 0.1
@@ -77,7 +77,7 @@ def test_a_run_whose_predecessor_is_gone_continues_the_history(tmp_path, monkeyp
     and the next run's CPU time starts where they ended."""
     (tmp_path / "h.csv").write_text(HISTORY)
     second = _fake_run(tmp_path, "b", {1: 5}, [(5, 720.0)])
-    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out: {"wer": 0.5, "cer": 0.25})
+    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out, decoder=("--no-lm",): {"wer": 0.5, "cer": 0.25})
     out = tmp_path / "o"
     assert lc.main(["--run", str(second), "--data", "dev=d", "--out", str(out),
                     "--history", str(tmp_path / "h.csv"), "--write-history"]) == 0  # fmt: skip
@@ -101,7 +101,7 @@ def test_a_run_on_disk_that_the_history_also_has_starts_from_the_runs_before_it(
     history = [{"run": "a", "epoch": 1, "step": 10, "cpu_hours": 2.0},
                {"run": "b", "epoch": 1, "step": 5, "cpu_hours": 2.5}]  # fmt: skip
     run = _fake_run(tmp_path, "b", {1: 5, 2: 10}, [(5, 1800.0), (10, 3600.0)])
-    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out: {"wer": 0.5, "cer": 0.25})
+    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out, decoder=("--no-lm",): {"wer": 0.5, "cer": 0.25})
     rows = lc.curve([run], {"dev": "d"}, tmp_path / "o", history)
     assert [(r["epoch"], r["cpu_hours"]) for r in rows] == [(1, 2.5), (2, 3.0)]
 
@@ -139,3 +139,32 @@ def test_history_sets_must_match_the_data_and_write_history_needs_a_file(tmp_pat
     with pytest.raises(SystemExit):
         lc.main([*base, "--data", "dev=d", "--history", str(tmp_path / "missing.csv")])
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_phone_run_gives_greedy_per_and_words_through_a_fixed_lm(tmp_path, monkeypatch, capsys):
+    run = _fake_run(tmp_path, "phones", {1: 10, 2: 20}, [(10, 360.0), (20, 720.0)])
+    calls = []
+
+    def fake_evaluate(model, data, out, decoder=("--no-lm",)):
+        calls.append((model.stem, data, tuple(decoder)))
+        if decoder == ("--no-lm",):  # a phone model's greedy output: PER, no CER
+            return {"unit": "phone", "per": 0.4, "cer": None}  # as asr eval writes it
+        return {"wer": 0.9, "cer": 0.5}
+
+    monkeypatch.setattr(lc, "_evaluate", fake_evaluate)
+    base = ["--run", str(run), "--data", "dev=d.jsonl", "--out", str(tmp_path / "o")]
+    assert lc.main(base + ["--lm-data", "dev+lm=d.jsonl", "--lm", "LMF", "--lm-weight", "1", "--word-score", "-2"]) == 0
+    lm = ("--lm", "LMF", "--lm-weight", "1.0", "--word-score", "-2.0")
+    assert calls == [("epoch-001", "d.jsonl", ("--no-lm",)), ("epoch-001", "d.jsonl", lm),
+                     ("epoch-002", "d.jsonl", ("--no-lm",)), ("epoch-002", "d.jsonl", lm)]  # fmt: skip
+    lines = (tmp_path / "o" / "curve.csv").read_text().splitlines()
+    assert lines[0] == "run,epoch,step,cpu_hours,dev_wer,dev_cer,dev+lm_wer,dev+lm_cer"
+    assert lines[1] == "phones,1,10,0.1,0.4,,0.9,0.5"  # no CER for phones: an empty cell, read back as None
+    sets, rows = lc.read_history(tmp_path / "o" / "curve.csv")
+    assert sets == ["dev", "dev+lm"] and rows[0]["dev_cer"] is None and rows[0]["dev+lm_cer"] == 0.5
+    with pytest.raises(SystemExit):
+        lc.main(base + ["--lm-data", "dev+lm=d.jsonl", "--lm", "LMF"])
+    assert "fixed weights" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        lc.main(base + ["--lm-data", "dev=d.jsonl", "--lm", "LMF", "--lm-weight", "1", "--word-score", "-2"])
+    assert "given twice" in capsys.readouterr().err
