@@ -125,6 +125,28 @@ def section_curve() -> str:
     return "\n".join(lines) + "\n\n" + CURVE_NOTES + "\n\n![learning curve](figures/results_learning_curve.png)"
 
 
+PHONE_CURVE = Path("docs/learning_curve_phones.csv")
+
+
+def section_phone_curve() -> str:
+    """The phone phase's curve: greedy PER per set, and the ``+lm`` sets in words (lexicon + LM, fixed weights)."""
+    if not PHONE_CURVE.is_file():
+        return _missing(str(PHONE_CURVE), "tools/make_bundle.py --steps curve")
+    sets, rows = read_history(PHONE_CURVE)
+    if not rows:
+        return _missing(str(PHONE_CURVE), "tools/make_bundle.py --steps curve")
+    per = {s for s in sets if all(r.get(f"{s}_cer") is None for r in rows)}
+    names = [f"{s} PER (greedy)" if s in per else f"{s.removesuffix('+lm')} WER / CER (lexicon + LM)" for s in sets]
+    lines = ["| run | epoch | step | trainer CPU-hours | " + " | ".join(names) + " |", "|" + "---|" * (4 + len(sets))]
+    for r in rows:
+        cells = " | ".join(
+            _pct(r.get(f"{s}_wer")) if s in per else f"{_pct(r.get(f'{s}_wer'))} / {_pct(r.get(f'{s}_cer'))}"
+            for s in sets
+        )
+        lines.append(f"| {r['run']} | {r['epoch']} | {r['step']} | {r['cpu_hours']:.2f} | {cells} |")
+    return "\n".join(lines)
+
+
 def _plot_curve(curve: dict) -> None:
     import matplotlib
 
@@ -341,6 +363,13 @@ world above clean is what the augmentation asks; real above synthetic is the dom
 
 {parts["fit"]}
 
+The phone phase (`recipes/synth/targets_phone.yaml` from scratch, then `recipes/synth/phones_world.yaml`, phase 2's
+data with CMUdict phone targets): greedy phone error rates, and realspeech-dev in words through the lexicon + LM at
+fixed weights (LM weight 1, word score -2), every epoch checkpoint against the trainer's CPU-hours
+(`docs/learning_curve_phones.csv`, written by `tools/make_bundle.py --steps curve`).
+
+{parts["phone_curve"]}
+
 ## 3. Decoders: greedy, prefix beam, lexicon, lexicon + LM (issue 12)
 
 {parts["decoders"]}
@@ -368,6 +397,7 @@ def main() -> int:
     parts = {"machine": f"{os.cpu_count()}-core AMD EPYC VM, {time.strftime('%Y-%m-%d')}"}
     parts["bundle"] = section_bundle()
     parts["curve"] = section_curve()
+    parts["phone_curve"] = section_phone_curve()
     parts["fit"] = section_fit()
     parts["decoders"] = section_decoders()
     parts["realspeech"] = section_realspeech()

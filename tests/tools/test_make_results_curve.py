@@ -27,3 +27,18 @@ def test_the_curve_section_is_the_committed_csv_with_its_figure(tmp_path, monkey
 def test_a_missing_curve_says_which_command_makes_it(tmp_path, monkeypatch):
     monkeypatch.setattr(mr, "CURVE", tmp_path / "none.csv")
     assert "make_bundle.py --steps curve" in mr.section_curve()
+
+
+def test_the_phone_curve_shows_greedy_per_and_words_through_the_lm(tmp_path, monkeypatch):
+    curve = tmp_path / "phones.csv"
+    curve.write_text(
+        "run,epoch,step,cpu_hours,real_wer,real_cer,real+lm_wer,real+lm_cer\n"
+        "p,1,10,0.5,0.5,,0.95,0.55\n"
+        "p,2,20,0.75,0.45,,0.9,0.5\n"
+    )
+    monkeypatch.setattr(mr, "PHONE_CURVE", curve)
+    lines = mr.section_phone_curve().splitlines()
+    assert lines[0] == "| run | epoch | step | trainer CPU-hours | real PER (greedy) | real WER / CER (lexicon + LM) |"
+    assert lines[2:] == ["| p | 1 | 10 | 0.50 | 50.0 | 95.0 / 55.0 |", "| p | 2 | 20 | 0.75 | 45.0 | 90.0 / 50.0 |"]
+    monkeypatch.setattr(mr, "PHONE_CURVE", tmp_path / "none.csv")
+    assert "make_bundle.py --steps curve" in mr.section_phone_curve()
