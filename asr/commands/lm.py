@@ -9,7 +9,9 @@
 synthetic corpus's dev/test sentences, the bundled and pocketsphinx test transcripts and each ``--exclude``
 manifest's; see :mod:`asr.lm.text`), trains a Kneser-Ney ARPA LM with kaldingram (:mod:`asr.lm.build`), and
 writes ``lm.arpa.gz``, ``lexicon.txt.gz`` and ``lm.json`` in ``--out``, which ``--lm DIR`` then uses.
-Rerunning with the same text and settings reuses the trained LM (``--out``/work/).
+Rerunning with the same text and settings reuses the trained LM (``--out``/work/). For a phone model the lexicon
+holds every CMUdict pronunciation of a word, and espeak-ng's (mapped onto ARPAbet, :mod:`asr.text.g2p`) for a word
+CMUdict lacks; ``--no-g2p`` leaves those words out (``<unk>`` in the LM).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ import sys
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+
+NO_G2P_HELP = (
+    "phone models: leave out the words CMUdict lacks instead of spelling them with espeak-ng's rules (asr.text.g2p)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also keep this manifest's transcripts out of the text (repeatable; e.g. real-speech dev/test sets)",
     )
     b.add_argument("--model", help="the model whose tokenizer spells the lexicon (default: the bundled model)")
+    b.add_argument("--no-g2p", action="store_true", help=NO_G2P_HELP)
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     lx = sub.add_parser("lexicon", help="spell words (an ARPA file's unigrams or a word list) for a model")
     src = lx.add_mutually_exclusive_group(required=True)
@@ -55,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--words", help="word list, one word per line (first field)")
     lx.add_argument("--out", type=Path, required=True, help="lexicon file to write (.gz to compress)")
     lx.add_argument("--model", help="the model whose tokenizer spells the words (default: the bundled model)")
+    lx.add_argument("--no-g2p", action="store_true", help=NO_G2P_HELP)
 
 
 def _tokenizer(model: str | None):
@@ -75,6 +84,7 @@ def _build(args: argparse.Namespace) -> int:
         vocab_ranking=args.vocab_ranking,
         prune=args.prune,
         units=args.units,
+        g2p=not args.no_g2p,
     )
     for path in args.text:
         if not Path(path).is_file():
@@ -115,7 +125,7 @@ def _lexicon(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ValueError(f"--words {args.words!r} does not exist")
         words = [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    lexicon, missing = spell_words(words, tokenizer)
+    lexicon, missing = spell_words(words, tokenizer, g2p=not args.no_g2p)
     if not len(lexicon):
         raise ValueError(f"the model's {tokenizer.kind} tokenizer can spell none of the {len(words)} words")
     write_lexicon(args.out, lexicon)

@@ -14,8 +14,9 @@ raises :class:`LexiconError` (a ValueError) naming the file and line: a missing 
 a token the model's tokenizer does not have, an empty file.
 
 :func:`spell_words` makes a lexicon for a tokenizer from a word list: letters for char models, CMUdict
-pronunciations (all variants) for phone models, sentencepiece pieces for BPE; words a tokenizer cannot spell
-are returned, never dropped silently.
+pronunciations (all variants) for phone models, with ``g2p=True`` espeak-ng's for the words CMUdict lacks
+(:mod:`asr.text.g2p`), sentencepiece pieces for BPE; words a tokenizer cannot spell are returned, never dropped
+silently.
 """
 
 from __future__ import annotations
@@ -152,12 +153,13 @@ def _phone_spellings(tokenizer: Tokenizer, word: str) -> list[tuple[str, ...]]:
     return prons
 
 
-def spell_words(words: Iterable[str], tokenizer: Tokenizer) -> tuple[Lexicon, list[str]]:
+def spell_words(words: Iterable[str], tokenizer: Tokenizer, *, g2p: bool = False) -> tuple[Lexicon, list[str]]:
     """A lexicon for ``tokenizer`` over ``words`` (normalised upper-case words), and the words it cannot spell.
 
     char: the word's characters; phone: every CMUdict pronunciation (stress removed) and the tokenizer's own
-    extra lexicon; bpe: the sentencepiece pieces of the word. A word with a character (char, bpe) the tokenizer
-    lacks, or without a pronunciation (phone), is returned in the second list.
+    extra lexicon, and with ``g2p`` espeak-ng's pronunciation of a word neither has; bpe: the sentencepiece pieces
+    of the word. A word with a character (char, bpe) the tokenizer lacks, or without a pronunciation (phone), is
+    returned in the second list.
     """
     entries: dict[str, tuple[tuple[str, ...], ...]] = {}
     missing: list[str] = []
@@ -175,4 +177,10 @@ def spell_words(words: Iterable[str], tokenizer: Tokenizer) -> tuple[Lexicon, li
             entries[word] = tuple(spellings)
         else:
             missing.append(word)
+    if g2p and tokenizer.kind == "phone" and missing:
+        from asr.text.g2p import espeak_pronunciations
+
+        spelled = espeak_pronunciations(w for w in missing if " " not in w)
+        entries.update((w, (p,)) for w, p in spelled.items())
+        missing = [w for w in missing if w not in spelled]
     return Lexicon(entries), missing

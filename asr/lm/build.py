@@ -62,6 +62,7 @@ class BuildConfig:
     vocab_ranking: str = "text"  # "text": by counts in the LM text; "wordfreq": by wordfreq's English frequencies
     prune: float | None = None  # relative-entropy pruning threshold (SRILM -prune), e.g. 1e-7; None: no pruning
     units: str = "words"  # "words": word LM + lexicon; "tokens": token LM for lexicon-free decoding
+    g2p: bool = True  # phone lexicons: espeak-ng pronounces the vocabulary's words CMUdict lacks (asr.text.g2p)
 
     def __post_init__(self) -> None:
         if not 1 <= self.order <= MAX_ORDER:
@@ -174,12 +175,20 @@ def build_lm_folder(
     lexicon = None
     if config.units == "words":
         spelled, unspellable = spell_words(sorted(counts), tokenizer)
+        everything = _ranked_vocabulary(counts, config.vocab_ranking)
+        if config.g2p and tokenizer.kind == "phone" and unspellable:
+            # G2P for the words that would be in the vocabulary, not for every rare token of the text
+            top = set(everything[: config.vocab_size] if config.vocab_size else everything)
+            extra, _ = spell_words([w for w in unspellable if w in top], tokenizer, g2p=True)
+            spelled = type(spelled)({**spelled.entries, **extra.entries})
+            unspellable = [w for w in unspellable if w not in extra.entries]
+            logger.info("G2P (espeak-ng) spelled %d vocabulary words CMUdict lacks", len(extra))
         if unspellable:
             logger.info(
                 "%d words the %s tokenizer cannot spell become <unk> (e.g. %s)",
                 len(unspellable), tokenizer.kind, unspellable[:10],
             )
-        ranked = [w for w in _ranked_vocabulary(counts, config.vocab_ranking) if w in spelled.entries]
+        ranked = [w for w in everything if w in spelled.entries]
         vocab = set(ranked[: config.vocab_size] if config.vocab_size else ranked)
         lexicon = type(spelled)({w: spelled.entries[w] for w in sorted(vocab)})
         counting = work / "counts.txt"

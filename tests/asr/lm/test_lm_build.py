@@ -53,6 +53,22 @@ def test_pruning_shrinks_the_lm(tmp_path):
     assert sizes["pruned"]["ngram_counts"][0] == sizes["full"]["ngram_counts"][0]  # unigrams stay
 
 
+def test_a_phone_lexicon_pronounces_words_cmudict_lacks_with_g2p(tmp_path):
+    from asr.decoding.lexicon import read_lexicon
+    from asr.text.phones import PhoneTokenizer
+
+    tok = PhoneTokenizer()
+    text = SENTENCES + ["THE ZEBU RAN", "A ZEBU SAT ON THE MAT"]  # ZEBU: not in CMUdict
+    meta = build_lm_folder(text, tmp_path / "g2p", tok, BuildConfig(order=2), progress=False)
+    assert meta["build"]["g2p"] is True
+    lexicon = read_lexicon(tmp_path / "g2p" / "lexicon.txt.gz", tok)
+    assert lexicon.entries["ZEBU"] == (("Z", "EH", "B", "UW"),)
+    assert "ZEBU" in read_lm_info(tmp_path / "g2p" / "lm.arpa.gz").vocab
+    build_lm_folder(text, tmp_path / "plain", tok, BuildConfig(order=2, g2p=False), progress=False)
+    assert "ZEBU" not in read_lexicon(tmp_path / "plain" / "lexicon.txt.gz", tok).entries
+    assert "ZEBU" not in read_lm_info(tmp_path / "plain" / "lm.arpa.gz").vocab  # <unk> in the LM
+
+
 def test_token_lm_for_lexicon_free_decoding(tmp_path):
     meta = build_lm_folder(SENTENCES * 3, tmp_path, TOK, BuildConfig(order=5, units="tokens"), progress=False)
     assert meta["lexicon"] is None
