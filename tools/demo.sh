@@ -6,7 +6,8 @@
 #    stream), decoded with the bundled lexicon + n-gram LM (each stream's own beam search); partial results ("... ")
 #    appear as the audio arrives, finals at each endpoint.
 # 2. Batch evaluation: `asr eval` over the bundled test sets, full-utterance and streaming: WER, CER, real-time factor,
-#    with the LM (the default) and without it (--no-lm: greedy CTC).
+#    with the LM (the default) and without it (--no-lm: greedy CTC, which for a phone model gives phones, scored
+#    as a phone error rate).
 # The model, its LM and the audio: asr/assets/model/README.md, asr/assets/audio/LICENSES.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."

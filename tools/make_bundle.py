@@ -283,7 +283,7 @@ def _eval(
 # the dev sets pooled, this many utterances of each, this grid. select compares the committed model and the
 # candidate each at the weights this tuning gives it.
 TUNE_UTTERANCES = 250
-TUNE_LM_WEIGHTS = "0.75,1,1.5"
+TUNE_LM_WEIGHTS = "0.75,1,1.5,2"  # 2: a phone model's lexicon has more homophones, and leans on the LM more
 TUNE_WORD_SCORES = "-3,-2,-1"
 
 
@@ -317,7 +317,8 @@ def _tuned_dev_score(model: Path, tag: str) -> dict:
     ``model`` (the grid above on synth-dev and realspeech-dev pooled, as the shipped weights are tuned): the
     summary, plus the weights."""
     lm = _lm_for(model)
-    folder = Path("runs/select") / _dev_key() / f"tuned-{tag}-lm{_lm_key(lm)}"
+    grid_key = hashlib.sha1(f"{TUNE_UTTERANCES}|{TUNE_LM_WEIGHTS}|{TUNE_WORD_SCORES}".encode()).hexdigest()[:6]
+    folder = Path("runs/select") / _dev_key() / f"tuned-{tag}-lm{_lm_key(lm)}-grid{grid_key}"
     grid = ROOT / folder / "tune" / "grid.json"
     if not grid.is_file():
         _sh([PY, "tools/tune_lm.py", "--model", str(model), "--lm", str(lm),
