@@ -178,9 +178,9 @@ def spell_words(words: Iterable[str], tokenizer: Tokenizer, *, g2p: bool = False
         else:
             missing.append(word)
     if g2p and tokenizer.kind == "phone" and missing:
-        from asr.text.g2p import espeak_pronunciations
+        from asr.text.g2p import espeak_pronunciations, g2p_can_spell
 
-        spelled = espeak_pronunciations(w for w in missing if " " not in w)
+        spelled = espeak_pronunciations(w for w in missing if g2p_can_spell(w))  # not NAÏVE: left missing
         entries.update((w, (p,)) for w, p in spelled.items())
         missing = [w for w in missing if w not in spelled]
     return Lexicon(entries), missing

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ESPEAK_TO_ARPABET", "G2PError", "espeak_pronunciations"]
+__all__ = ["ESPEAK_TO_ARPABET", "G2PError", "espeak_pronunciations", "g2p_can_spell"]
 
 #: espeak-ng's en-us phoneme mnemonics (``-x``; stress marks removed) -> ARPAbet (CMUdict's, stress removed).
 ESPEAK_TO_ARPABET: dict[str, tuple[str, ...]] = {
@@ -45,6 +45,12 @@ ESPEAK_TO_ARPABET: dict[str, tuple[str, ...]] = {
     }.items()  # fmt: skip
 }
 _STRESS = re.compile(r"[',]")
+_WORD = re.compile(r"[A-Z][A-Z']*")  # what G2P takes: ASCII letters and apostrophes (NAÏVE, À: not English rules)
+
+
+def g2p_can_spell(word: str) -> bool:
+    """Whether ``word`` is one G2P takes (a normalised word of ASCII letters and apostrophes)."""
+    return _WORD.fullmatch(word) is not None
 
 
 class G2PError(RuntimeError):
@@ -69,7 +75,7 @@ def espeak_pronunciations(words: Iterable[str], *, voice: str = "en-us") -> dict
     words = list(dict.fromkeys(w for w in words if w))
     if not words:
         return {}
-    bad = [w for w in words if not re.fullmatch(r"[A-Z][A-Z']*", w)]
+    bad = [w for w in words if not g2p_can_spell(w)]
     if bad:
         raise G2PError(f"G2P takes normalised words (letters and apostrophes), got {bad[:5]}")
     exe = shutil.which("espeak-ng")
