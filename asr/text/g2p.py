@@ -40,8 +40,11 @@ ESPEAK_TO_ARPABET: dict[str, tuple[str, ...]] = {
         "I2": "IH", "I#": "IH", "i": "IY", "i:": "IY", "i@": "IH R", "i@3": "IH R", "O": "AO", "O:": "AO",
         "O2": "AO", "O@": "AO R", "o@": "AO R", "o": "OW", "oU": "OW", "OI": "OY", "U": "UH", "U@": "UH R",
         "u": "UW", "u:": "UW", "aI": "AY", "aI@": "AY ER", "aI3": "AY ER", "aU": "AW", "aU@": "AW ER",
-        # modifiers that are not phones
-        ";": "",
+        "i::": "IY", "l#": "L",
+        # nasal vowels of French loanwords (BLANC)
+        "A~": "AA", "O~": "AO", "E~": "EH", "U~": "UH",
+        # modifiers and pauses, not phones
+        ";": "", "!": "", "|": "",
     }.items()  # fmt: skip
 }
 _STRESS = re.compile(r"[',]")
