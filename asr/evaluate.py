@@ -282,11 +282,18 @@ def grid_search(
     word_scores: Sequence[float],
     max_batch_frames: int = 30000,
     progress: bool = True,
+    groups: Sequence[str] | None = None,
 ) -> list[dict]:
     """WER/CER of every (lm weight, word score) on ``utterances`` from one full-utterance forward (the log-probs
-    are kept in memory), best first (WER, then CER). Tune on a dev set: the test sets stay for reporting."""
+    are kept in memory), best first (WER, then CER). Tune on a dev set: the test sets stay for reporting.
+
+    ``groups``: a set name per utterance (several dev sets tuned together). Each row then also has every set's
+    WER/CER (``sets``) and their means (``mean_wer``, ``mean_cer``), and rows are ranked by the means: each set
+    counts alike however many words it has (pooled, a set of long sentences would outvote one of short clips)."""
     if not utterances:
         raise ValueError("no utterances to evaluate")
+    if groups is not None and len(groups) != len(utterances):
+        raise ValueError(f"groups has {len(groups)} names for {len(utterances)} utterances")
     failed: dict[str, str] = {}
     bar = tqdm(total=len(utterances), desc="forward", unit="utt", disable=not progress)
     log_probs, audio = {}, 0.0
@@ -311,25 +318,43 @@ def grid_search(
         seconds = time.perf_counter() - t0
         counts = score_corpus(ids, refs, out, unit=unit)[0]
         chars = None if unit == "phone" else score_corpus(ids, refs, out, unit="char")[0]
-        rows.append(
-            {
-                "lm_weight": w,
-                "word_score": s,
-                "wer": counts.rate,
-                "cer": float("nan") if chars is None else chars.rate,
-                "rtf": seconds / max(audio, 1e-9),  # the search alone
-                "counts": asdict(counts),
-            }
-        )
-    rows.sort(key=lambda r: (r["wer"], r["cer"]))
+        row = {
+            "lm_weight": w,
+            "word_score": s,
+            "wer": counts.rate,
+            "cer": float("nan") if chars is None else chars.rate,
+            "rtf": seconds / max(audio, 1e-9),  # the search alone
+            "counts": asdict(counts),
+        }
+        if groups is not None:
+            row["sets"] = {}
+            for name in dict.fromkeys(groups):
+                pick = [k for k, g in enumerate(groups) if g == name]
+                sub = [[xs[k] for k in pick] for xs in (ids, refs, out)]
+                c = score_corpus(*sub, unit=unit)[0]
+                ch = None if unit == "phone" else score_corpus(*sub, unit="char")[0]
+                row["sets"][name] = {"wer": c.rate, "cer": float("nan") if ch is None else ch.rate}
+            row["mean_wer"] = sum(v["wer"] for v in row["sets"].values()) / len(row["sets"])
+            row["mean_cer"] = sum(v["cer"] for v in row["sets"].values()) / len(row["sets"])
+        rows.append(row)
+    if groups is not None:
+        rows.sort(key=lambda r: (r["mean_wer"], r["mean_cer"]))
+    else:
+        rows.sort(key=lambda r: (r["wer"], r["cer"]))
     return rows
 
 
 def format_grid(rows: list[dict]) -> str:
-    """``grid_search`` rows as a table: LM weight, word score, WER, CER, RTF."""
-    lines = [f"{'lm_weight':>9} {'word_score':>10} {'WER':>7} {'CER':>7} {'RTF':>7}"]
+    """``grid_search`` rows as a table: LM weight, word score, WER, CER, RTF (and each set's WER / CER with their
+    means, when several sets were tuned together)."""
+    sets = list(rows[0].get("sets", {})) if rows else []
+    extra = "".join(f" {name[-18:]:>18}" for name in sets) + (f" {'mean WER/CER':>14}" if sets else "")
+    lines = [f"{'lm_weight':>9} {'word_score':>10} {'WER':>7} {'CER':>7} {'RTF':>7}{extra}"]
     for r in rows:
-        lines.append(f"{r['lm_weight']:>9g} {r['word_score']:>10g} {r['wer']:>7.4f} {r['cer']:>7.4f} {r['rtf']:>7.4f}")
+        cells = "".join(f" {r['sets'][n]['wer']:>8.4f}/{r['sets'][n]['cer']:<9.4f}" for n in sets)
+        mean = f" {r['mean_wer']:>6.4f}/{r['mean_cer']:<7.4f}" if sets else ""
+        head = f"{r['lm_weight']:>9g} {r['word_score']:>10g} {r['wer']:>7.4f} {r['cer']:>7.4f} {r['rtf']:>7.4f}"
+        lines.append(head + cells + mean)
     return "\n".join(lines)
 
 

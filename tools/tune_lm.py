@@ -5,7 +5,9 @@
     python tools/tune_lm.py --data DEV --lm 4-gram.arpa.gz --lexicon lexicon.txt --model runs/ls
 
 One full-utterance forward of the set, then every (lm weight, word score) decoded from the same log-probs
-(:func:`asr.evaluate.grid_search`); ``grid.json`` holds every row, best first (WER, then CER). ``--write FOLDER``
+(:func:`asr.evaluate.grid_search`); ``grid.json`` holds every row, best first (WER, then CER; with several
+``--data`` sets, the mean of their WERs, so that a set of short real clips counts as much as one of long synthetic
+sentences; ``--criterion pooled`` ranks by the WER of all their utterances together). ``--write FOLDER``
 puts the best pair into that LM folder's ``lm.json`` (the defaults ``--lm FOLDER`` and the bundled model then use),
 with the set it was tuned on. Tune on dev sets only: the test sets are for reporting. ``--lm-weights 0`` tunes the
 lexicon-only mode (the LM weighted by 0 is the lexicon without an LM).
@@ -37,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for grid.json")
     parser.add_argument("--write", type=Path, metavar="LM_FOLDER", help="record the best pair in this lm.json")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--criterion", choices=("mean", "pooled"), default="mean",
+        help="several --data sets: rank by the mean of their WERs (each set counts alike; default) or by the WER "
+        "of all their utterances pooled (a set with more words counts more)",
+    )  # fmt: skip
     add_lm_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -50,13 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     lm = lm_decoder_from_args(args, bundle.tokenizer)
     if lm is None:
         parser.error("no LM decoder: give --lm (and --lexicon), or install the bundled LM")
-    utterances = []
+    utterances, groups = [], []
     for data in args.data:
         utts = load_utterances(data)
-        utterances += utts[: args.max_utterances] if args.max_utterances else utts
-    rows = grid_search(bundle, utterances, lm, lm_weights=weights, word_scores=scores)
+        utts = utts[: args.max_utterances] if args.max_utterances else utts
+        utterances += utts
+        groups += [data] * len(utts)
+    by_set = args.criterion == "mean" and len(args.data) > 1
+    rows = grid_search(bundle, utterances, lm, lm_weights=weights, word_scores=scores,
+                       groups=groups if by_set else None)  # fmt: skip
     print(format_grid(rows))
-    meta = {"model": str(model_path), "data": args.data, "utterances": len(utterances), "decoder": describe(lm)}
+    meta = {"model": str(model_path), "data": args.data, "utterances": len(utterances), "decoder": describe(lm),
+            "criterion": "mean of the sets' WER" if by_set else "pooled WER"}  # fmt: skip
     print(f"wrote {write_grid(args.out, rows, meta=meta)}")
     if args.write is not None:
         from asr.lm.folder import LM_JSON, write_lm_json
@@ -77,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             "model": str(model_path.relative_to(REPO) if model_path.is_relative_to(REPO) else model_path),
             "wer": round(best["wer"], 4),
             "cer": round(best["cer"], 4),
+            "criterion": meta["criterion"],
+            **({"sets": best["sets"]} if by_set else {}),
             "grid": {"lm_weights": weights, "word_scores": scores},
         }
         write_lm_json(args.write, folder)
