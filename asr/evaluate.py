@@ -348,7 +348,8 @@ def format_grid(rows: list[dict]) -> str:
     """``grid_search`` rows as a table: LM weight, word score, WER, CER, RTF (and each set's WER / CER with their
     means, when several sets were tuned together)."""
     sets = list(rows[0].get("sets", {})) if rows else []
-    extra = "".join(f" {name[-18:]:>18}" for name in sets) + (f" {'mean WER/CER':>14}" if sets else "")
+    labels = [Path(n).stem if Path(n).suffix else f"{Path(n).parent.name}/{Path(n).name}" for n in sets]
+    extra = "".join(f" {label[-18:]:>18}" for label in labels) + (f" {'mean WER/CER':>14}" if sets else "")
     lines = [f"{'lm_weight':>9} {'word_score':>10} {'WER':>7} {'CER':>7} {'RTF':>7}{extra}"]
     for r in rows:
         cells = "".join(f" {r['sets'][n]['wer']:>8.4f}/{r['sets'][n]['cer']:<9.4f}" for n in sets)
