@@ -47,6 +47,11 @@ def _load(path: str | Path) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
+def _scores(s: dict) -> str:
+    """WER / CER in %, or the phone error rate of a phone model's greedy output (its summary has ``per``)."""
+    return f"PER {_pct(s['per'])}" if "per" in s else f"{_pct(s['wer'])} / {_pct(s['cer'])}"
+
+
 def _missing(path: str, command: str) -> str:
     return f"*Not measured yet: `{path}` is missing (made by `{command}`).*"
 
@@ -80,15 +85,16 @@ def section_bundle() -> str:
             full, stream = figures.get(f"{key}_{decoder}_full"), figures.get(f"{key}_{decoder}_stream")
             if not full or not stream:
                 continue
+            name = "greedy (phones)" if "per" in full else name
             lines.append(
-                f"| {label} | {full['utterances']} | {name} | {_pct(full['wer'])} / {_pct(full['cer'])} | "
-                f"{_pct(stream['wer'])} / {_pct(stream['cer'])} | {stream['real_time_factor']:.4f} |"
+                f"| {label} | {full['utterances']} | {name} | {_scores(full)} | {_scores(stream)} | "
+                f"{stream['real_time_factor']:.4f} |"
             )
     dev, dev_lm = figures["realspeech_dev_greedy"], figures.get("realspeech_dev_lm")
     chosen = (f"lexicon + LM (the default decoder, what selection compares): WER {_pct(dev_lm['wer'])}, CER "
               f"{_pct(dev_lm['cer'])}; " if dev_lm else "")  # fmt: skip
-    lines += ["", f"Model selection: realspeech-dev ({dev['utterances']} utterances), {chosen}greedy: WER "
-                  f"{_pct(dev['wer'])}, CER {_pct(dev['cer'])}."]  # fmt: skip
+    greedy = f"PER {_pct(dev['per'])}" if "per" in dev else f"WER {_pct(dev['wer'])}, CER {_pct(dev['cer'])}"
+    lines += ["", f"Model selection: realspeech-dev ({dev['utterances']} utterances), {chosen}greedy: {greedy}."]
     return "\n".join(lines)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.tools import load_tool
 
 mr = load_tool("make_results")
@@ -42,3 +44,19 @@ def test_the_phone_curve_shows_greedy_per_and_words_through_the_lm(tmp_path, mon
     assert lines[2:] == ["| p | 1 | 10 | 0.50 | 50.0 | 95.0 / 55.0 |", "| p | 2 | 20 | 0.75 | 45.0 | 90.0 / 50.0 |"]
     monkeypatch.setattr(mr, "PHONE_CURVE", tmp_path / "none.csv")
     assert "make_bundle.py --steps curve" in mr.section_phone_curve()
+
+
+def test_the_bundle_section_of_a_phone_bundle_shows_greedy_per(tmp_path, monkeypatch):
+    words = {"wer": 0.5, "cer": 0.25, "utterances": 4, "real_time_factor": 0.03}
+    phones = {"per": 0.4, "cer": None, "utterances": 4, "real_time_factor": 0.02}
+    figures = {"realspeech_dev_greedy": phones, "realspeech_dev_lm": words}
+    for key, _ in mr.BUNDLE_SETS:
+        for mode in ("full", "stream"):
+            figures[f"{key}_greedy_{mode}"], figures[f"{key}_lm_{mode}"] = phones, words
+    path = tmp_path / "figures.json"
+    path.write_text(json.dumps(figures))
+    monkeypatch.setattr(mr, "_load", lambda p: json.loads(path.read_text()))
+    text = mr.section_bundle()
+    assert "| greedy (phones) | PER 40.0 | PER 40.0 | 0.0200 |" in text
+    assert "| lexicon + LM | 50.0 / 25.0 | 50.0 / 25.0 | 0.0300 |" in text
+    assert text.endswith("what selection compares): WER 50.0, CER 25.0; greedy: PER 40.0.")
