@@ -3,6 +3,9 @@ tokens, the model card must say what a phone bundle prints, and a resumed phase 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -103,3 +106,16 @@ def test_a_resumed_phase_keeps_its_warm_start_and_select_can_be_pointed(tmp_path
     assert tool._selection_run() == tool.PHONES1  # the newest phase started
     args = type("A", (), {"select_from": "runs/world3"})()
     assert str(tool._selection_run(args)) == "runs/world3"
+
+
+def test_sentence_wer_counts_only_utterances_of_four_words_or_more(tmp_path, monkeypatch):
+    tool = load_tool("make_bundle")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    rows = [
+        {"hits": 1, "substitutions": 0, "deletions": 0, "insertions": 3},  # one word: not counted
+        {"hits": 3, "substitutions": 1, "deletions": 0, "insertions": 1},  # 4 words, 2 errors
+        {"hits": 2, "substitutions": 2, "deletions": 2, "insertions": 0},  # 6 words, 4 errors
+    ]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "utterances.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert tool._sentence_wer(Path("out")) == {"wer": 0.6, "words": 10, "utterances": 2}
