@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lm", help="LM folder for the --lm-data sets (made for the runs' tokens)")
     ap.add_argument("--lm-weight", type=float, help="fixed LM weight for the --lm-data sets")
     ap.add_argument("--word-score", type=float, help="fixed word score for the --lm-data sets")
+    ap.add_argument("--lm-beam", type=int, help="fixed beam for the --lm-data sets (default: the LM folder's)")
     ap.add_argument("--history", type=Path, help="CSV of the rows scored before (docs/learning_curve.csv)")
     ap.add_argument("--write-history", action="store_true", help="write the merged rows back to --history")
     args = ap.parse_args(argv)
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             sets[name] = data
             if flag == "--lm-data":
                 decoders[name] = ("--lm", args.lm, "--lm-weight", str(args.lm_weight),
-                                  "--word-score", str(args.word_score))  # fmt: skip
+                                  "--word-score", str(args.word_score),
+                                  *(("--beam", str(args.lm_beam)) if args.lm_beam else ()))  # fmt: skip
     for run in args.run:
         if not (run / "checkpoints").is_dir():
             ap.error(f"{run} has no checkpoints/ folder: not a training run")

@@ -235,7 +235,7 @@ def _selection_run(args: argparse.Namespace | None = None) -> Path:
 
 CURVE_HISTORY = "docs/learning_curve.csv"  # committed: the rows of runs that are no longer on disk
 PHONE_CURVE_HISTORY = "docs/learning_curve_phones.csv"  # the phone phase's, likewise
-CURVE_LM_WEIGHTS = ("1", "-2")  # the phone curve's words: LM weight and word score, fixed so that epochs compare
+CURVE_LM_WEIGHTS = ("1", "-2", "32")  # the phone curve's words: LM weight, word score, beam; fixed: epochs compare
 
 
 def step_curve(args: argparse.Namespace) -> None:
@@ -258,7 +258,7 @@ def step_curve(args: argparse.Namespace) -> None:
         lm = _lm_for(first[0].relative_to(ROOT))
         _sh([PY, "tools/learning_curve.py", "--out", "runs/curve-phones", "--history", PHONE_CURVE_HISTORY,
              "--write-history", *common, "--lm-data", f"realspeech-dev+lm={REAL_DEV}", "--lm", str(lm),
-             "--lm-weight", CURVE_LM_WEIGHTS[0], "--word-score", CURVE_LM_WEIGHTS[1],
+             "--lm-weight", CURVE_LM_WEIGHTS[0], "--word-score", CURVE_LM_WEIGHTS[1], "--lm-beam", CURVE_LM_WEIGHTS[2],
              *[a for r in phone_runs for a in ("--run", str(r))]])  # fmt: skip
 
 
@@ -289,6 +289,7 @@ TUNE_WORD_SCORES = "-3,-2,-1"
 # in 250 utterances) chose the weights; a phone candidate tuned so read realspeech-dev at WER 94.2 against 86.6 at
 # the bundled (1, -2).
 TUNE_CRITERION = "mean"
+TUNE_BEAM = "96"  # the bundled decoder's beam (tools/make_lm_bundle.py BEAM says why): candidates are judged at it
 
 
 def _model_tokens(model: Path) -> tuple[str, tuple[str, ...]]:
@@ -321,7 +322,7 @@ def _tuned_dev_score(model: Path, tag: str) -> dict:
     ``model`` (the grid above on synth-dev and realspeech-dev, the mean of their WERs, as the shipped weights are
     tuned): the summary, plus the weights."""
     lm = _lm_for(model)
-    settings = f"{TUNE_UTTERANCES}|{TUNE_LM_WEIGHTS}|{TUNE_WORD_SCORES}|{TUNE_CRITERION}"
+    settings = f"{TUNE_UTTERANCES}|{TUNE_LM_WEIGHTS}|{TUNE_WORD_SCORES}|{TUNE_CRITERION}|{TUNE_BEAM}"
     grid_key = hashlib.sha1(settings.encode()).hexdigest()[:6]
     folder = Path("runs/select") / _dev_key() / f"tuned-{tag}-lm{_lm_key(lm)}-grid{grid_key}"
     grid = ROOT / folder / "tune" / "grid.json"
@@ -329,9 +330,10 @@ def _tuned_dev_score(model: Path, tag: str) -> dict:
         _sh([PY, "tools/tune_lm.py", "--model", str(model), "--lm", str(lm),
              "--data", str(CLEAN / "dev"), "--data", str(REAL_DEV), "--max-utterances", str(TUNE_UTTERANCES),
              f"--lm-weights={TUNE_LM_WEIGHTS}", f"--word-scores={TUNE_WORD_SCORES}", "--criterion", TUNE_CRITERION,
+             "--beam", TUNE_BEAM,
              "--out", str(folder / "tune")])  # fmt: skip
     best = json.loads(grid.read_text())["best"]
-    weights = ("--lm-weight", str(best["lm_weight"]), "--word-score", str(best["word_score"]))
+    weights = ("--lm-weight", str(best["lm_weight"]), "--word-score", str(best["word_score"]), "--beam", TUNE_BEAM)
     summary = _eval(model, REAL_DEV, folder / "realspeech-dev", lm=lm, extra=weights)
     tuned = {"lm_weight": best["lm_weight"], "word_score": best["word_score"]}
     return {**summary, "tuned": tuned, "sentences": _sentence_wer(folder / "realspeech-dev")}
@@ -373,9 +375,9 @@ def _lm_key(folder: Path = ASSETS / "model") -> str:
 
 
 def _bundled_weights() -> tuple[str, ...]:
-    """The bundled LM's tuned decoder weights, as ``asr eval`` options."""
+    """The bundled LM's tuned decoder weights, and the beam candidates are judged at, as ``asr eval`` options."""
     decoder = json.loads((ASSETS / "model" / "lm.json").read_text())["decoder"]
-    return ("--lm-weight", str(decoder["lm_weight"]), "--word-score", str(decoder["word_score"]))
+    return ("--lm-weight", str(decoder["lm_weight"]), "--word-score", str(decoder["word_score"]), "--beam", TUNE_BEAM)
 
 
 def step_select(args: argparse.Namespace) -> None:
@@ -414,8 +416,8 @@ def step_select(args: argparse.Namespace) -> None:
     scored = []
     lm = _lm_for(candidates[0].relative_to(ROOT))  # one run, one tokenizer
     for c in candidates:
-        s = _eval(c.relative_to(ROOT), REAL_DEV, rel / "select" / _dev_key() / f"{c.stem}-lm{_lm_key(lm)}", lm=lm,
-                  extra=_bundled_weights())  # fmt: skip
+        out = rel / "select" / _dev_key() / f"{c.stem}-lm{_lm_key(lm)}-b{TUNE_BEAM}"
+        s = _eval(c.relative_to(ROOT), REAL_DEV, out, lm=lm, extra=_bundled_weights())
         scored.append((s["wer"], s["cer"], c))
         print(f"  {c.relative_to(ROOT)}: realspeech-dev with the LM: WER {100 * s['wer']:.2f} CER {100 * s['cer']:.2f}")
     ranked = sorted(scored, key=lambda t: (t[1], t[0]))

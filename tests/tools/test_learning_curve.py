@@ -168,3 +168,14 @@ def test_a_phone_run_gives_greedy_per_and_words_through_a_fixed_lm(tmp_path, mon
     with pytest.raises(SystemExit):
         lc.main(base + ["--lm-data", "dev=d.jsonl", "--lm", "LMF", "--lm-weight", "1", "--word-score", "-2"])
     assert "given twice" in capsys.readouterr().err
+
+
+def test_the_lm_sets_can_fix_the_beam_too(tmp_path, monkeypatch):
+    run = _fake_run(tmp_path, "phones", {1: 10}, [(10, 360.0)])
+    decoders = []
+    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out, decoder=("--no-lm",): decoders.append(decoder)
+                        or {"wer": 0.9, "cer": 0.5})  # fmt: skip
+    args = ["--run", str(run), "--data", "dev=d.jsonl", "--lm-data", "dev+lm=d.jsonl", "--lm", "LMF", "--lm-weight",
+            "1", "--word-score", "-2", "--lm-beam", "32", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert lc.main(args) == 0
+    assert decoders[1] == ("--lm", "LMF", "--lm-weight", "1.0", "--word-score", "-2.0", "--beam", "32")
