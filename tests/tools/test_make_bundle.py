@@ -119,3 +119,11 @@ def test_sentence_wer_counts_only_utterances_of_four_words_or_more(tmp_path, mon
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "utterances.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert tool._sentence_wer(Path("out")) == {"wer": 0.6, "words": 10, "utterances": 2}
+
+
+def test_the_sentence_condition_allows_one_standard_error():
+    tool = load_tool("make_bundle")
+    se = tool._noise({"wer": 0.7681, "words": 207, "utterances": 35})
+    assert abs(se - (0.7681 * 0.2319 / 207) ** 0.5) < 1e-12 and 0.028 < se < 0.03
+    assert tool._noise({"wer": 1.3, "words": 10, "utterances": 2}) == 0.0  # WER above 1: clipped, no allowance
+    assert tool._noise({"wer": float("nan"), "words": 0, "utterances": 0}) == 0.0
