@@ -600,7 +600,8 @@ def _brief(s: dict) -> dict:
 UNITS = {  # tokenizer kind -> (what the CTC head outputs, how the lexicon spells a word)
     "char": ("characters", "those words spelled in the model's characters"),
     "phone": ("CMUdict phones (39 ARPAbet phones, stress removed)",
-              "every CMUdict pronunciation of those words (stress removed) in the model's phones"),
+              "every CMUdict pronunciation of those words (stress removed) in the model's phones, and espeak-ng's "
+              "(asr/text/g2p.py) for the words CMUdict lacks"),
     "bpe": ("sentencepiece BPE pieces", "those words as the model's sentencepiece pieces"),
 }  # fmt: skip
 
@@ -622,7 +623,7 @@ def _model_card(bundle, figures: dict) -> str:
         "; the phone phase `recipes/synth/targets_phone.yaml` (from scratch) then `recipes/synth/phones_world.yaml` "
         "(phase 2's data, phone targets), in bf16 autocast" if phone else ""
     )  # fmt: skip
-    per_note, pron_note = ("; PER: phone error rate", " and CMUdict pronounces") if phone else ("", "")
+    per_note = "; PER: phone error rate" if phone else ""
     lm = json.loads((ASSETS / "model" / "lm.json").read_text())
     ngrams = " / ".join(f"{c:,}" for c in lm["ngram_counts"])
     rows = []
@@ -702,10 +703,10 @@ realspeech-train come from Debian packages (each source and its package is liste
 Beside the weights:
 
 - `lm.arpa.gz`: a back-off Kneser-Ney {lm['order']}-gram (kaldingram, SRILM's `-ukndiscount` estimate) over the
-  {lm['lexicon_words']:,} words most frequent in English (wordfreq) that the text has{pron_note}, every other word
+  {lm['lexicon_words']:,} words most frequent in English (wordfreq) that the text has, every other word
   `<unk>`, pruned with relative entropy at {lm['build']['prune']:g} (n-grams {ngrams});
   what pruning costs is measured in docs/results.md (`tools/lm_prune_cost.py`);
-- `lexicon.txt.gz`: {spelled}{"; a word without one cannot be output" if phone else ""};
+- `lexicon.txt.gz`: {spelled}{"; a word it does not hold cannot be output" if phone else ""};
 - `lm.json`: the build record (exact command, text sources and counts, what was kept out) and the decoder
   settings tuned on dev data (`decoder`, `tuning`).
 
