@@ -28,6 +28,7 @@ from asr.data.manifest import Utterance
 from asr.decoding.lm_decoder import LMDecoder
 from asr.pipeline import LONG_SECONDS, AsrModel
 from asr.scoring import ErrorCounts, UtteranceScore, format_table, score_corpus, write_per_utterance
+from asr.text.base import Tokenizer
 from asr.text.normalize import normalize_text
 
 logger = logging.getLogger(__name__)
@@ -66,10 +67,13 @@ def _phone_output(bundle: AsrModel, lm: LMDecoder | None) -> bool:
 
 def reference_text(bundle: AsrModel, text: str, lm: LMDecoder | None = None) -> str:
     """The scoring reference: normalised words, or their phones for a phone model (decoded without a lexicon)."""
-    norm = normalize_text(text)
-    if _phone_output(bundle, lm):
-        return bundle.tokenizer.decode(bundle.tokenizer.encode(norm, on_oov="skip"))
-    return norm
+    return phone_reference(bundle.tokenizer, text) if _phone_output(bundle, lm) else normalize_text(text)
+
+
+def phone_reference(tokenizer: Tokenizer, text: str) -> str:
+    """The phone error rate's reference: the phones of the normalised words (words the tokenizer cannot spell
+    are left out), as a phone model's greedy output is scored (``asr eval``, and tools/peer_hama.py for hama)."""
+    return tokenizer.decode(tokenizer.encode(normalize_text(text), on_oov="skip"))
 
 
 def _hyp_text(bundle: AsrModel, text: str, lm: LMDecoder | None = None) -> str:
@@ -316,8 +320,8 @@ def grid_search(
             for i in ids
         ]
         seconds = time.perf_counter() - t0
-        counts = score_corpus(ids, refs, out, unit=unit)[0]
-        chars = None if unit == "phone" else score_corpus(ids, refs, out, unit="char")[0]
+        counts, per_utt = score_corpus(ids, refs, out, unit=unit)
+        chars, per_utt_chars = (None, None) if unit == "phone" else score_corpus(ids, refs, out, unit="char")
         row = {
             "lm_weight": w,
             "word_score": s,
@@ -326,14 +330,11 @@ def grid_search(
             "rtf": seconds / max(audio, 1e-9),  # the search alone
             "counts": asdict(counts),
         }
-        if groups is not None:
+        if groups is not None:  # each set's counts: the sum of its utterances' (scored once, above)
             row["sets"] = {}
             for name in dict.fromkeys(groups):
                 pick = [k for k, g in enumerate(groups) if g == name]
-                sub = [[xs[k] for k in pick] for xs in (ids, refs, out)]
-                c = score_corpus(*sub, unit=unit)[0]
-                ch = None if unit == "phone" else score_corpus(*sub, unit="char")[0]
-                row["sets"][name] = {"wer": c.rate, "cer": float("nan") if ch is None else ch.rate}
+                row["sets"][name] = {"wer": _group_rate(per_utt, pick), "cer": _group_rate(per_utt_chars, pick)}
             row["mean_wer"] = sum(v["wer"] for v in row["sets"].values()) / len(row["sets"])
             row["mean_cer"] = sum(v["cer"] for v in row["sets"].values()) / len(row["sets"])
         rows.append(row)
@@ -342,6 +343,13 @@ def grid_search(
     else:
         rows.sort(key=lambda r: (r["wer"], r["cer"]))
     return rows
+
+
+def _group_rate(scores: Sequence[UtteranceScore] | None, pick: Sequence[int]) -> float:
+    """The error rate of the utterances ``pick`` from their scores (NaN without scores: a phone model's CER)."""
+    if scores is None:
+        return float("nan")
+    return sum((scores[k].counts for k in pick), ErrorCounts(0, 0, 0, 0)).rate
 
 
 def format_grid(rows: list[dict]) -> str:

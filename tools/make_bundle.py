@@ -201,11 +201,7 @@ def _recorded_init(run: Path) -> str:
 
 def _bundle_kind() -> str | None:
     """The committed bundle's tokenizer kind (char, phone, bpe), None when there is no bundle."""
-    if not MODEL.is_file():
-        return None
-    from asr.pipeline import load_asr_model
-
-    return load_asr_model(MODEL).tokenizer.kind
+    return _model_tokens(MODEL)[0] if MODEL.is_file() else None
 
 
 def step_phones(args: argparse.Namespace) -> None:
@@ -304,10 +300,7 @@ def _lm_for(model: Path) -> Path:
     """The LM folder ``model`` is decoded with: the bundled one when it was made for the model's tokens, else one
     built by the same recipe for them (tools/make_lm_bundle.py --no-install into runs/lm-bundle-<kind>, reused
     while its tokens match): a phone candidate is judged with a lexicon of pronunciations, as it would ship."""
-    from asr.lm.folder import read_lm_folder
-
-    def folder_tokens(folder: Path) -> tuple[str, ...] | None:
-        return read_lm_folder(folder, check_files=False).tokens if (folder / "lm.json").is_file() else None
+    from asr.lm.folder import folder_tokens
 
     kind, tokens = _model_tokens(model)
     if folder_tokens(ASSETS / "model") == tokens:

@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from asr.lm.folder import folder_tokens
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "asr" / "assets" / "model"
 BUDGET_MIB = 25.0
@@ -64,13 +66,6 @@ def _tokens(model: str | None) -> tuple[str, tuple[str, ...]]:
 
     tokenizer = load_asr_model(resolve_model_path(model)).tokenizer
     return tokenizer.kind, tuple(tokenizer.tokens)
-
-
-def folder_tokens(folder: Path) -> tuple[str, ...] | None:
-    """The tokens an LM folder was made for (its lm.json), or None when there is no folder there."""
-    from asr.lm.folder import read_lm_folder
-
-    return read_lm_folder(folder, check_files=False).tokens if (folder / "lm.json").is_file() else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,19 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from asr.data.sources import load_utterances
+from asr.evaluate import phone_reference
 from asr.peers import sets
 from asr.peers.hama import load_hama, to_arpabet
 from asr.scoring import score_corpus, write_per_utterance
-from asr.text.normalize import normalize_text
 from asr.text.phones import PhoneTokenizer
 
 DEFAULT_DATA = ["data/realspeech/realspeech-dev.jsonl"]
 DEFAULT_OUT = "runs/peers/hama"
-
-
-def phone_reference(tokenizer: PhoneTokenizer, text: str) -> str:
-    """The PER reference ``asr eval`` uses for a phone model: CMUdict phones of the normalised words."""
-    return tokenizer.decode(tokenizer.encode(normalize_text(text), on_oov="skip"))
 
 
 def decode_set(name: str, source: Path, out_dir: Path, *, model, meta: dict[str, Any], progress: bool) -> dict:

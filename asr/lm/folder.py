@@ -25,7 +25,7 @@ from asr.decoding.lm import LMError, read_lm_info
 from asr.decoding.lm_decoder import LMDecoder, LMDecoderConfig
 from asr.text.base import Tokenizer
 
-__all__ = ["LM_FOLDER_FORMAT", "LMFolder", "folder_decoder", "read_lm_folder", "write_lm_json"]
+__all__ = ["LM_FOLDER_FORMAT", "LMFolder", "folder_decoder", "folder_tokens", "read_lm_folder", "write_lm_json"]
 
 LM_FOLDER_FORMAT = 1
 LM_JSON = "lm.json"
@@ -84,6 +84,11 @@ def read_lm_folder(folder: str | os.PathLike, *, check_files: bool = True) -> LM
     if check_files:
         _check_files(folder_lm)
     return folder_lm
+
+
+def folder_tokens(folder: str | os.PathLike) -> tuple[str, ...] | None:
+    """The tokens the LM folder at ``folder`` was made for, or None when no lm.json is there (its files unchecked)."""
+    return read_lm_folder(folder, check_files=False).tokens if (Path(folder) / LM_JSON).is_file() else None
 
 
 def _check_files(folder: LMFolder) -> None:
