@@ -42,6 +42,7 @@ import soundfile as sf
 from asr.data.manifest import PrepareReport, Utterance
 from asr.data.realspeech import RAW_SAMPLE_RATE
 from asr.data.realspeech_labels import (
+    HAMA_MAX_PER,
     MIN_AGREED_WORDS,
     PSEUDO_LABEL_GATE,
     Decision,
@@ -49,6 +50,7 @@ from asr.data.realspeech_labels import (
     agree,
     choose_reference,
     convert_clip,
+    phone_agreement,
     read_labels,
 )
 from asr.data.realspeech_sources import PACKAGES, SourceClip, read_sources
@@ -138,7 +140,7 @@ def build_realspeech_sets(
         except (RuntimeError, ValueError, OSError) as e:  # soundfile raises LibsndfileError (a RuntimeError)
             reports[split_of(clip.group)].skip("unreadable_audio", clip.id, f"{clip.origin}: {e}")
     labels = read_labels(sorted(flac.items()), out_dir / LABEL_SUBDIR, recognizers=recognizers, progress=progress)
-    whisper, sphinx = labels.get("whisper", {}), labels.get("pocketsphinx", {})
+    whisper, sphinx, hama = labels.get("whisper", {}), labels.get("pocketsphinx", {}), labels.get("hama", {})
 
     utts: dict[str, list[Utterance]] = {s: [] for s in SPLITS}
     for clip in clips:
@@ -147,13 +149,15 @@ def build_realspeech_sets(
         split = split_of(clip.group)
         report = reports[split]
         report.read[f"clips of {clip.package}"] += 1
-        w, s = whisper.get(clip.id), sphinx.get(clip.id)
-        decision = choose_reference(clip, w, s, gate=gate)
+        w, s, h = whisper.get(clip.id), sphinx.get(clip.id), hama.get(clip.id)
+        decision = choose_reference(clip, w, s, hama=h, gate=gate)
         if decision.text is None:
             report.skip(decision.kind, clip.id, f"{clip.origin}: {decision.detail}")
             continue
         if split != "train" and not decision.reliable:
-            why = "only a Whisper pseudo-label" if decision.kind == "whisper" else f"{decision.kind} on a short text"
+            why = {"whisper": "only a Whisper pseudo-label"}.get(
+                decision.kind, f"{decision.kind}, phones only" if decision.kind.endswith("+hama")
+                else f"{decision.kind} on a short text")
             report.skip("unreliable_reference", clip.id, f"{clip.origin}: {why} ({decision.text!r})")
             continue
         if decision.kind == "metadata" and w is not None and (not w["normalized"] or w["no_speech_prob"] > 0.6):
@@ -166,7 +170,7 @@ def build_realspeech_sets(
                 duration=sf.info(str(path)).duration,
                 text=decision.text,
                 speaker=legacy_speaker.get(clip.id, clip.group),
-                extra=_extra(clip, decision, w, s),
+                extra=_extra(clip, decision, w, s, h),
             )
         )
     for split in SPLITS:
@@ -174,6 +178,7 @@ def build_realspeech_sets(
         reports[split].note(f"groups: {sorted({u.extra['group'] for u in utts[split]})}")
     sets = RealSpeechSets(utts, reports, sources_report, clips={c.id: c for c in clips})
     sets.checks = rule_checks(clips, whisper, sphinx, gate=gate)
+    sets.checks["hama_rule"] = hama_rule_check(clips, whisper, hama)
     return sets
 
 
@@ -183,7 +188,7 @@ def _progress(items: list, desc: str, enabled: bool):
     return tqdm(items, desc=desc, unit="clip", disable=not enabled)
 
 
-def _extra(clip: SourceClip, d: Decision, w: dict | None, s: dict | None) -> dict[str, Any]:
+def _extra(clip: SourceClip, d: Decision, w: dict | None, s: dict | None, h: dict | None = None) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "package": clip.package,
         "licence": PACKAGES[clip.package].licence,
@@ -199,6 +204,8 @@ def _extra(clip: SourceClip, d: Decision, w: dict | None, s: dict | None) -> dic
         extra["whisper"] = {k: w[k] for k in ("text", "avg_logprob", "no_speech_prob", "compression_ratio")}
     if s is not None:
         extra["pocketsphinx"] = s["text"]
+    if h is not None and d.kind.endswith("+hama"):  # only where it chose the reference: other manifests unchanged
+        extra["hama"] = h["phones"]
     return extra
 
 
@@ -267,6 +274,50 @@ def rule_checks(
         "confident_short_precision": _share(short_right, short),
         "by_package": {k: dict(v) for k, v in sorted(by_package.items())},
     }
+
+
+def hama_rule_check(clips: Sequence[SourceClip], whisper: dict[str, dict], hama: dict[str, dict]) -> dict[str, Any]:
+    """Rule 5 (``whisper+hama``) measured on the metadata-labelled clips: how many Whisper texts hama confirms
+    (phone error within HAMA_MAX_PER), how many of those are not the metadata's words (homophones, near misses),
+    and the phone error of the confirmed texts against the metadata's phones: the label noise a phone model gets."""
+    from asr.scoring import ErrorCounts, score_utterance
+    from asr.text.phones import PhoneTokenizer
+
+    tokenizer = PhoneTokenizer()
+    n = accepted = differing = 0
+    counts = ErrorCounts(0, 0, 0, 0)
+    for clip in clips:
+        if clip.reference is None or clip.id not in whisper or clip.id not in hama:
+            continue
+        ref, text = normalize_text(clip.reference), whisper[clip.id]["normalized"]
+        if tokenizer.oov(ref):
+            continue
+        n += 1
+        per = phone_agreement(text, hama[clip.id]["phones"])
+        if per is None or per > HAMA_MAX_PER:
+            continue
+        accepted += 1
+        differing += not agree(text, ref)
+        counts = counts + score_utterance("", tokenizer.phones(ref), tokenizer.phones(text)).counts
+    return {
+        "metadata_clips": n,
+        "max_per": HAMA_MAX_PER,
+        "accepted": accepted,
+        "accepted_not_metadata_words": differing,
+        "accepted_phone_error": round(counts.rate, 4) if accepted else None,
+    }
+
+
+def _hama_rule_lines(h: dict[str, Any] | None) -> list[str]:
+    if not h:
+        return []
+    return [
+        f"Rule 5 (hama confirms a text's phones, error <= {h['max_per']}; training only): of {h['metadata_clips']}"
+        f" metadata-labelled clips CMUdict can spell, hama confirms Whisper's text on {h['accepted']}, of which"
+        f" {h['accepted_not_metadata_words']} are not the metadata's words (homophones such as SEE for C, near"
+        f" misses); the confirmed texts' phones are {_pct(h['accepted_phone_error'])} off the metadata's phones.",
+        "",
+    ]
 
 
 def _share(a: int, b: int) -> float | None:
@@ -369,6 +420,7 @@ def format_readme(
         f" ({checks.get('confident_short')} clips, mostly single words) are right on"
         f" {_pct(checks.get('confident_short_precision'))} only: why they are refused.",
         "",
+        *_hama_rule_lines(checks.get("hama_rule")),
         "| package | metadata clips | Whisper exact | agreed | agreed and right | gated | gated and right |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]

@@ -10,11 +10,13 @@ import pytest
 import soundfile as sf
 
 from asr.data.realspeech_labels import (
+    HAMA_MAX_PER,
     PseudoLabelGate,
     agree,
     choose_reference,
     convert_clip,
     load_converted,
+    phone_agreement,
     read_labels,
 )
 from asr.data.realspeech_sources import SourceClip
@@ -85,6 +87,43 @@ def test_reference_rules_in_order():
 def test_no_reference_when_whisper_hears_no_speech_or_is_unsure(reading, kind, detail):
     d = choose_reference(_clip(hint="Coat"), reading, sphinx_reading("GOAT"))
     assert d.text is None and d.kind == kind and detail in d.detail and not d.reliable
+
+
+def test_phone_agreement_is_the_readings_phone_error_against_the_texts_phones():
+    assert phone_agreement("SEE", "S IY") == 0.0  # CMUdict: SEE = S IY; so is the letter C
+    assert phone_agreement("COAT", "K OW D") == pytest.approx(1 / 3)  # one substitution in three phones
+    assert phone_agreement("COAT", "K OW T S") == pytest.approx(1 / 3)  # one insertion
+    assert phone_agreement("COAT", "") == 1.0
+    assert phone_agreement("", "K OW T") is None
+    assert phone_agreement("ZQXWV COAT", "K OW T") is None  # a word CMUdict lacks: nothing to compare
+
+
+def hama_reading(phones: str) -> dict:
+    return {"ipa": "-", "phones": phones, "cpu_seconds": 0.1}
+
+
+def test_rule_5_hama_confirms_a_text_at_the_phone_level():
+    unsure = whisper_reading("Code.", "CODE", avg_logprob=-0.9)
+    # the closest candidate within HAMA_MAX_PER wins: the clip's label over Whisper's near miss
+    d = choose_reference(_clip(hint="Coat"), unsure, sphinx_reading("GOAT"), hama=hama_reading("K OW T"))
+    assert (d.text, d.kind, d.reliable) == ("COAT", "hint+hama", False)
+    assert "K OW T" in d.detail and "0.000" in d.detail
+    d = choose_reference(_clip(), unsure, sphinx_reading("GOAT"), hama=hama_reading("K OW D"))
+    assert (d.text, d.kind) == ("CODE", "whisper+hama")
+    d = choose_reference(_clip(), unsure, sphinx_reading("GOAT"), hama=hama_reading("G OW T"))
+    assert (d.text, d.kind) == ("GOAT", "pocketsphinx+hama")
+    # one phone in three is over the threshold: no label
+    assert HAMA_MAX_PER < 1 / 3
+    d = choose_reference(_clip(), unsure, None, hama=hama_reading("K AE D"))
+    assert (d.text, d.kind) == (None, "unconfident_pseudo_label")
+    # rule 5 only decides what rules 1-4 leave unlabelled and Whisper heard speech in
+    sure = whisper_reading("You'll regret that!", "YOU'LL REGRET THAT")
+    d = choose_reference(_clip(), sure, None, hama=hama_reading("B AE N AE N AH"))
+    assert d.kind == "whisper"
+    d = choose_reference(_clip(reference="banana", reference_source="x"), unsure, None, hama=hama_reading("K OW D"))
+    assert (d.text, d.kind) == ("BANANA", "metadata")
+    d = choose_reference(_clip(), whisper_reading("", ""), None, hama=hama_reading("HH AH"))
+    assert (d.text, d.kind) == (None, "no_speech")
 
 
 def test_pseudo_label_gate_thresholds():

@@ -36,11 +36,17 @@ WHISPER = {
     "freedroidrpg-droid-12": W("Halt, intruder!", "HALT INTRUDER"),
     "freedroidrpg-droid-3": W("Intruder alert, intruder.", "INTRUDER ALERT INTRUDER"),
     "ktuberling-en-moon_ufo": W("UFO.", "UFO"),
+    "freedroidrpg-tux-ICantCarryAnyMore_Sound_1": W("My pack is filled.", "MY PACK IS FILLED", avg_logprob=-0.9),
 }
 SPHINX = {
     "nexuiz-announcer-robotic-prepareforbattle": sphinx_reading("PREPARE FOR BATTLE"),
     "nexuiz-player-marine-coms-needhelp1": sphinx_reading("I NEED HELP"),
     "freedroidrpg-droid-12": sphinx_reading("HALT INTRUDER"),
+}
+# hama's phones (rule 5): it confirms two unconfident Whisper readings; in dev that is not enough
+HAMA = {
+    "freedroidrpg-tux-ICantCarryAnyMore_Sound_1": {"phones": "M AY P AE K IH Z F IH L D", "ipa": "-"},
+    "warzone2100-memressp-console-pcv480": {"phones": "P AW", "ipa": "-"},
 }
 EXPECTED_KINDS = {
     "nexuiz-announcer-robotic-prepareforbattle": "whisper+hint",  # all three agree: the label comes first
@@ -54,6 +60,7 @@ EXPECTED_KINDS = {
     "codec2-kristoff": "whisper",  # a radio operator's own group, in training
     "freedroidrpg-droid-3": "whisper",
     "ktuberling-en-moon_ufo": "whisper+hint",  # the name the mapping table could not decide, confirmed
+    "freedroidrpg-tux-ICantCarryAnyMore_Sound_1": "whisper+hama",
 }
 
 
@@ -78,15 +85,16 @@ def _recognizers(root: Path, out: Path):
 
 def _build(root: Path, out: Path):
     whisper, sphinx = _recognizers(root, out)
+    clips = read_sources(root, PrepareReport(name="x", corpus="realspeech", source="-"))
+    hama = FakeRecognizer("hama", answers_by_hash(clips, out / "audio", HAMA), {"phones": "", "ipa": ""})
     legacy = read_realspeech(
         out,
         PrepareReport(name="realspeech", corpus="realspeech", source="-"),
         pocketsphinx_dir=root / "usr/share/pocketsphinx/test/data",
         alsa_dir=root / "usr/share/sounds/alsa",
     )
-    sets = build_realspeech_sets(
-        root, out, legacy, recognizers={"whisper": whisper.entry(), "pocketsphinx": sphinx.entry()}, progress=False
-    )
+    recognizers = {"whisper": whisper.entry(), "pocketsphinx": sphinx.entry(), "hama": hama.entry()}
+    sets = build_realspeech_sets(root, out, legacy, recognizers=recognizers, progress=False)
     return sets, legacy
 
 
@@ -132,7 +140,12 @@ def test_reference_kinds_and_skips_follow_the_rules(built):
     assert got["ktuberling-en-egypt_palmtree"].text == "PALM TREE"
     train_skips = {i.item: i.reason for i in sets.reports["train"].skipped}
     dev_skips = {i.item: i.reason for i in sets.reports["dev"].skipped}
-    assert dev_skips["warzone2100-memressp-console-pcv480"] == "unconfident_pseudo_label"
+    dev_skip = {i.item: i for i in sets.reports["dev"].skipped}["warzone2100-memressp-console-pcv480"]
+    assert dev_skip.reason == "unreliable_reference" and "whisper+hama, phones only ('POW')" in dev_skip.detail
+    assert dev_skips["warzone2100-memressp-console-pcv480"] == "unreliable_reference"
+    u = got["freedroidrpg-tux-ICantCarryAnyMore_Sound_1"]
+    assert (u.text, u.extra["hama"]) == ("MY PACK IS FILLED", "M AY P AE K IH Z F IH L D")
+    assert all("hama" not in v.extra for v in got.values() if not v.extra["reference_kind"].endswith("+hama"))
     assert train_skips["megaglest-norsemen-swordman-swordman_ack1"] == "no_speech"
     assert train_skips["megaglest-commondata-archer_select2"] == "no_speech"
     u = got["warzone2100-memressp-detect-pcv373"]
@@ -158,6 +171,9 @@ def test_rule_checks_on_metadata_clips(built):
     assert checks["metadata_clips"] > 20
     assert checks["whisper_exact"] == 0.0  # the stand-in says "HELLO THERE FRIEND" to every metadata clip
     assert checks["agreement_precision"] is None and checks["gate_precision"] == 0.0
+    # hama hears nothing on them (the stand-in's default): rule 5 confirms none
+    h = checks["hama_rule"]
+    assert h["metadata_clips"] > 20 and h["accepted"] == 0 and h["accepted_phone_error"] is None
 
 
 def test_cli_end_to_end(fake_root, tmp_path, monkeypatch, capsys):
@@ -215,12 +231,18 @@ def test_real_recognizers_label_a_real_clip(tmp_path):
     assert rows[0]["result"]["normalized"] == "GO FORWARD TEN METERS"
     ps = json.loads((tmp_path / "out/labels/pocketsphinx.jsonl").read_text())
     assert ps["id"] == "codec2-kristoff" and isinstance(ps["result"]["normalized"], str)
+    hama = json.loads((tmp_path / "out/labels/hama.jsonl").read_text())
+    assert hama["id"] == "codec2-kristoff" and hama["setup"]["version"] == "1.7.0"
+    per = realspeech_labels.phone_agreement("GO FORWARD TEN METERS", hama["result"]["phones"])
+    assert per is not None and per < 0.5, hama["result"]  # hama hears these phones (15.5% PER on the real clips)
     # a radio operator's group is training: Whisper's reading is kept if agreed or confident, else reported
     kept = sets.utterances["train"]
     skipped = sets.reports["train"].skipped
     assert len(kept) + len(skipped) == 1
     if kept:
         assert kept[0].text == "GO FORWARD TEN METERS"
-        assert kept[0].extra["reference_kind"] in ("whisper", "whisper+pocketsphinx")
+        assert kept[0].extra["reference_kind"] in ("whisper", "whisper+pocketsphinx", "whisper+hama")
+        if kept[0].extra["reference_kind"] == "whisper+hama":  # Whisper unsure of the 8 kHz copy; hama confirms
+            assert kept[0].extra["hama"] == hama["result"]["phones"] and per <= realspeech_labels.HAMA_MAX_PER
     else:
         assert skipped[0].reason == "unconfident_pseudo_label" and "'GO FORWARD TEN METERS'" in skipped[0].detail
