@@ -36,10 +36,11 @@ Steps (in order):
 7. ``train3``  - phase 3: ``asr train recipes/synth/world_long.yaml --run-dir runs/world3
    init_from=runs/world3.init.safetensors``, a copy of the committed bundle made when the run starts; a long
    schedule that several sessions resume; later sessions select among its epoch checkpoints.
-8. ``phones``  - the phone phase: ``asr train recipes/synth/phones_world.yaml --run-dir runs/phones1`` (phase 2's
-   data, CMUdict phone targets), warm-started from runs/targets-phone (``recipes/synth/targets_phone.yaml``, 5
-   epochs from scratch) or from the committed bundle when that is a phone model; resumed with the init_from it
-   started with.
+8. ``phones``  - the phone phases: ``asr train recipes/synth/phones_world.yaml --run-dir runs/phones1`` (phase 2's
+   data, CMUdict phone targets, warm-started from runs/targets-phone: ``recipes/synth/targets_phone.yaml``, 5
+   epochs from scratch), then ``recipes/synth/phones_real.yaml`` in runs/phones2 (twice the real share), from
+   phones1's best realspeech-dev epoch, or from the committed bundle when it is a phone model and phones1 is not
+   on disk; each resumed with the init_from it started with.
 9. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
    weights for the installed model on the dev sets only.
 10. ``audio``  - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
@@ -78,8 +79,9 @@ MANIFESTS = Path("data/manifests")
 SCORES = Path("runs/score_voices/synth_clean")
 RUN1, RUN2, RUN3 = Path("runs/world1"), Path("runs/world2"), Path("runs/world3")
 RUN3_INIT = Path("runs/world3.init.safetensors")  # the committed bundle when phase 3 started (its own copy)
-PHONES0, PHONES1 = Path("runs/targets-phone"), Path("runs/phones1")  # the phone phase (step ``phones``)
-PHONES1_INIT = Path("runs/phones1.init.safetensors")  # the committed bundle, when it is a phone model
+# the phone phases (step ``phones``)
+PHONES0, PHONES1, PHONES2 = Path("runs/targets-phone"), Path("runs/phones1"), Path("runs/phones2")
+PHONES2_INIT = Path("runs/phones2.init.safetensors")  # a copy of the committed phone bundle (no phones1 here)
 CANDIDATE = Path("runs/bundle-candidate.safetensors")
 REAL_DEV, REAL_TEST = REAL / "realspeech-dev.jsonl", REAL / "realspeech-test.jsonl"
 LEGACY = REAL / "realspeech.jsonl"
@@ -205,22 +207,47 @@ def _bundle_kind() -> str | None:
 
 
 def step_phones(args: argparse.Namespace) -> None:
-    """The phone phase (docs/results.md section 2: CMUdict phone targets, decoded into words with the lexicon + LM,
-    read realspeech-dev better than characters at one budget): recipes/synth/phones_world.yaml in runs/phones1.
-    Resumed with the init_from it started with; on a machine without it, warm-started from the committed bundle
-    when that is a phone model, else from a 5-epoch phone run from scratch (recipes/synth/targets_phone.yaml)."""
-    if (ROOT / PHONES1).is_dir():
-        init = _recorded_init(PHONES1)
-    elif _bundle_kind() == "phone":
-        shutil.copyfile(MODEL, ROOT / PHONES1_INIT)  # the bundle may be replaced while the run goes on
-        init = str(PHONES1_INIT)
+    """The phone phases (docs/results.md section 2: CMUdict phone targets, decoded into words with the lexicon + LM,
+    read realspeech-dev better than characters at one budget).
+
+    1. recipes/synth/phones_world.yaml in runs/phones1, resumed with the init_from it started with; started only
+       when the committed bundle is not a phone model yet (from a 5-epoch phone run from scratch,
+       recipes/synth/targets_phone.yaml).
+    2. recipes/synth/phones_real.yaml in runs/phones2 (twice the real recordings' share), resumed with its
+       init_from; started from phones1's epoch with the lowest realspeech-dev PER when phones1 is on disk, else
+       from a copy of the committed phone bundle."""
+    if (ROOT / PHONES1).is_dir() or _bundle_kind() != "phone":
+        if (ROOT / PHONES1).is_dir():
+            init = _recorded_init(PHONES1)
+        else:
+            _train("recipes/synth/targets_phone.yaml", PHONES0, "epochs=5")
+            init = str(PHONES0 / "final.safetensors")
+        _train("recipes/synth/phones_world.yaml", PHONES1, f"init_from={init}")
+    if (ROOT / PHONES2).is_dir():
+        init = _recorded_init(PHONES2)
+    elif (ROOT / PHONES1 / "dev_sets.csv").is_file():
+        init = str(_best_dev_epoch(PHONES1))
     else:
-        _train("recipes/synth/targets_phone.yaml", PHONES0, "epochs=5")
-        init = str(PHONES0 / "final.safetensors")
-    _train("recipes/synth/phones_world.yaml", PHONES1, f"init_from={init}")
+        shutil.copyfile(MODEL, ROOT / PHONES2_INIT)  # the bundle may be replaced while the run goes on
+        init = str(PHONES2_INIT)
+    _train("recipes/synth/phones_real.yaml", PHONES2, f"init_from={init}")
 
 
-SELECTION_ORDER = (PHONES1, RUN3, RUN2)  # newest phase first
+def _best_dev_epoch(run: Path) -> Path:
+    """The epoch checkpoint of ``run`` with the lowest realspeech-dev error the trainer measured (dev_sets.csv:
+    PER for a phone run); the earlier epoch on a tie."""
+    import csv
+
+    with open(ROOT / run / "dev_sets.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["set"] == "realspeech-dev"]
+    on_disk = [r for r in rows if (ROOT / run / "checkpoints" / f"epoch-{int(r['epoch']):03d}.safetensors").is_file()]
+    if not on_disk:
+        raise SystemExit(f"{run}: no epoch checkpoint with a realspeech-dev score in dev_sets.csv")
+    best = min(on_disk, key=lambda r: (float(r["wer"]), int(r["epoch"])))
+    return run / "checkpoints" / f"epoch-{int(best['epoch']):03d}.safetensors"
+
+
+SELECTION_ORDER = (PHONES2, PHONES1, RUN3, RUN2)  # newest phase first
 
 
 def _selection_run(args: argparse.Namespace | None = None) -> Path:
@@ -240,7 +267,7 @@ def step_curve(args: argparse.Namespace) -> None:
     docs/learning_curve_phones.csv (greedy PER, and realspeech-dev in words through the lexicon + LM)."""
     common = ["--data", f"realspeech-dev={REAL_DEV}", "--data", f"synth-dev={CLEAN / 'dev'}"]
     runs = [r for r in (RUN1, RUN2, RUN3) if (ROOT / r / "checkpoints").is_dir()]  # the character runs
-    phone_runs = [r for r in (PHONES0, PHONES1) if (ROOT / r / "checkpoints").is_dir()]
+    phone_runs = [r for r in (PHONES0, PHONES1, PHONES2) if (ROOT / r / "checkpoints").is_dir()]
     if not runs and not phone_runs:
         print("no runs on disk: nothing to add to the learning curves")
         return

@@ -106,6 +106,51 @@ def test_a_resumed_phase_keeps_its_warm_start_and_select_can_be_pointed(tmp_path
     assert tool._selection_run() == tool.PHONES1  # the newest phase started
     args = type("A", (), {"select_from": "runs/world3"})()
     assert str(tool._selection_run(args)) == "runs/world3"
+    (tmp_path / "runs" / "phones2" / "checkpoints").mkdir(parents=True)
+    assert tool._selection_run() == tool.PHONES2
+
+
+def test_the_second_phone_phase_starts_from_the_first_ones_best_dev_epoch(tmp_path, monkeypatch):
+    tool = load_tool("make_bundle")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    run = tmp_path / "runs" / "phones1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "dev_sets.csv").write_text(
+        "epoch,step,set,utterances,wer,cer,trainer_cpu_s\n"
+        "1,10,realspeech-dev,327,0.50,nan,1\n1,10,synth-dev,9,0.10,nan,1\n"
+        "2,20,realspeech-dev,327,0.45,nan,2\n3,30,realspeech-dev,327,0.44,nan,3\n4,40,realspeech-dev,327,0.44,nan,4\n"
+    )
+    with pytest.raises(SystemExit, match="no epoch checkpoint"):
+        tool._best_dev_epoch(tool.PHONES1)
+    for e in (1, 2, 4):  # epoch 3's checkpoint was deleted
+        (run / "checkpoints" / f"epoch-{e:03d}.safetensors").write_bytes(b"x")
+    assert tool._best_dev_epoch(tool.PHONES1) == tool.PHONES1 / "checkpoints" / "epoch-004.safetensors"
+    (run / "checkpoints" / "epoch-003.safetensors").write_bytes(b"x")
+    assert tool._best_dev_epoch(tool.PHONES1).name == "epoch-003.safetensors"  # a tie: the earlier epoch
+
+    # step phones: phones1 resumed (its recorded start), then phones2 from that epoch
+    (run / "config.yaml").write_text("init_from: runs/start.safetensors\n")
+    (tmp_path / "runs" / "start.safetensors").write_bytes(b"x")
+    calls = []
+    monkeypatch.setattr(tool, "_train", lambda recipe, run, *o: calls.append((recipe, str(run), *o)))
+    monkeypatch.setattr(tool, "_bundle_kind", lambda: "phone")
+    tool.step_phones(None)
+    assert calls == [
+        ("recipes/synth/phones_world.yaml", "runs/phones1", "init_from=runs/start.safetensors"),
+        ("recipes/synth/phones_real.yaml", "runs/phones2", "init_from=runs/phones1/checkpoints/epoch-003.safetensors"),
+    ]
+    # a fresh machine with a phone bundle: no phones1, phones2 from a copy of the bundle
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "runs").mkdir()
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(b"bundle")
+    monkeypatch.setattr(tool, "MODEL", model)
+    calls.clear()
+    tool.step_phones(None)
+    assert calls == [("recipes/synth/phones_real.yaml", "runs/phones2", "init_from=runs/phones2.init.safetensors")]
+    assert (tmp_path / tool.PHONES2_INIT).read_bytes() == b"bundle"
 
 
 def test_sentence_wer_counts_only_utterances_of_four_words_or_more(tmp_path, monkeypatch):
