@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from asr.data.sources import load_utterances
     from asr.decoding.lm_decoder import LMDecoder
-    from asr.evaluate import evaluate_batch
+    from asr.evaluate import evaluate_batch, phone_reference
     from asr.lm.folder import folder_decoder, read_lm_folder
     from asr.pipeline import load_asr_model, resolve_model_path
     from asr.scoring import score_corpus
@@ -164,33 +164,40 @@ def main(argv: list[str] | None = None) -> int:
         utterances = load_utterances(data)
         audio = sum(u.duration for u in utterances)
         refs = {u.id: normalize_text(u.text) for u in utterances}
-        full_hyps = {}
         for name, opts in decoders.items():
             full = evaluate_batch(bundle, utterances, mode="full", progress=False, **opts)
             hyps, compute, first, stable = _stream_set(bundle, utterances, chunk_ms=args.chunk_ms, **opts)
             ids = [u.id for u in utterances]
-            out = [normalize_text(hyps[i]) for i in ids]
-            wer = score_corpus(ids, [refs[i] for i in ids], out, unit="word")[0]
-            cer = score_corpus(ids, [refs[i] for i in ids], out, unit="char")[0]
+            # a phone model without a lexicon writes phones: scored as asr eval scores them, PER against the
+            # references' CMUdict phones (the "wer" fields then hold the PER, "cer" is NaN)
+            phones = full.unit == "phone"
+            if phones:
+                ref = [phone_reference(bundle.tokenizer, refs[i]) for i in ids]
+                out = [hyps[i] for i in ids]
+            else:
+                ref, out = [refs[i] for i in ids], [normalize_text(hyps[i]) for i in ids]
+            wer = score_corpus(ids, ref, out, unit="word")[0]
+            cer = None if phones else score_corpus(ids, ref, out, unit="char")[0]
             full_text = {p.id: p.hyp for p in full.per_utterance}
-            full_hyps[name] = full_text
             rows.append({
                 "set": set_name,
                 "utterances": len(utterances),
                 "audio_s": round(audio, 1),
                 "decoder": name,
+                "unit": full.unit,
                 "full_wer": round(full.wer, 4),
                 "full_cer": round(full.cer, 4),
                 "stream_wer": round(wer.rate, 4),
-                "stream_cer": round(cer.rate, 4),
+                "stream_cer": round(cer.rate, 4) if cer is not None else float("nan"),
                 "stream_equals_full": sum(full_text[i] == o for i, o in zip(ids, out)),
                 "stream_rtf": round(compute / audio, 4),
                 "partial_first_seen": _summary(first),
                 "partial_stable": _summary(stable),
             })
             r = rows[-1]
+            what = "PER" if phones else "WER"
             print(
-                f"{set_name:10s} {name:16s} full WER {r['full_wer']:.3f} CER {r['full_cer']:.3f} | stream WER "
+                f"{set_name:10s} {name:16s} full {what} {r['full_wer']:.3f} CER {r['full_cer']:.3f} | stream {what} "
                 f"{r['stream_wer']:.3f} CER {r['stream_cer']:.3f} (= full {r['stream_equals_full']}/{len(ids)}) "
                 f"RTF {r['stream_rtf']:.4f} | partials: first seen {r['partial_first_seen']['median_ms']} ms, "
                 f"stable {r['partial_stable']['median_ms']} ms (median)",

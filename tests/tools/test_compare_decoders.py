@@ -1,0 +1,43 @@
+"""tools/compare_decoders.py on the bundled phone model: the decoders without a lexicon are scored in phones (PER
+against the references' CMUdict phones, as asr eval scores them), the lexicon decoders in words; streaming equals
+full-utterance decoding for each."""
+
+from __future__ import annotations
+
+import json
+
+import jiwer
+
+from asr.pipeline import BUNDLED_MODEL_DIR, load_asr_model, resolve_model_path
+from tests.tools import load_tool
+
+AUDIO = BUNDLED_MODEL_DIR.parent / "audio"
+
+
+def test_phone_model_rows_are_scored_in_phones_then_words(tmp_path):
+    bundle = load_asr_model(resolve_model_path(None))
+    assert bundle.tokenizer.kind == "phone", "this test is about a phone bundle"
+    rows = [json.loads(line) for line in (AUDIO / "real.jsonl").read_text().splitlines()[:3]]
+    for r in rows:
+        r["audio"] = str(AUDIO / r["audio"])
+    (tmp_path / "real3.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tool = load_tool("compare_decoders")
+    out = tmp_path / "compare.json"
+    assert tool.main(["--set", f"real3={tmp_path / 'real3.jsonl'}", "--prefix-beam", "4", "--out", str(out)]) == 0
+    got = {r["decoder"]: r for r in json.loads(out.read_text())["rows"]}
+    assert list(got) == ["greedy", "prefix beam 4", "lexicon, no LM", "lexicon + LM"]
+    assert [got[d]["unit"] for d in got] == ["phone", "phone", "word", "word"]
+    for r in got.values():
+        assert r["stream_equals_full"] == 3 and r["stream_wer"] == r["full_wer"]
+    # the greedy PER is jiwer's over phone strings: the reference's CMUdict phones
+    from asr.data.sources import load_utterances
+    from asr.evaluate import evaluate_batch, phone_reference
+
+    utts = load_utterances(tmp_path / "real3.jsonl")
+    full = evaluate_batch(bundle, utts, mode="full", progress=False, beam=1, lm=None)
+    refs = [phone_reference(bundle.tokenizer, u.text) for u in utts]
+    hyps = [p.hyp for p in full.per_utterance]
+    assert all(h and set(h.split()) <= set(bundle.tokenizer.tokens) for h in hyps)  # phones, not words
+    assert abs(got["greedy"]["full_wer"] - round(jiwer.wer(refs, hyps), 4)) < 1e-9
+    assert got["greedy"]["stream_cer"] != got["greedy"]["stream_cer"]  # NaN: no characters in phone strings
+    assert 0.0 <= got["lexicon + LM"]["stream_cer"] <= got["lexicon + LM"]["stream_wer"] + 1.0
