@@ -34,13 +34,17 @@ BUNDLED_SETS = {
 }
 
 
-def _word_ends(result, spf: float) -> list[float]:
+def _word_ends(result, spf: float, *, phones: bool = False) -> list[float]:
     """End time (s) of each word of a stream's final result: the LM decoder's word ends, else the frame after
-    each word's last token (tokens split at the word boundary)."""
+    each word's last token (tokens split at the word boundary); ``phones``: each token is a unit of its own (a
+    phone model without a lexicon writes phones)."""
     ends: list[float] = []
     for seg in result.finals:
         if seg.words:
             ends += [w.end for w in seg.words]
+            continue
+        if phones:
+            ends += [t + spf for tok, t in zip(seg.tokens, seg.token_times) if tok != "|"]
             continue
         last = None
         for tok, t in zip(seg.tokens, seg.token_times):
@@ -98,7 +102,8 @@ def _stream_set(bundle, utterances, *, lm, beam: int, chunk_ms: float):
         result = stream.result
         final = result.text.split()
         timeline.append((samples.shape[0] / sr, final))
-        f, s = _latencies(timeline, final, _word_ends(result, bundle.seconds_per_frame))
+        phones = bundle.tokenizer.kind == "phone" and (lm is None or lm.mode == "lexicon-free")
+        f, s = _latencies(timeline, final, _word_ends(result, bundle.seconds_per_frame, phones=phones))
         first += f
         stable += s
         hyps[utt.id] = result.text

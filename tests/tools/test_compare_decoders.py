@@ -41,3 +41,9 @@ def test_phone_model_rows_are_scored_in_phones_then_words(tmp_path):
     assert abs(got["greedy"]["full_wer"] - round(jiwer.wer(refs, hyps), 4)) < 1e-9
     assert got["greedy"]["stream_cer"] != got["greedy"]["stream_cer"]  # NaN: no characters in phone strings
     assert 0.0 <= got["lexicon + LM"]["stream_cer"] <= got["lexicon + LM"]["stream_wer"] + 1.0
+    # partial latency per phone (each phone a unit, timed from its own end): never before the phone's end, and
+    # within a chunk plus the encoder's few frames of delay (the words' latency is larger: a word waits for its
+    # last phone and the lexicon)
+    n_phones = sum(len(h.split()) for h in hyps)
+    assert got["greedy"]["partial_first_seen"]["words"] == n_phones
+    assert 0 <= got["greedy"]["partial_first_seen"]["median_ms"] <= 160 + 200
