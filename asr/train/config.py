@@ -146,6 +146,32 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Frame-level distillation from a teacher's phone posteriors (asr/distill; issue 13's hama lever): the loss
+    becomes CTC + ``weight`` * KL(teacher || student) over the frames, per utterance."""
+
+    # a store folder from tools/teacher_posteriors.py, made for this model's tokens; utterances it lacks train on
+    # CTC alone
+    teacher: str | None = None
+    weight: float = 0.0  # 0: no distillation
+    # student frames by which the teacher's targets are shifted later (a causal student emits later than the
+    # bidirectional teacher): tools/teacher_posteriors.py --measure-delay
+    delay_frames: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.weight >= 0.0:
+            raise ValueError(f"distill.weight must be >= 0, got {self.weight}")
+        if self.weight > 0 and not self.teacher:
+            raise ValueError("distill.weight > 0 needs distill.teacher (a folder made by tools/teacher_posteriors.py)")
+        if self.delay_frames < 0:
+            raise ValueError(f"distill.delay_frames must be >= 0, got {self.delay_frames}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     model: ModelConfig = field(
         default_factory=ModelConfig
@@ -154,6 +180,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)  # off unless distill.weight > 0
     # Warm start: a model file (safetensors, as asr/assets/model/model.safetensors or a run's final.safetensors)
     # whose weights, tokenizer and CMVN a NEW run starts from, with a fresh optimiser and schedule. Its
     # architecture must equal `model` (checked). Ignored on --resume (the run's checkpoint has the weights).

@@ -40,6 +40,10 @@ class Batch:
     failed: tuple[str, ...] = ()  # ids whose audio failed to load while building this batch
     failures: tuple[tuple[str, str], ...] = ()  # (id, reason) of audio first found broken by this batch's builder
     key: tuple[int, int] = (-1, -1)  # (epoch, batch index) it was built for
+    # distillation (TrainingData.teacher set): per utterance, the teacher's log-posteriors [frames, V] or None
+    # when the store lacks it, and the speed factor its audio was played at
+    teacher: tuple = ()
+    speeds: tuple[float, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -113,6 +117,7 @@ class TrainingData:
         self._new_failures: list[tuple[str, str]] = []  # (id, reason) not yet handed out in a Batch
         self.reported: dict[str, str] = {}  # id -> reason, logged by report_failures (the training process)
         self.no_wave_augment: frozenset[int] = frozenset()  # sources the waveform chain leaves alone
+        self.teacher = None  # a TeacherStore (asr.distill.store) when the run distils: batches carry its posteriors
 
     def _skip(self, utt: Utterance, reason: str) -> None:
         if self.skipped[reason] < 3:
@@ -204,7 +209,7 @@ class TrainingData:
         draws one seed from ``generator`` for it, after its speed factor (also for a source the chain leaves
         alone, so that the draws do not depend on the source).
         """
-        feats, ids, targets, failed = [], [], [], []
+        feats, ids, targets, failed, speeds = [], [], [], [], []
         spec = SpecAugment(augment.spec) if augment and augment.spec_augment else None
         if augmenter is not None and not augmenter.enabled:
             augmenter = None
@@ -218,6 +223,7 @@ class TrainingData:
                 self._fail(i, exc)
                 failed.append(self.utterances[i].id)
                 continue
+            factor = 1.0
             if augment and augment.speed_perturb:
                 assert generator is not None, "augmentation needs a generator"
                 factors = augment.speed_factors
@@ -240,6 +246,7 @@ class TrainingData:
             feats.append(x)
             ids.append(self.utterances[i].id)
             targets.append(self.targets[i])
+            speeds.append(float(factor))
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
         padded = torch.zeros(len(feats), int(lengths.max()) if feats else 0, self.features.n_mels)
         for b, f in enumerate(feats):
@@ -253,6 +260,8 @@ class TrainingData:
             failed=tuple(failed),
             failures=self._drain_failures(),
             key=key,
+            teacher=tuple(self.teacher.get(i) for i in ids) if self.teacher is not None else (),
+            speeds=tuple(speeds),
         )
 
 

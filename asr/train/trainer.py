@@ -422,6 +422,8 @@ def _prepare_data(run: _Run) -> _Data:
         sources=sources,
     )
     data.no_wave_augment = frozenset(k for k, e in enumerate(config.data.extra_train, start=1) if not e.augment)
+    if config.distill.enabled:
+        data.teacher = _open_teacher(config, tokenizer, data)
     cmvn_path = run_dir / "cmvn.safetensors"
     if info.is_main and not cmvn_path.exists():
         if init is not None:  # the warm-started weights expect the features normalised as before
@@ -453,6 +455,25 @@ def _prepare_data(run: _Run) -> _Data:
             refuse_pipes(extra_devs[-1][1], opt_in="data.allow_pipes=true", where=f"data.extra_dev {extra.name}")
 
     return _Data(data, tokenizer, cmvn, augmenter, dev, extra_devs, _planner(config, data, info), init, model_cfg)
+
+
+def _open_teacher(config: TrainConfig, tokenizer: Tokenizer, data: TrainingData):
+    """The distillation teacher's store for this run's tokens; says how much of the training set it covers."""
+    from asr.distill.store import TeacherStore
+
+    store = TeacherStore(config.distill.teacher, tokenizer.tokens)
+    covered = sum(u.id in store for u in data.utterances)
+    if covered == 0:
+        raise ValueError(
+            f"distill.teacher {config.distill.teacher} holds none of the {len(data.utterances)} training utterances "
+            "(made for other manifests?)"
+        )
+    logger.info(
+        "distillation: teacher %s (%s) covers %d of %d training utterances; weight %g, delay %d frames",
+        config.distill.teacher, store.setup.get("teacher"), covered, len(data.utterances), config.distill.weight,
+        config.distill.delay_frames,
+    )  # fmt: skip
+    return store
 
 
 def _planner(config: TrainConfig, data: TrainingData, info: DistInfo) -> DynamicBatcher | MixedPlanner:
@@ -538,6 +559,7 @@ def _open_logs(run: _Run, position: ckpts.Position) -> _Logs:
                 "wall_s",
                 "audio_s",
                 "cpu_s",
+                *(["distill"] if run.config.distill.enabled else []),  # the KL term, before its weight
             ],  # fmt: skip
         ),
         dev=_Metrics(
@@ -645,7 +667,7 @@ def _train_epoch(run: _Run, d: _Data, state: _Model, logs: _Logs, progress: _Pro
                 b,
                 ",".join(batch.ids) if not batch.empty else "-",
             )
-        loss_value, tokens, grad_norm, skipped = _train_step(run, d, state, batch, progress.step)
+        loss_value, tokens, grad_norm, skipped, distill_value = _train_step(run, d, state, batch, progress.step)
         skipped_batches += skipped
         progress.step += 1
         step = progress.step
@@ -671,6 +693,7 @@ def _train_epoch(run: _Run, d: _Data, state: _Model, logs: _Logs, progress: _Pro
                         "wall_s": f"{time.time() - progress.t_start:.1f}",
                         "audio_s": f"{progress.audio_total:.1f}",  # audio trained on since (re)start
                         "cpu_s": f"{time.process_time() - progress.cpu_start:.1f}",  # this process's CPU time
+                        **({"distill": f"{distill_value:.4f}"} if config.distill.enabled else {}),
                     }
                 )
         if config.max_steps is not None and step >= config.max_steps:
@@ -716,11 +739,15 @@ def _train_epoch(run: _Run, d: _Data, state: _Model, logs: _Logs, progress: _Pro
     return True
 
 
-def _train_step(run: _Run, d: _Data, state: _Model, batch, step: int) -> tuple[float, int, torch.Tensor, int]:
+def _train_step(
+    run: _Run, d: _Data, state: _Model, batch, step: int
+) -> tuple[float, int, torch.Tensor, int, float]:
     """One optimiser step on ``batch`` (``step``: the steps done before it): (loss, target tokens, gradient norm,
-    1 when the batch was skipped (nothing loaded, or a non-finite gradient) else 0)."""
+    1 when the batch was skipped (nothing loaded, or a non-finite gradient) else 0, the distillation term before
+    its weight: 0 without distillation)."""
     config, device, net = run.config, run.device, state.net
     skipped = 0
+    distill = torch.zeros(())
     with state.precision.autocast(device):
         if batch.empty:  # every utterance failed to load: keep DDP ranks in step with a zero loss
             skipped += 1
@@ -738,6 +765,9 @@ def _train_step(run: _Run, d: _Data, state: _Model, batch, step: int) -> tuple[f
                 zero_infinity=True,
             ) / len(batch.ids)
             tokens = int(batch.target_lengths.sum())
+            if config.distill.enabled:
+                distill = _distill_term(run, d, state, log_probs, out_lengths, batch)
+                loss = loss + config.distill.weight * distill
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), config.optim.grad_clip or float("inf"))
@@ -748,7 +778,27 @@ def _train_step(run: _Run, d: _Data, state: _Model, batch, step: int) -> tuple[f
     else:
         state.optimizer.step()
     state.scheduler.step()
-    return float(loss.detach()), tokens, grad_norm, skipped
+    return float(loss.detach()), tokens, grad_norm, skipped, float(distill.detach())
+
+
+def _distill_term(
+    run: _Run, d: _Data, state: _Model, log_probs: torch.Tensor, out_lengths: torch.Tensor, batch
+) -> torch.Tensor:
+    """KL(teacher || student) over each utterance's frames (asr.distill.loss), per utterance."""
+    from asr.distill.loss import distill_loss, student_targets
+
+    cfg, store = run.config, d.data.teacher
+    spf = cfg.features.frame_shift_ms / 1000 * state.model.subsampling_factor
+    targets = [
+        None
+        if t is None
+        else student_targets(
+            t, int(n), frame_seconds=spf, teacher_frame_seconds=store.frame_seconds, speed=speed,
+            delay_frames=cfg.distill.delay_frames, blank=d.tokenizer.blank_id,
+        )  # fmt: skip
+        for t, n, speed in zip(batch.teacher, out_lengths.tolist(), batch.speeds)
+    ]
+    return distill_loss(log_probs, targets)[0]
 
 
 def _finalise(run: _Run, d: _Data, state: _Model) -> Path:

@@ -1,0 +1,68 @@
+"""Frame-level distillation end to end: tools/teacher_posteriors.py makes a store of hama's posteriors for the tiny
+corpus (resumably), and a phone run with ``distill.weight`` trains on CTC + weight * KL, logged apart."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+from _train_helpers import train_argv
+
+from asr.cli import main as cli_main
+from asr.data.sources import load_utterances
+from asr.distill.store import TeacherStore
+from asr.text.phones import PhoneTokenizer
+from tests.tools import load_tool
+
+pytestmark = pytest.mark.slow
+
+
+def _rows(path):
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def store(tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "hama"
+    tool = load_tool("teacher_posteriors")
+    argv = ["--data", str(tiny_corpus["train"]), "--out", str(out), "--model", "phone", "--shard-size", "10",
+            "--no-progress"]  # fmt: skip
+    assert tool.main(argv) == 0
+    assert len(list(out.glob("shard-*.safetensors"))) == 3  # 24 utterances in shards of 10
+    first = sorted(out.glob("shard-*.safetensors"))[0]
+    stamp = first.stat().st_mtime_ns
+    first_other = sorted(out.glob("shard-*.safetensors"))[1]
+    first_other.unlink()  # a run that stopped: the missing shard is made again, the others kept
+    assert tool.main(argv) == 0
+    assert first.stat().st_mtime_ns == stamp and first_other.is_file()
+    return out
+
+
+def test_the_store_covers_the_corpus_on_the_phone_tokens(store, tiny_corpus):
+    teacher = TeacherStore(store, PhoneTokenizer().tokens)
+    utts = load_utterances(tiny_corpus["train"])
+    assert len(teacher) == len(utts) == 24
+    for u in utts[:3]:
+        lp = teacher.get(u.id)
+        assert lp.shape == (1 + round(u.duration * 16000) // 320, len(PhoneTokenizer().tokens))
+
+
+def test_a_distilling_run_adds_weight_times_kl_to_ctc(store, tiny_corpus, tmp_path, capsys):
+    common = ("data.tokenizer=phone", "max_steps=2", "checkpoint_every_steps=100")  # one loader worker: forked store
+    plain, distil = tmp_path / "plain", tmp_path / "distil"
+    assert cli_main(train_argv(tiny_corpus, plain, *common)) == 0
+    assert cli_main(train_argv(tiny_corpus, distil, *common, f"distill.teacher={store}", "distill.weight=0.5")) == 0
+    a, b = _rows(plain / "metrics.csv"), _rows(distil / "metrics.csv")
+    assert "distill" not in a[0] and "distill" in b[0]
+    kl = float(b[0]["distill"])
+    assert math.isfinite(kl) and kl > 0
+    # the first step: same weights, same batch, same CTC; the distilling run's loss is 0.5 * KL more
+    assert float(b[0]["loss"]) == pytest.approx(float(a[0]["loss"]) + 0.5 * kl, rel=1e-3, abs=1e-3)
+    capsys.readouterr()
+    assert cli_main(train_argv(tiny_corpus, tmp_path / "bad", *common, "distill.weight=0.5")) != 0
+    assert "distill.weight > 0 needs distill.teacher" in capsys.readouterr().err
+    other = ("distill.weight=0.5", f"distill.teacher={store}")  # a character run: the store is for phones
+    assert cli_main(train_argv(tiny_corpus, tmp_path / "chars", "max_steps=1", "data.num_workers=0", *other)) != 0
+    assert "made for the tokens" in capsys.readouterr().err
