@@ -66,6 +66,9 @@ def test_recipe_variants_change_only_what_they_say():
     assert _diff(load("synth/targets_char.yaml"), load("synth/targets_bpe.yaml")) == {"data.tokenizer"}
     assert _diff(load("synth/targets_char.yaml"), load("synth/targets_phone.yaml")) == {"data.tokenizer"}
     assert _diff(load("synth/world.yaml"), load("synth/targets_char.yaml")) == {"data.extra_dev"}
+    assert _diff(load("synth/phones_world.yaml"), load("synth/phones_real.yaml")) == {"data.extra_train", "epochs"}
+    assert _diff(load("synth/phones_real.yaml"), load("synth/phones_distill.yaml")) == {
+        "distill.teacher", "distill.weight"}  # fmt: skip
     base = load_train_config(str(REPO / "recipes/synth/base.yaml"), {})
     assert base.data.train == "data/synth/train" and base.data.tokenizer == "char"
     assert dataclasses.asdict(base.model) == dataclasses.asdict(type(base.model)())  # the default model
