@@ -69,6 +69,19 @@ def _shard_job(job: tuple[str, list, dict]) -> tuple[str, int, float, dict[str, 
     return path, len(posteriors), unmapped, failed
 
 
+def _stored_ids(folder: Path, tokens: list[str], setup: dict) -> set[str]:
+    """The utterances the folder's shards hold already; its shards must have been made with this setup."""
+    from asr.distill.store import TeacherStore
+
+    if not any(folder.glob("shard-*.safetensors")):
+        return set()
+    store = TeacherStore(folder, tokens)
+    if store.setup != setup:
+        raise SystemExit(f"{folder} holds posteriors made with another setup ({store.setup}); this run's is {setup}: "
+                         "use another --out")  # fmt: skip
+    return set(store.ids)
+
+
 def make_store(args: argparse.Namespace) -> int:
     from multiprocessing import get_context
 
@@ -87,9 +100,11 @@ def make_store(args: argparse.Namespace) -> int:
                 raise SystemExit(f"utterance id {u.id} is in {where[u.id][0]} and {manifest}: ids must be unique")
             where[u.id] = (manifest, u)
     out = Path(args.out)
-    shards = plan_shards(list(where), setup, size=args.shard_size)
-    todo = [(str(out / n), [where[i][1] for i in ids], setup) for n, ids in shards if not (out / n).is_file()]
-    print(f"{len(where)} utterances in {len(shards)} shards; {len(shards) - len(todo)} done, {len(todo)} to make")
+    have = _stored_ids(out, tokens, setup)  # shards of earlier runs (other manifests, or an interrupted run)
+    shards = plan_shards([i for i in where if i not in have], setup, size=args.shard_size)
+    todo = [(str(out / n), [where[i][1] for i in ids], setup) for n, ids in shards]
+    print(f"{len(where)} utterances: {len(where) - sum(len(t[1]) for t in todo)} stored already, "
+          f"{sum(len(t[1]) for t in todo)} to make in {len(todo)} shards")
     failed: dict[str, str] = {}
     unmapped = made = 0.0
     ctx = get_context("fork")
@@ -104,7 +119,7 @@ def make_store(args: argparse.Namespace) -> int:
     summary = {
         "setup": setup,
         "utterances": len(where),
-        "shards": len(shards),
+        "shards_made_now": len(todo),
         "made_now": int(made),
         "failed": failed,
         "mean_unmapped_mass": unmapped / made if made else None,
@@ -113,7 +128,7 @@ def make_store(args: argparse.Namespace) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}: {int(made)} utterances now, {len(failed)} failed; mean probability hama gave to tokens "
           f"nothing maps: {summary['mean_unmapped_mass']}")  # fmt: skip
-    return 1 if failed and len(failed) == len(todo) else 0
+    return 1 if todo and not made else 0  # nothing could be made
 
 
 def measure_delay(args: argparse.Namespace) -> int:

@@ -2,9 +2,10 @@
 
 A store is a folder of ``shard-<digest>.safetensors`` files. Each holds the posteriors ``[frames, tokens]`` of up
 to :data:`SHARD_UTTERANCES` utterances, keyed by utterance id, and in its metadata the teacher's setup (model
-version, token map, the student's tokens: :attr:`asr.distill.teacher.HamaTeacher.setup`). A shard's name is a
-digest of its utterance ids and that setup, so a writer that stopped resumes by skipping the shards that exist; a
-shard is written to a temporary name and renamed when whole. No pickles: safetensors only.
+version, token map, the student's tokens: :attr:`asr.distill.teacher.HamaTeacher.setup`). A shard is written to a
+temporary name and renamed when whole, so a writer that stopped resumes by making the utterances no shard holds
+(tools/teacher_posteriors.py; more manifests later add shards the same way); a shard's name is a digest of its
+utterance ids and that setup. No pickles: safetensors only.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ class TeacherStore:
 
     def __len__(self) -> int:
         return len(self._where)
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted(self._where)
 
     def __contains__(self, utt_id: str) -> bool:
         return utt_id in self._where

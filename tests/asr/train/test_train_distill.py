@@ -30,14 +30,28 @@ def store(tiny_corpus, tmp_path_factory):
     argv = ["--data", str(tiny_corpus["train"]), "--out", str(out), "--model", "phone", "--shard-size", "10",
             "--no-progress"]  # fmt: skip
     assert tool.main(argv) == 0
-    assert len(list(out.glob("shard-*.safetensors"))) == 3  # 24 utterances in shards of 10
-    first = sorted(out.glob("shard-*.safetensors"))[0]
-    stamp = first.stat().st_mtime_ns
-    first_other = sorted(out.glob("shard-*.safetensors"))[1]
-    first_other.unlink()  # a run that stopped: the missing shard is made again, the others kept
+    shards = sorted(out.glob("shard-*.safetensors"))
+    assert len(shards) == 3  # 24 utterances in shards of 10
+    stamps = {p: p.stat().st_mtime_ns for p in shards}
+    shards[1].unlink()  # a run that stopped: what that shard held is made again, the other shards are kept
     assert tool.main(argv) == 0
-    assert first.stat().st_mtime_ns == stamp and first_other.is_file()
+    now = sorted(out.glob("shard-*.safetensors"))
+    assert len(now) == 3 and all(stamps[p] == p.stat().st_mtime_ns for p in (shards[0], shards[2]))
+    assert tool.main(argv) == 0 and sorted(out.glob("shard-*.safetensors")) == now  # nothing left to make
+    with pytest.raises(SystemExit, match="another setup"):  # one folder, one setup
+        _other_setup(tool, out, tiny_corpus)
     return out
+
+
+def _other_setup(tool, out, corpus):
+    from asr.distill import teacher
+
+    real = teacher.FRAME_SECONDS
+    teacher.FRAME_SECONDS = 0.03  # a different setup (as another hama version would be)
+    try:
+        tool.main(["--data", str(corpus["train"]), "--out", str(out), "--model", "phone", "--no-progress"])
+    finally:
+        teacher.FRAME_SECONDS = real
 
 
 def test_the_store_covers_the_corpus_on_the_phone_tokens(store, tiny_corpus):
