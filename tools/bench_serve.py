@@ -4,8 +4,9 @@
 For each level of N clients (``--clients 1,16,48``) a fresh ``asr serve`` (the bundled model decoded greedily,
 ``--no-lm``, like the Recognizer's own figure beside it; one torch thread; its own process) gets N WebSocket
 clients from this process, each streaming a different stretch of real speech (pocketsphinx-testdata's LibriVox
-files, looped) in ``--frame-ms`` frames at the audio's own pace for ``--seconds``, starting at random moments
-within the first second. Measured after ``--warmup`` seconds:
+files, looped) at the audio's own pace for ``--seconds``, starting at random moments within the first second, in
+messages of one model chunk each (what ``asr stream-client`` and the page send at the model's rate; ``--frame-ms``
+for other sizes). Measured after ``--warmup`` seconds:
 
 - partial latency: from sending the audio a partial's text covers (its ``audio_decoded``: the last sample of
   the chunk just decoded) to receiving the partial, p50 / p95 / p99 over all clients; add the chunk duration
@@ -54,7 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 16, 24])
     p.add_argument("--seconds", type=float, default=40.0, help="per level (or the whole soak)")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds at the start of a level left out")
-    p.add_argument("--frame-ms", type=float, default=40.0, help="audio per client message")
+    p.add_argument("--frame-ms", type=float, default=None,
+                   help="audio per client message (default: one model chunk, as asr.serve.client sends)")
     p.add_argument("--max-latency", type=float, default=1.0, help="a sustained stream's worst partial latency (s)")
     p.add_argument("--batch-window-ms", type=float, help="asr serve --batch-window-ms (default: the server's)")
     p.add_argument("--device", default="cpu", help="asr serve --device")
@@ -226,6 +228,7 @@ async def run_level(args: argparse.Namespace, server: Server, audio: np.ndarray,
             sustained += 1
     return {
         "clients": n,
+        "frame_ms": sorted({o.frame_ms for o in outs if o.frame_ms is not None}),
         "failed": failed[:5],
         "sustained": sustained,
         "latency_s": percentiles(latencies),

@@ -5,8 +5,9 @@
     asr stream-client speech.flac --url ws://127.0.0.1:8000/ws --json     # every server message as JSON
 
 The file is read at its own rate (the server resamples) and sent in ``--frame-ms`` frames at the audio's own
-pace, like a microphone (``--fast``: as fast as the server's rate limit allows). On a terminal the partial line
-is rewritten in place. The finals' text is what ``asr transcribe --stream FILE`` prints for the same model.
+pace, like a microphone (``--fast``: as fast as the server's rate limit allows); by default one model chunk per
+message when the file is at the model's rate, else 20 ms frames (asr.serve.client.message_ms). On a terminal the
+partial line is rewritten in place. The finals' text is what ``asr transcribe --stream FILE`` prints for the same model.
 A latency summary (audio sent -> partial received) goes to stderr. Exit status 1 when the server sent an error.
 """
 
@@ -23,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE", help="audio file (wav, flac, ogg, mp3, ...)")
     parser.add_argument("--url", default="ws://127.0.0.1:8000/ws", help="the server's WebSocket (default %(default)s)")
     parser.add_argument("--token-file", type=Path, help="bearer token for a server that requires one")
-    parser.add_argument("--frame-ms", type=float, default=20.0, help="audio per message (default 20 ms)")
+    parser.add_argument("--frame-ms", type=float, default=None,
+                        help="audio per message (default: the server's chunk at the model's rate, else 20 ms)")
     parser.add_argument("--format", choices=("s16le", "f32le"), default="s16le", help="sample format sent")
     parser.add_argument("--fast", action="store_true", help="send as fast as allowed instead of in real time")
     parser.add_argument("--partials", action="store_true", help="print partial results too ('... ' lines)")
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         samples, rate = read_audio(args.file)
         token = args.token_file.read_text(encoding="utf-8").strip() if args.token_file else None
-        if args.frame_ms <= 0:
+        if args.frame_ms is not None and args.frame_ms <= 0:
             raise ValueError(f"--frame-ms must be > 0, got {args.frame_ms}")
     except (ValueError, OSError) as exc:
         print(f"asr stream-client: error: {exc}", file=sys.stderr)

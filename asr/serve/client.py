@@ -36,6 +36,7 @@ class StreamOutcome:
     close_code: int | None = None
     seconds_sent: float = 0.0
     vanished: bool = False  # the client dropped the connection on purpose (vanish_after)
+    frame_ms: float | None = None  # audio per message it sent (frame_ms, or what the server's chunk made it)
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]
@@ -68,12 +69,24 @@ def encode_frame(samples: np.ndarray, fmt: str) -> bytes:
     raise ValueError(f"format must be 's16le' or 'f32le', got {fmt!r}")
 
 
+RESAMPLED_FRAME_MS = 20.0  # audio per message when the server resamples (frame_ms=None)
+
+
+def message_ms(ready: dict[str, Any], sample_rate: int) -> float:
+    """Audio per message a client should send (``ready``: the server's ready message): one model chunk at the
+    model's rate (the server decodes whole chunks, so smaller messages only add per-message work), else
+    RESAMPLED_FRAME_MS."""
+    if int(sample_rate) == int(ready["model_sample_rate"]):
+        return float(ready["chunk_ms"])
+    return RESAMPLED_FRAME_MS
+
+
 async def stream_audio(
     url: str,
     samples: np.ndarray,
     sample_rate: int,
     *,
-    frame_ms: float = 20.0,
+    frame_ms: float | None = None,
     realtime: bool = True,
     fmt: str = "s16le",
     token: str | None = None,
@@ -86,18 +99,20 @@ async def stream_audio(
 ) -> StreamOutcome:
     """Stream ``samples`` (float32 mono at ``sample_rate``) to ``url`` and collect the results.
 
+    ``frame_ms``: audio per message; None: one model chunk (the ``ready`` message's ``chunk_ms``) when
+    ``sample_rate`` is the model's, else :data:`RESAMPLED_FRAME_MS` (the server's resampler holds back a few ms, so
+    a chunk-sized message would complete its chunk only with the next one).
     ``realtime``: frame i is sent when its last sample would have been captured (a live microphone).
     ``vanish_after``: after that many seconds of audio, drop the TCP connection without a WebSocket close (a
     client that vanished). ``end``: after the audio, "stop" (send the stop message and read until the server
     closes), "close" (close the WebSocket at once, without stop) or "wait" (send nothing, read until the server
     closes: its idle timeout). ``timeout``: seconds to wait for the server after the audio is sent.
     """
-    if frame_ms <= 0:
+    if frame_ms is not None and frame_ms <= 0:
         raise ValueError(f"frame_ms must be > 0, got {frame_ms}")
     if end not in ENDINGS:
         raise ValueError(f"end must be one of {ENDINGS}, got {end!r}")
     samples = np.asarray(samples, dtype=np.float32)
-    step = max(1, int(round(sample_rate * frame_ms / 1000.0)))
     out = StreamOutcome()
     sent_ends: list[float] = []  # seconds of audio sent after each frame
     sent_times: list[float] = []  # when each frame was sent (time.monotonic)
@@ -137,6 +152,8 @@ async def stream_audio(
             await ws.send_str(json.dumps(start))
             reply = await asyncio.wait_for(asyncio.shield(first), timeout)
             if reply.get("type") == "ready":
+                out.frame_ms = frame_ms if frame_ms is not None else message_ms(reply, sample_rate)
+                step = max(1, int(round(sample_rate * out.frame_ms / 1000.0)))
                 t0 = time.monotonic()
                 for begin in range(0, len(samples), step):
                     stop_at = min(begin + step, len(samples))

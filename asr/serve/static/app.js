@@ -1,8 +1,13 @@
 // The live transcription page: microphone -> AudioWorklet -> WebSocket (float32 at the AudioContext's rate,
-// declared in the start message; the server resamples) -> partial line, finals with times, latency, level.
-// Protocol: docs/protocol.md. No framework. window.transcurrent exposes the page's state (tests read it).
+// declared in the start message) -> partial line, finals with times, latency, level.
+// The AudioContext runs at the model's rate (from /healthz) when the browser allows it: the browser resamples the
+// microphone, and the page sends one model chunk per message (the server decodes whole chunks only, so smaller
+// messages add no speed, only per-message work on the server). Where the context keeps another rate, the server
+// resamples; its resampler holds back a few ms, so the page then sends 20 ms frames (a chunk-sized message would
+// complete its chunk only with the next one). Protocol: docs/protocol.md. No framework. window.transcurrent
+// exposes the page's state (tests read it).
 
-const FRAME_MS = 20; // audio per WebSocket message
+const FRAME_MS = 20; // audio per worklet frame (the level meter's pace), and per message when the server resamples
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -15,6 +20,7 @@ const state = {
   closeCode: null,
   sentSeconds: 0,
   sampleRate: null,
+  messageMs: null, // audio per WebSocket message: the model's chunk, or FRAME_MS when the server resamples
   levelDb: -Infinity,
   peakDb: -Infinity, // loudest frame since Start
 };
@@ -26,6 +32,9 @@ let media = null;
 let node = null;
 let ready = false;
 let queued = []; // frames captured before the server said "ready"
+let pending = []; // captured frames not yet sent (they make up one message)
+let pendingSamples = 0;
+let messageSamples = 0; // samples per message
 let sentEnds = []; // seconds of audio sent after each frame
 let sentTimes = []; // performance.now() when each frame was sent
 let samplesSent = 0;
@@ -76,10 +85,26 @@ function showLevel(frame) {
   $("level-db").textContent = db < -99 ? "\u2212\u221e dBFS" : `${db.toFixed(0)} dBFS`;
 }
 
+function flush() {
+  // the pending frames as one message
+  if (pendingSamples === 0) return;
+  const message = new Float32Array(pendingSamples);
+  let at = 0;
+  for (const f of pending) {
+    message.set(f, at);
+    at += f.length;
+  }
+  pending = [];
+  pendingSamples = 0;
+  if (!ready) queued.push(message); // until the server is ready: nothing captured is lost
+  else if (ws.readyState === WebSocket.OPEN) send(message);
+}
+
 function onFrame(frame) {
   showLevel(frame);
-  if (!ready) queued.push(frame); // until the server is ready: nothing captured is lost
-  else if (ws.readyState === WebSocket.OPEN) send(frame);
+  pending.push(frame);
+  pendingSamples += frame.length;
+  if (pendingSamples >= messageSamples) flush();
 }
 
 function noteLatency(decoded) {
@@ -150,6 +175,7 @@ function onMessage(event) {
 
 async function stopCapture() {
   if (node) node.port.onmessage = null;
+  if (ws && ready) flush(); // what was captured goes out before the stop message
   if (media) media.getTracks().forEach((t) => t.stop());
   if (ctx) await ctx.close();
   node = null;
@@ -165,6 +191,8 @@ async function start() {
   $("partial").textContent = "";
   ready = false;
   queued = [];
+  pending = [];
+  pendingSamples = 0;
   sentEnds = [];
   sentTimes = [];
   samplesSent = 0;
@@ -180,10 +208,19 @@ async function start() {
       },
     });
     await listMicrophones(); // device names are visible once access is granted
-    ctx = new AudioContext();
+    const health = await (await fetch("/healthz")).json();
+    try {
+      ctx = new AudioContext({ sampleRate: health.model_sample_rate });
+    } catch (err) {
+      // a browser that will not run a context at that rate: its own rate, which the server resamples
+      console.warn(`AudioContext at ${health.model_sample_rate} Hz refused (${err}); the server resamples`);
+      ctx = new AudioContext();
+    }
     await ctx.audioWorklet.addModule("/static/worklet.js");
     state.sampleRate = ctx.sampleRate;
-    $("rate").textContent = `${ctx.sampleRate} Hz`;
+    state.messageMs = ctx.sampleRate === health.model_sample_rate ? health.chunk_ms : FRAME_MS;
+    messageSamples = Math.round((ctx.sampleRate * state.messageMs) / 1000);
+    $("rate").textContent = `${ctx.sampleRate} Hz, ${state.messageMs} ms messages`;
     node = new AudioWorkletNode(ctx, "capture", {
       processorOptions: { frameSamples: Math.round((ctx.sampleRate * FRAME_MS) / 1000) },
     });

@@ -60,7 +60,8 @@ def error_codes(messages: list[dict]) -> list[str]:
 
 @pytest.mark.parametrize(
     ("rate", "fmt", "frame_ms", "realtime"),
-    [(16000, "s16le", 20, True), (44100, "f32le", 37, False), (22050, "s16le", 160, False)],
+    [(16000, "s16le", 20, True), (44100, "f32le", 37, False), (22050, "s16le", 160, False),
+     (16000, "s16le", None, False), (48000, "f32le", None, False)],  # None: as the client chooses (message_ms)
 )
 def test_transcript_equals_the_recognizers_own(band_model, speech, rate, fmt, frame_ms, realtime):
     audio = speech if rate == SAMPLE_RATE else soxr.resample(speech, SAMPLE_RATE, rate).astype(np.float32)
@@ -78,6 +79,8 @@ def test_transcript_equals_the_recognizers_own(band_model, speech, rate, fmt, fr
         "audio_received": pytest.approx(len(speech) / 16000, abs=0.01),
     }
     assert out.close_code == proto.CLOSE_NORMAL and not out.errors
+    if frame_ms is None:  # one model chunk per message at the model's rate; 20 ms frames where the server resamples
+        assert out.frame_ms == (out.messages[0]["chunk_ms"] if rate == SAMPLE_RATE else 20.0)
     for final in out.finals:  # word times and confidences; the endpoint rule
         assert [w["text"] for w in final["words"]] == final["text"].split()
         assert all(final["start"] <= w["start"] <= w["end"] <= final["end"] for w in final["words"])
