@@ -120,6 +120,7 @@ async def _healthz(request: web.Request) -> web.Response:
         "device": str(rec.device),
         "model_sample_rate": rec.sample_rate,
         "chunk_ms": config.chunk_ms,
+        "lookahead_ms": engine.lookahead_ms,
     }
     return web.json_response(body, status=503 if stopping else 200)
 

@@ -81,6 +81,18 @@ def message_ms(ready: dict[str, Any], sample_rate: int) -> float:
     return RESAMPLED_FRAME_MS
 
 
+def message_ends(n: int, sample_rate: int, frame_ms: float, *, lead_ms: float = 0.0) -> list[int]:
+    """Where each message ends, in samples of ``n``: the first after ``frame_ms + lead_ms``, then every
+    ``frame_ms``. With one chunk per message, ``lead_ms`` = the ready message's ``lookahead_ms`` makes each message
+    complete a chunk (chunk k needs k * chunk_ms + lookahead_ms of audio); without it every chunk would wait for
+    the next message."""
+    if n <= 0:
+        return []
+    step = max(1, int(round(sample_rate * frame_ms / 1000.0)))
+    first = max(1, int(round(sample_rate * (frame_ms + lead_ms) / 1000.0)))
+    return [*range(first, n, step), n]  # the range stops short of n: the last message ends the audio
+
+
 async def stream_audio(
     url: str,
     samples: np.ndarray,
@@ -153,10 +165,11 @@ async def stream_audio(
             reply = await asyncio.wait_for(asyncio.shield(first), timeout)
             if reply.get("type") == "ready":
                 out.frame_ms = frame_ms if frame_ms is not None else message_ms(reply, sample_rate)
-                step = max(1, int(round(sample_rate * out.frame_ms / 1000.0)))
+                chunked = frame_ms is None and out.frame_ms == reply.get("chunk_ms")
+                ends = message_ends(len(samples), sample_rate, out.frame_ms,
+                                    lead_ms=float(reply.get("lookahead_ms", 0.0)) if chunked else 0.0)  # fmt: skip
                 t0 = time.monotonic()
-                for begin in range(0, len(samples), step):
-                    stop_at = min(begin + step, len(samples))
+                for begin, stop_at in zip([0, *ends[:-1]], ends):
                     if vanish_after is not None and begin / sample_rate >= vanish_after:
                         _drop(ws)
                         out.vanished = True

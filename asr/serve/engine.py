@@ -167,6 +167,9 @@ class Engine:
         self._frame_seconds = rec.seconds_per_frame
         self._chunk_seconds = rec.config.chunk_frames * rec.bundle.features.frame_shift_ms / 1000.0
         self._num_frames: Callable[[int], int] = rec.bundle.features.num_frames
+        feats = rec.bundle.features
+        # audio past a chunk's end its last feature frame needs (the window's overhang: 15 ms for 25 / 10 ms frames)
+        self.lookahead_ms = round(1000.0 * (feats.window_length - feats.hop_length) / feats.sample_rate, 3)
 
     # -- the event loop's side ---------------------------------------------------------------------------
     @property
@@ -205,6 +208,7 @@ class Engine:
                 stream_id=session.id,
                 model_rate=self.recognizer.sample_rate,
                 chunk_ms=self.config.chunk_ms,
+                lookahead_ms=self.lookahead_ms,
                 limits=self.limits(),
             )
         )

@@ -139,13 +139,18 @@ def decode_audio(data: bytes, fmt: str) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ messages
 
 
-def ready_message(*, stream_id: int, model_rate: int, chunk_ms: int, limits: dict[str, Any]) -> dict[str, Any]:
+def ready_message(
+    *, stream_id: int, model_rate: int, chunk_ms: int, lookahead_ms: float, limits: dict[str, Any]
+) -> dict[str, Any]:
+    """``lookahead_ms``: audio past a chunk's end that its last feature frame needs (the analysis window's
+    overhang): chunk k is whole once k * chunk_ms + lookahead_ms of audio is in."""
     return {
         "type": "ready",
         "protocol": PROTOCOL_VERSION,
         "stream_id": stream_id,
         "model_sample_rate": model_rate,
         "chunk_ms": chunk_ms,
+        "lookahead_ms": lookahead_ms,
         "limits": limits,
     }
 

@@ -35,6 +35,8 @@ let queued = []; // frames captured before the server said "ready"
 let pending = []; // captured frames not yet sent (they make up one message)
 let pendingSamples = 0;
 let messageSamples = 0; // samples per message
+let capturedSamples = 0; // samples captured since Start
+let nextSendAt = 0; // captured samples at which the pending frames go out: the first chunk needs the lookahead too
 let sentEnds = []; // seconds of audio sent after each frame
 let sentTimes = []; // performance.now() when each frame was sent
 let samplesSent = 0;
@@ -104,7 +106,11 @@ function onFrame(frame) {
   showLevel(frame);
   pending.push(frame);
   pendingSamples += frame.length;
-  if (pendingSamples >= messageSamples) flush();
+  capturedSamples += frame.length;
+  if (capturedSamples >= nextSendAt) {
+    flush();
+    while (nextSendAt <= capturedSamples) nextSendAt += messageSamples;
+  }
 }
 
 function noteLatency(decoded) {
@@ -220,6 +226,10 @@ async function start() {
     state.sampleRate = ctx.sampleRate;
     state.messageMs = ctx.sampleRate === health.model_sample_rate ? health.chunk_ms : FRAME_MS;
     messageSamples = Math.round((ctx.sampleRate * state.messageMs) / 1000);
+    // one chunk per message: the first also carries the lookahead (chunk k is whole at k chunks + lookahead)
+    const leadMs = state.messageMs === health.chunk_ms ? health.lookahead_ms || 0 : 0;
+    capturedSamples = 0;
+    nextSendAt = messageSamples + Math.round((ctx.sampleRate * leadMs) / 1000);
     $("rate").textContent = `${ctx.sampleRate} Hz, ${state.messageMs} ms messages`;
     node = new AudioWorkletNode(ctx, "capture", {
       processorOptions: { frameSamples: Math.round((ctx.sampleRate * FRAME_MS) / 1000) },

@@ -14,7 +14,7 @@ import pytest
 
 from asr.serve import protocol as proto
 from asr.serve.app import TokenBucket, _host_name
-from asr.serve.client import encode_frame, percentiles
+from asr.serve.client import encode_frame, message_ends, message_ms, percentiles
 from asr.serve.config import ServeConfig, is_loopback
 from asr.serve.engine import Engine, Message, Outbox, Session, _Update
 from asr.serve.metrics import Metrics, parse_metrics
@@ -173,6 +173,31 @@ def test_chunk_bookkeeping_matches_the_recognizer(band_model, speech):
         engine._results(session)
         assert session.chunks * 4 == session.stream.progress.decoder.frame  # 16 fbank frames = 4 model frames
     assert session.chunks == band_model.features.num_frames(len(speech)) // 16
+
+
+def test_one_chunk_per_message_with_the_lookahead_completes_a_chunk_per_message(band_model):
+    """A client at the model's rate sends chunk_ms + lookahead_ms first and chunk_ms after (message_ends): after
+    message k the engine counts exactly k + 1 whole chunks; without the lead each message would leave its chunk
+    15 ms short, to be finished by the next one."""
+
+    async def main():
+        rec = Recognizer(band_model, device="cpu", config=recognizer_config(band_model, 160))
+        engine = Engine(rec, config=ServeConfig())
+        session = engine.open(proto.StartRequest(16000, "s16le"), Outbox(8, engine.metrics))
+        return engine, session, json.loads((await session.outbox.get())[1])
+
+    engine, session, ready = asyncio.run(main())
+    assert ready["chunk_ms"] == 160 and ready["lookahead_ms"] == 15.0  # the 25 ms window's overhang past 10 ms
+    assert message_ms(ready, 16000) == 160 and message_ms(ready, 48000) == 20.0
+    n = 16000 * 3
+    ends = message_ends(n, 16000, 160, lead_ms=ready["lookahead_ms"])
+    assert ends[:3] == [2800, 5360, 7920] and ends[-1] == n
+    for k, end in enumerate(ends[:-1]):
+        assert engine._chunks_in(dataclasses.replace(session, samples_in=end)) == k + 1
+        assert engine._chunks_in(dataclasses.replace(session, samples_in=end - 1)) == k  # not a sample early
+    plain = message_ends(n, 16000, 160)  # no lead: chunk k is whole only after message k + 1
+    assert [engine._chunks_in(dataclasses.replace(session, samples_in=e)) for e in plain[:3]] == [0, 1, 2]
+    assert message_ends(0, 16000, 160) == [] and message_ends(100, 16000, 160) == [100]
 
 
 def test_token_bucket():

@@ -286,6 +286,7 @@ def test_healthz_metrics_and_the_page_are_served(band_model, speech):
         missing = run(get(server.url + "static/../config.py"))
     assert status == 200 and json.loads(body) == {
         "status": "ok", "streams": 0, "max_streams": 64, "device": "cpu", "model_sample_rate": 16000, "chunk_ms": 160,
+        "lookahead_ms": 15.0,
     }  # fmt: skip
     assert m_status == 200 and m_headers["Content-Type"].startswith("text/plain; version=0.0.4")
     values = parse_metrics(m_body)
