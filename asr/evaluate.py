@@ -81,17 +81,19 @@ def _hyp_text(bundle: AsrModel, text: str, lm: LMDecoder | None = None) -> str:
     return text if _phone_output(bundle, lm) else normalize_text(text)
 
 
-def _timestamps(bundle: AsrModel, hyp) -> dict:
+def _timestamps(bundle: AsrModel, hyp, end: float) -> dict:
+    """Token (and word) times in seconds, none past ``end`` (the audio's length: a last phone may come out in the
+    tail padding's frames, after the audio that held it)."""
     spf = bundle.seconds_per_frame
+    sec = lambda f: round(min(f * spf, end), 3)  # noqa: E731
     stamps = {
         "tokens": bundle.tokenizer.decode_tokens(hyp.tokens),
-        "times": [round(f * spf, 3) for f in hyp.frames],
+        "times": [sec(f) for f in hyp.frames],
         "confidences": [round(c, 4) for c in hyp.confidences],
     }
     if hyp.words is not None:
         stamps["words"] = [
-            {"word": w.text, "start": round(w.start * spf, 3), "end": round(w.end * spf, 3),
-             "confidence": round(w.confidence, 4)}
+            {"word": w.text, "start": sec(w.start), "end": sec(w.end), "confidence": round(w.confidence, 4)}
             for w in hyp.words
         ]
     return stamps
@@ -126,7 +128,7 @@ def _full_log_probs(bundle: AsrModel, utterances: Sequence[Utterance], max_batch
                 bar.update(1)
                 continue
             t0 = time.perf_counter()
-            feats = bundle.featurize(samples)
+            feats = bundle.featurize_utterance(samples)
             spent += time.perf_counter() - t0
             n = max(longest, feats.shape[0]) * (len(batch_feats) + 1)
             if batch_feats and n > max_batch_frames:
@@ -177,7 +179,7 @@ def evaluate_batch(
             hyp = bundle.decode(lp, beam=beam) if lm is None else lm.decode(lp)
             compute += seconds + time.perf_counter() - t0
             hyps[utt_id] = _hyp_text(bundle, hyp.text(bundle.tokenizer), lm)
-            stamps[utt_id] = _timestamps(bundle, hyp)
+            stamps[utt_id] = _timestamps(bundle, hyp, utt_audio)
     else:
         from asr.streaming import EndpointConfig, Recognizer, RecognizerConfig
         from asr.streaming.feed import chunk_frames_covering, stream_samples

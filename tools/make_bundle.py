@@ -391,9 +391,14 @@ def _digest(*paths: Path, length: int = 10) -> str:
 
 
 def _dev_key() -> str:
-    """realspeech-dev's manifest: the set is rebuilt on every fresh machine (its pseudo-label checks can admit a
-    slightly different set), so scores are cached and compared per version of it."""
-    return _digest(REAL_DEV)
+    """realspeech-dev's manifest and the decoding that every cached score depends on beyond the model and LM: the
+    set is rebuilt on every fresh machine (its pseudo-label checks can admit a slightly different set), and the
+    tail padding (asr.pipeline.TAIL_PADDING_SECONDS) changes what any model reads; scores are cached and compared
+    per version of both."""
+    from asr.pipeline import TAIL_PADDING_SECONDS
+
+    key = _digest(REAL_DEV)
+    return key if TAIL_PADDING_SECONDS == 0 else f"{key}-tp{round(1000 * TAIL_PADDING_SECONDS)}"
 
 
 def _lm_key(folder: Path = ASSETS / "model") -> str:

@@ -77,21 +77,22 @@ def _file_log_probs(bundle, path: Path) -> tuple[Any, float]:
     return bundle.utterance_log_probs(samples), samples.shape[0] / sr
 
 
-def _transcribe_offline(bundle, log_probs, *, beam: int, lm=None) -> dict[str, Any]:
-    """One file's full-utterance log-probs -> text, (words,) tokens with times and confidences."""
+def _transcribe_offline(bundle, log_probs, *, beam: int, lm=None, duration: float) -> dict[str, Any]:
+    """One file's full-utterance log-probs -> text, (words,) tokens with times and confidences; no time past
+    ``duration`` (a last phone may come out in the tail padding's frames, after the audio that held it)."""
     hyp = bundle.decode(log_probs, beam=beam) if lm is None else lm.decode(log_probs)
     text = hyp.text(bundle.tokenizer)
     spf = bundle.seconds_per_frame
+    sec = lambda f: round(min(f * spf, duration), 3)  # noqa: E731
     out: dict[str, Any] = {"text": text}
     if hyp.words is not None:
         out["words"] = [
-            {"word": w.text, "start": round(w.start * spf, 3), "end": round(w.end * spf, 3),
-             "confidence": round(w.confidence, 4)}
+            {"word": w.text, "start": sec(w.start), "end": sec(w.end), "confidence": round(w.confidence, 4)}
             for w in hyp.words
         ]
     out.update(
         tokens=bundle.tokenizer.decode_tokens(hyp.tokens),
-        times=[round(f * spf, 3) for f in hyp.frames],
+        times=[sec(f) for f in hyp.frames],
         confidences=[round(float(c), 4) for c in hyp.confidences],
     )
     return out
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             log_probs, seconds = _file_log_probs(bundle, path)
-            out = _transcribe_offline(bundle, log_probs, beam=prefix_beam(args), lm=lm)
+            out = _transcribe_offline(bundle, log_probs, beam=prefix_beam(args), lm=lm, duration=seconds)
         except ValueError as exc:  # unreadable audio (asr.audio.AudioError), too long for a bidirectional model
             print(f"asr transcribe: {path}: {exc}", file=sys.stderr)
             status = 1

@@ -162,6 +162,7 @@ class Stream:
         self.finished = False
         self.closed = False
         self.samples_received = 0  # at the model's rate
+        self.audio_samples = 0  # the same and the resampler's last output: the audio's length (not the padding)
         self.log_probs: list[torch.Tensor] = []  # [n, V] per step, only with RecognizerConfig.keep_log_probs
 
     @property
@@ -214,13 +215,20 @@ class Stream:
         if x.numel():
             self._queued.append(x)
             self.samples_received += x.numel()
+            self.audio_samples += x.numel()
 
     def input_finished(self) -> None:
-        """No more audio: the next decode() flushes what is left and finalises the last segment."""
-        if self._resampler is not None and not self.finished:
+        """No more audio: the next decode() flushes what is left, with the tail padding
+        (:data:`asr.pipeline.TAIL_PADDING_SECONDS` of silence, as full-utterance decoding has), and finalises the
+        last segment."""
+        if self.finished:
+            return
+        if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if tail.size:
                 self._queued.append(torch.from_numpy(tail.copy()))
+                self.audio_samples += tail.size
+        self._queued.append(self._recognizer.bundle.tail_padding())  # not counted as received audio
         self.finished = True
 
     # -- output -----------------------------------------------------------------------------------------
@@ -382,13 +390,15 @@ class Recognizer:
             return self.lm.best(decoder)
         return decoder.best()
 
-    def timed_words(self, hyp: Hypothesis) -> tuple[TimedWord, ...]:
-        """A lexicon decoder's words of ``hyp`` with their times in seconds (empty for other decoders)."""
+    def timed_words(self, hyp: Hypothesis, *, end: float = float("inf")) -> tuple[TimedWord, ...]:
+        """A lexicon decoder's words of ``hyp`` with their times in seconds, none past ``end`` (empty for other
+        decoders)."""
         spf = self.seconds_per_frame
         return tuple(
-            TimedWord(w.text, round(w.start * spf, 3), round(w.end * spf, 3), round(w.confidence, 4))
+            TimedWord(w.text, round(min(w.start * spf, end), 3), round(min(w.end * spf, end), 3),
+                      round(w.confidence, 4))
             for w in hyp.words or ()
-        )
+        )  # fmt: skip
 
     def initial_state(self) -> StreamState:
         decoder = self._new_decoder(0)
@@ -542,19 +552,21 @@ class Recognizer:
         # An LM search ends here: its final hypothesis has the LM's end-of-sentence score
         hyp = self.lm.finish(st.decoder) if isinstance(st.decoder, LMDecoderState) else self.best_hypothesis(st.decoder)
         spf = self.seconds_per_frame
+        # the last segment's frames run into the tail padding: no time past the audio's end
+        end = s.audio_samples / self.sample_rate if rule == "input_finished" else float("inf")
         produced = False
         if hyp.words if hyp.words is not None else hyp.tokens:
             tok = self.bundle.tokenizer
             s.finals.append(
                 Segment(
                     text=hyp.text(tok),
-                    start=round(st.segment_start * spf, 3),
-                    end=round(frame * spf, 3),
+                    start=round(min(st.segment_start * spf, end), 3),
+                    end=round(min(frame * spf, end), 3),
                     tokens=tuple(tok.decode_tokens(hyp.tokens)),
-                    token_times=tuple(round(f * spf, 3) for f in hyp.frames),
+                    token_times=tuple(round(min(f * spf, end), 3) for f in hyp.frames),
                     confidences=hyp.confidences,
                     endpoint=rule,
-                    words=self.timed_words(hyp),
+                    words=self.timed_words(hyp, end=end),
                 )
             )
             produced = True

@@ -1,12 +1,12 @@
-"""Whole-utterance decoding of any length (issue 15): audio under one model frame gives an empty result (as
-streaming does), long audio runs in bounded pieces with the same numbers, a bidirectional model refuses what it
-cannot hold; and the device is checked before a model is read."""
+"""Whole-utterance decoding of any length (issue 15): audio under one model frame decodes as streaming does, long
+audio runs in bounded pieces with the same numbers, a bidirectional model refuses what it cannot hold; the tail
+padding adds frames after the audio only; and the device is checked before a model is read."""
 
 import pytest
 import torch
 
 from asr.decoding import beam_search, greedy_search
-from asr.pipeline import load_asr_model, resolve_device, save_asr_model
+from asr.pipeline import TAIL_PADDING_SECONDS, load_asr_model, resolve_device, save_asr_model
 from asr.streaming import EndpointConfig, Recognizer
 from tests.asr.streaming import conftest as _streaming
 from tests.asr.streaming.conftest import make_bundle
@@ -15,14 +15,14 @@ bundle, audio = _streaming.bundle, _streaming.audio  # the streaming tests' fixt
 
 
 @pytest.mark.parametrize("n", [0, 1, 160, 399, 400, 560, 880])  # 0-3 feature frames; 880 samples = 4 frames
-def test_audio_under_one_model_frame_decodes_to_nothing(bundle, n):
+def test_audio_under_one_model_frame_decodes_like_streaming(bundle, n):
+    """However short the audio, the tail padding (TAIL_PADDING_SECONDS of silence) follows it in both forms."""
     samples = 0.1 * torch.randn(n, generator=torch.Generator().manual_seed(n)) if n else torch.zeros(0)
     lp = bundle.utterance_log_probs(samples)
-    frames = bundle.features.num_frames(n) // 4
+    frames = bundle.features.num_frames(n + int(TAIL_PADDING_SECONDS * 16000)) // 4
     assert lp.shape == (frames, bundle.tokenizer.vocab_size)
     if n:  # (validate_waveform refuses 0 samples before they get here in the commands)
         text, hyp = bundle.transcribe(samples)
-        assert (text == "") == (frames == 0)
         rec = Recognizer(bundle, device="cpu", endpoint=EndpointConfig(enabled=False))
         s = rec.create_stream()
         s.accept_waveform(samples, 16000)
@@ -94,3 +94,18 @@ def test_transcribe_reads_and_decodes_a_long_file_in_blocks(tmp_path, monkeypatc
     monkeypatch.setattr(asr.pipeline, "LONG_SECONDS", 1.0)
     assert main(["transcribe", "--model", str(model), str(wav)]) == 0
     assert capsys.readouterr().out == whole == "CABDADACDC\n" and len(blocks) > 3
+
+
+def test_tail_padding_only_adds_frames_after_the_audio(bundle, audio):
+    """A causal model's full-utterance output with the tail padding begins with its output without it, frame for
+    frame: the padding adds frames after the audio (where a last phone still comes out) and changes none before."""
+    assert bundle.model.config.causal
+    feats = bundle.featurize(audio)
+    plain, n = bundle.log_probs(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
+    plain = plain[0, : int(n[0])].float()
+    padded = bundle.utterance_log_probs(audio)
+    extra = bundle.features.num_frames(audio.numel() + int(TAIL_PADDING_SECONDS * 16000)) // 4 - plain.shape[0]
+    assert extra >= 4 and padded.shape[0] == plain.shape[0] + extra  # 0.2 s: 5 model frames of 40 ms
+    torch.testing.assert_close(padded[: plain.shape[0]], plain, rtol=1e-5, atol=1e-5)
+    a, b = greedy_search(plain).tokens, greedy_search(padded).tokens
+    assert b[: len(a)] == a  # greedy text can only grow at its end

@@ -172,3 +172,18 @@ def test_the_sentence_condition_allows_one_standard_error():
     assert abs(se - (0.7681 * 0.2319 / 207) ** 0.5) < 1e-12 and 0.028 < se < 0.03
     assert tool._noise({"wer": 1.3, "words": 10, "utterances": 2}) == 0.0  # WER above 1: clipped, no allowance
     assert tool._noise({"wer": float("nan"), "words": 0, "utterances": 0}) == 0.0
+
+
+def test_cached_scores_are_keyed_by_the_dev_set_and_the_tail_padding(tmp_path, monkeypatch):
+    import asr.pipeline
+
+    tool = load_tool("make_bundle")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    (tmp_path / tool.REAL_DEV).parent.mkdir(parents=True)
+    (tmp_path / tool.REAL_DEV).write_text('{"id": "a"}\n')
+    key = tool._dev_key()
+    assert key.endswith(f"-tp{round(1000 * asr.pipeline.TAIL_PADDING_SECONDS)}")  # scores decoded with the padding
+    monkeypatch.setattr(asr.pipeline, "TAIL_PADDING_SECONDS", 0.0)
+    assert tool._dev_key() == key.split("-tp")[0] and "-" not in tool._dev_key()  # the keys of before
+    (tmp_path / tool.REAL_DEV).write_text('{"id": "b"}\n')
+    assert tool._dev_key() != key.split("-tp")[0]

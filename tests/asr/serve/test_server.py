@@ -113,7 +113,7 @@ def test_concurrent_streams_share_steps_and_each_gets_its_own_transcript(band_mo
 
 
 def test_max_streams_refuses_with_a_clear_message_and_the_others_carry_on(band_model, speech):
-    speech = speech[: int(2.8 * SAMPLE_RATE)]  # CAB and its pause
+    speech = speech[: int(2.6 * SAMPLE_RATE)]  # CAB and its pause (DAD starts at 2.75 s)
     expected = recognizer_finals(band_model, speech, SAMPLE_RATE)
     config = ServeConfig(**{**TEST_CONFIG.__dict__, "max_streams": 2})
 
@@ -192,7 +192,7 @@ def test_a_stream_past_its_duration_limit_gets_its_finals_then_an_error(band_mod
 
 def test_an_idle_stream_is_finished_and_closed(band_model, speech):
     config = ServeConfig(**{**TEST_CONFIG.__dict__, "idle_timeout_s": 0.5})
-    first = speech[: int(2.8 * SAMPLE_RATE)]  # CAB and its pause
+    first = speech[: int(2.6 * SAMPLE_RATE)]  # CAB and its pause (DAD starts at 2.75 s)
     with running_server(band_model, config) as server:
         messages, code = run(exchange(server.ws_url, START16, encode_frame(first, "s16le"), 2.0))
         silent, silent_code = run(exchange(server.ws_url, 1.5))  # connected, never started
@@ -218,7 +218,7 @@ def test_a_client_over_its_rate_is_stopped(band_model, speech, limits, frame_ms,
 
 
 def test_a_vanished_client_frees_its_stream_and_the_others_carry_on(band_model, speech):
-    speech = speech[: int(2.8 * SAMPLE_RATE)]  # CAB and its pause
+    speech = speech[: int(2.6 * SAMPLE_RATE)]  # CAB and its pause (DAD starts at 2.75 s)
     expected = recognizer_finals(band_model, speech, SAMPLE_RATE)
 
     async def main(url):
@@ -237,7 +237,7 @@ def test_a_vanished_client_frees_its_stream_and_the_others_carry_on(band_model, 
 
 def test_token_origin_and_host_checks(band_model, speech):
     config = ServeConfig(**{**TEST_CONFIG.__dict__, "token": "s3cret"})
-    clip = speech[: int(2.8 * SAMPLE_RATE)]  # CAB and its pause
+    clip = speech[: int(2.6 * SAMPLE_RATE)]  # CAB and its pause (DAD starts at 2.75 s)
 
     async def handshake(url, headers):
         async with aiohttp.ClientSession() as http:

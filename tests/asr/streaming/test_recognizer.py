@@ -11,7 +11,7 @@ NO_ENDPOINT = EndpointConfig(enabled=False)
 
 
 def _full_log_probs(bundle, samples):
-    feats = bundle.featurize(samples)
+    feats = bundle.featurize_utterance(samples)  # the whole utterance, its tail padding included
     lp, n = bundle.log_probs(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
     return lp[0, : int(n[0])]
 

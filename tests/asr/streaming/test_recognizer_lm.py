@@ -42,10 +42,11 @@ def test_streamed_lm_transcript_equals_full_utterance(bundle, audio, lm, sizes):
     (segment,) = s.result.finals
     assert segment.words, "the test needs some words to compare"
     assert segment.text == full.text(lm.tokenizer)
-    spf = bundle.seconds_per_frame
+    spf, end = bundle.seconds_per_frame, audio.numel() / 16000  # no time past the audio (the tail padding's frames)
     assert [(w.text, w.start, w.end) for w in segment.words] == [
-        (w.text, round(w.start * spf, 3), round(w.end * spf, 3)) for w in full.words
+        (w.text, round(min(w.start * spf, end), 3), round(min(w.end * spf, end), 3)) for w in full.words
     ]
+    assert segment.end == round(end, 3) and max(w.end for w in segment.words) <= end
     # the stream's own log-probs, decoded in one go: the same hypothesis to the last confidence
     again = lm.decode(torch.cat(s.log_probs))
     assert segment.confidences == again.confidences
@@ -74,11 +75,15 @@ def test_partials_come_from_the_search_and_finals_reset_it(bundle, audio, lm):
     assert any(partials)
     lp = torch.cat(s.log_probs)
     spf = bundle.seconds_per_frame
+    assert finals[-1].end == round(audio.numel() / 16000, 3)  # the last one ends where the audio does
     for seg in finals:  # each final = a fresh search over exactly its segment's frames
         a, b = round(seg.start / spf), round(seg.end / spf)
+        if seg.endpoint == "input_finished":
+            b = lp.shape[0]  # its frames run on into the tail padding
         hyp = lm.decode(lp[a:b])
         assert seg.text == hyp.text(lm.tokenizer)
-        assert [w.start for w in seg.words] == [round((w.start + a) * spf, 3) for w in hyp.words]
+        end = seg.end if seg.endpoint == "input_finished" else float("inf")  # no time past the audio's end
+        assert [w.start for w in seg.words] == [round(min((w.start + a) * spf, end), 3) for w in hyp.words]
 
 
 def test_batched_streams_each_run_their_own_search(bundle, audio, lm):
