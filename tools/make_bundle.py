@@ -639,14 +639,17 @@ def _scores(s: dict) -> str:
 
 
 def _model_card(bundle, figures: dict) -> str:
+    from asr.pipeline import TAIL_PADDING_SECONDS
+
     cfg = bundle.model.config
     kind = bundle.tokenizer.kind
     units, spelled = UNITS[kind]
     phone = kind == "phone"
     greedy_note = ", which prints phone strings, not words" if phone else ""
     phase_note = (
-        "; the phone phase `recipes/synth/targets_phone.yaml` (from scratch) then `recipes/synth/phones_world.yaml` "
-        "(phase 2's data, phone targets), in bf16 autocast" if phone else ""
+        "; the phone phases `recipes/synth/targets_phone.yaml` (from scratch), `recipes/synth/phones_world.yaml` "
+        "(phase 2's data, phone targets) and `recipes/synth/phones_real.yaml` (twice the real recordings' share), "
+        "in bf16 autocast" if phone else ""
     )  # fmt: skip
     per_note = "; PER: phone error rate" if phone else ""
     lm = json.loads((ASSETS / "model" / "lm.json").read_text())
@@ -699,7 +702,10 @@ CMVN statistics and the filterbank settings.
 
 ## Figures (one CPU thread; WER / CER in %{per_note}; stream = 160 ms chunks through the streaming recognizer)
 LM: {lm['build']['estimator']}, order {lm['order']}, {lm['lexicon_words']} words; decoder weights
-lm_weight {lm['decoder']['lm_weight']}, word_score {lm['decoder']['word_score']} (tuned on dev sets).
+lm_weight {lm['decoder']['lm_weight']}, word_score {lm['decoder']['word_score']} (tuned on dev sets). Every input is
+followed by {TAIL_PADDING_SECONDS:g} s of silence before its last frames are decoded
+(`asr.pipeline.TAIL_PADDING_SECONDS`, full and streaming alike), so the last phones of audio cut right after a word
+come out.
 
 | set | decoder | utts | full WER / CER | stream WER / CER | stream real-time factor |
 |---|---|---|---|---|---|
@@ -711,7 +717,7 @@ Where stream and full differ, the audio is not at 16 kHz: the full pass resample
 resamples chunk by chunk (soxr's streaming resampler), and a near-tie in one frame goes the other way.
 
 ## Limits
-Trained on CPUs for a few CPU-hours on synthetic speech and ~15 minutes of game voices: read the error rates
+Trained on CPUs for a few CPU-hours on synthetic speech and ~18 minutes of game voices: read the error rates
 above before relying on it; train a LibriSpeech recipe (`recipes/librispeech/`) for real-world use.
 
 ## Licences
