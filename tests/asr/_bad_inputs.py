@@ -233,7 +233,8 @@ FAULT_CASES: list[Case] = [
          proof="tests/asr/test_evaluate.py::test_stream_mode_resamples_in_the_stream_like_transcribe_stream"),
     Case("distill-config", "asr train", "distill.weight > 0 without distill.teacher, or a teacher store made for "
          "other tokens (a character run)", "a non-zero exit naming the problem (the setting, or the store and its "
-         "tokens) before any step", proof="tests/asr/train/test_train_distill.py::test_a_distilling_run_adds_weight_times_kl_to_ctc"),
+         "tokens) before any step",
+         proof="tests/asr/train/test_train_distill.py::test_a_distilling_run_adds_weight_times_kl_to_ctc"),
     Case("teacher-store", "tools/teacher_posteriors.py / asr train", "a store folder that is missing, empty, "
          "mixes teacher setups or was made for other tokens; an interrupted store run",
          "an error naming the folder or shard; a rerun makes only the utterances no shard holds",
