@@ -145,3 +145,24 @@ def test_distill_loss_is_kl_per_utterance_with_its_gradient():
     same = torch.log(torch.tensor(target[None].astype(np.float64)).clamp_min(1e-30))
     zero, _ = distill_loss(same, [(target.astype(np.float32), np.ones(4, dtype=bool))])
     assert abs(zero.item()) < 1e-6
+
+
+def test_measure_delay_finds_where_the_student_follows_the_teacher(tmp_path):
+    """tools/teacher_posteriors.py --measure-delay on the bundled real clips with the bundled phone model: a row per
+    delay, the best the lowest KL, and a causal student that emits at most a few frames after hama."""
+    import json
+
+    from tests.tools import load_tool
+
+    tool = load_tool("teacher_posteriors")
+    out = tmp_path / "delay"
+    argv = ["--measure-delay", "--data", str(REPO / "asr/assets/audio/real.jsonl"), "--out", str(out),
+            "--max-delay", "4", "--max-utterances", "6", "--no-progress"]  # fmt: skip
+    assert tool.main(argv) == 0
+    report = json.loads((out / "delay.json").read_text())
+    rows = report["rows"]
+    assert [r["delay_frames"] for r in rows] == [0, 1, 2, 3, 4] and report["utterances"] == 6
+    assert all(np.isfinite(r["kl_per_frame"]) and 0 <= r["argmax_agreement"] <= 1 and r["frames"] > 0 for r in rows)
+    best = min(rows, key=lambda r: r["kl_per_frame"])
+    assert report["best_delay_frames"] == best["delay_frames"] <= 2
+    assert rows[0]["frames"] > rows[4]["frames"]  # a delay leaves the first frames without a target
