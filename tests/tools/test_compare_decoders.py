@@ -27,8 +27,11 @@ def test_phone_model_rows_are_scored_in_phones_then_words(tmp_path):
     got = {r["decoder"]: r for r in json.loads(out.read_text())["rows"]}
     assert list(got) == ["greedy", "prefix beam 4", "lexicon, no LM", "lexicon + LM"]
     assert [got[d]["unit"] for d in got] == ["phone", "phone", "word", "word"]
-    for r in got.values():
-        assert r["stream_equals_full"] == 3 and r["stream_wer"] == r["full_wer"]
+    for d in ("greedy", "prefix beam 4", "lexicon + LM"):
+        assert got[d]["stream_equals_full"] == 3 and got[d]["stream_wer"] == got[d]["full_wer"]
+    # (the lexicon without an LM is left out: a phone lexicon's homophones tie exactly without LM scores, and the
+    # chunked and whole-utterance encoder outputs differ in their last bits, so it may break ties either way:
+    # docs/results.md section 3)
     # the greedy PER is jiwer's over phone strings: the reference's CMUdict phones
     from asr.data.sources import load_utterances
     from asr.evaluate import evaluate_batch, phone_reference
