@@ -76,7 +76,7 @@ def _latencies(timeline: list[tuple[float, list[str]]], final: list[str], ends: 
     return first, stable
 
 
-def _stream_set(bundle, utterances, *, lm, beam: int, chunk_ms: float):
+def _stream_set(bundle, utterances, *, lm, beam: int, chunk_ms: float, phones: bool = False):
     """Each utterance through a Recognizer: hypotheses, compute seconds, partial timelines and word ends."""
     from asr.streaming import EndpointConfig, Recognizer
 
@@ -102,7 +102,6 @@ def _stream_set(bundle, utterances, *, lm, beam: int, chunk_ms: float):
         result = stream.result
         final = result.text.split()
         timeline.append((samples.shape[0] / sr, final))
-        phones = bundle.tokenizer.kind == "phone" and (lm is None or lm.mode == "lexicon-free")
         f, s = _latencies(timeline, final, _word_ends(result, bundle.seconds_per_frame, phones=phones))
         first += f
         stable += s
@@ -171,11 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         refs = {u.id: normalize_text(u.text) for u in utterances}
         for name, opts in decoders.items():
             full = evaluate_batch(bundle, utterances, mode="full", progress=False, **opts)
-            hyps, compute, first, stable = _stream_set(bundle, utterances, chunk_ms=args.chunk_ms, **opts)
-            ids = [u.id for u in utterances]
             # a phone model without a lexicon writes phones: scored as asr eval scores them, PER against the
             # references' CMUdict phones (the "wer" fields then hold the PER, "cer" is NaN)
             phones = full.unit == "phone"
+            hyps, compute, first, stable = _stream_set(bundle, utterances, chunk_ms=args.chunk_ms, phones=phones,
+                                                       **opts)  # fmt: skip
+            ids = [u.id for u in utterances]
             if phones:
                 ref = [phone_reference(bundle.tokenizer, refs[i]) for i in ids]
                 out = [hyps[i] for i in ids]

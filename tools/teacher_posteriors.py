@@ -137,7 +137,7 @@ def measure_delay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from asr.data.sources import load_utterances
-    from asr.distill.loss import student_targets
+    from asr.distill.loss import distill_loss, student_targets
     from asr.distill.teacher import FRAME_SECONDS, HamaTeacher
     from asr.pipeline import load_asr_model, resolve_model_path
 
@@ -162,10 +162,10 @@ def measure_delay(args: argparse.Namespace) -> int:
                 t_lp, student.shape[0], frame_seconds=bundle.seconds_per_frame, teacher_frame_seconds=FRAME_SECONDS,
                 delay_frames=d, blank=blank,
             )  # fmt: skip
-            t, s = target[mask].astype(np.float64), student[mask]
-            kl[d] += float((np.where(t > 0, t * np.log(np.maximum(t, 1e-30)), 0.0) - t * s).sum())
-            agree[d] += int((t.argmax(1) == s.argmax(1)).sum())
-            frames[d] += int(mask.sum())
+            loss, n = distill_loss(torch.from_numpy(student)[None], [(target, mask)])  # the trainer's KL term
+            kl[d] += float(loss)
+            agree[d] += int((target[mask].argmax(1) == student[mask].argmax(1)).sum())
+            frames[d] += n
     rows = [{"delay_frames": d, "delay_ms": round(1000 * d * bundle.seconds_per_frame),
              "kl_per_frame": kl[d] / max(frames[d], 1), "argmax_agreement": agree[d] / max(frames[d], 1),
              "frames": frames[d]} for d in delays]  # fmt: skip
