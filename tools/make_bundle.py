@@ -40,7 +40,9 @@ Steps (in order):
    data, CMUdict phone targets, warm-started from runs/targets-phone: ``recipes/synth/targets_phone.yaml``, 5
    epochs from scratch), then ``recipes/synth/phones_real.yaml`` in runs/phones2 (twice the real share), from
    phones1's best realspeech-dev epoch, or from the committed bundle when it is a phone model and phones1 is not
-   on disk; each resumed with the init_from it started with.
+   on disk; then ``recipes/synth/phones_distill.yaml`` in runs/phones-distill (distillation from hama's phone
+   posteriors, after tools/teacher_posteriors.py makes the teacher store data/teacher/hama) from a copy of the
+   committed phone bundle; each resumed with the init_from it started with.
 9. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
    weights for the installed model on the dev sets only.
 10. ``audio``  - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
@@ -82,6 +84,9 @@ RUN3_INIT = Path("runs/world3.init.safetensors")  # the committed bundle when ph
 # the phone phases (step ``phones``)
 PHONES0, PHONES1, PHONES2 = Path("runs/targets-phone"), Path("runs/phones1"), Path("runs/phones2")
 PHONES2_INIT = Path("runs/phones2.init.safetensors")  # a copy of the committed phone bundle (no phones1 here)
+PHONES3 = Path("runs/phones-distill")  # phones_real.yaml + distillation from hama (recipes/synth/phones_distill.yaml)
+PHONES3_INIT = Path("runs/phones-distill.init.safetensors")  # a copy of the committed phone bundle when it started
+TEACHER = Path("data/teacher/hama")  # hama's phone posteriors of every training utterance (teacher_posteriors.py)
 CANDIDATE = Path("runs/bundle-candidate.safetensors")
 REAL_DEV, REAL_TEST = REAL / "realspeech-dev.jsonl", REAL / "realspeech-test.jsonl"
 LEGACY = REAL / "realspeech.jsonl"
@@ -231,6 +236,27 @@ def step_phones(args: argparse.Namespace) -> None:
         shutil.copyfile(MODEL, ROOT / PHONES2_INIT)  # the bundle may be replaced while the run goes on
         init = str(PHONES2_INIT)
     _train("recipes/synth/phones_real.yaml", PHONES2, f"init_from={init}")
+    _phones_distill()
+
+
+def _phones_distill() -> None:
+    """Phase 3 of the phone runs: recipes/synth/phones_distill.yaml in runs/phones-distill (CTC plus a KL term
+    toward hama's phone posteriors), from a copy of the committed phone bundle made when it starts. The teacher
+    store comes first; tools/teacher_posteriors.py makes only what is missing (~30 min on 2 cores from nothing)."""
+    if _bundle_kind() != "phone" and not (ROOT / PHONES3).is_dir():
+        print(f"{PHONES3} waits: it starts from the committed bundle, which is not a phone model yet")
+        return
+    if (ROOT / PHONES3 / "final.safetensors").is_file():
+        print(f"trained already: {PHONES3 / 'final.safetensors'}")
+        return
+    _sh([PY, "tools/teacher_posteriors.py", "--data", str(MANIFESTS / "synth_train_all.jsonl"), "--data",
+         str(REAL / "realspeech-train.jsonl"), "--out", str(TEACHER), "--model", "phone", "--jobs", "2"])  # fmt: skip
+    if (ROOT / PHONES3).is_dir():
+        init = _recorded_init(PHONES3)
+    else:
+        shutil.copyfile(MODEL, ROOT / PHONES3_INIT)  # the bundle may be replaced while the run goes on
+        init = str(PHONES3_INIT)
+    _train("recipes/synth/phones_distill.yaml", PHONES3, f"init_from={init}")
 
 
 def _best_dev_epoch(run: Path) -> Path:
@@ -247,7 +273,7 @@ def _best_dev_epoch(run: Path) -> Path:
     return run / "checkpoints" / f"epoch-{int(best['epoch']):03d}.safetensors"
 
 
-SELECTION_ORDER = (PHONES2, PHONES1, RUN3, RUN2)  # newest phase first
+SELECTION_ORDER = (PHONES3, PHONES2, PHONES1, RUN3, RUN2)  # newest phase first
 
 
 def _selection_run(args: argparse.Namespace | None = None) -> Path:
@@ -267,7 +293,7 @@ def step_curve(args: argparse.Namespace) -> None:
     docs/learning_curve_phones.csv (greedy PER, and realspeech-dev in words through the lexicon + LM)."""
     common = ["--data", f"realspeech-dev={REAL_DEV}", "--data", f"synth-dev={CLEAN / 'dev'}"]
     runs = [r for r in (RUN1, RUN2, RUN3) if (ROOT / r / "checkpoints").is_dir()]  # the character runs
-    phone_runs = [r for r in (PHONES0, PHONES1, PHONES2) if (ROOT / r / "checkpoints").is_dir()]
+    phone_runs = [r for r in (PHONES0, PHONES1, PHONES2, PHONES3) if (ROOT / r / "checkpoints").is_dir()]
     if not runs and not phone_runs:
         print("no runs on disk: nothing to add to the learning curves")
         return

@@ -131,26 +131,45 @@ def test_the_second_phone_phase_starts_from_the_first_ones_best_dev_epoch(tmp_pa
     # step phones: phones1 resumed (its recorded start), then phones2 from that epoch
     (run / "config.yaml").write_text("init_from: runs/start.safetensors\n")
     (tmp_path / "runs" / "start.safetensors").write_bytes(b"x")
-    calls = []
+    calls, commands = [], []
     monkeypatch.setattr(tool, "_train", lambda recipe, run, *o: calls.append((recipe, str(run), *o)))
+    monkeypatch.setattr(tool, "_sh", lambda cmd: commands.append(cmd))
     monkeypatch.setattr(tool, "_bundle_kind", lambda: "phone")
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(b"bundle")
+    monkeypatch.setattr(tool, "MODEL", model)
     tool.step_phones(None)
     assert calls == [
         ("recipes/synth/phones_world.yaml", "runs/phones1", "init_from=runs/start.safetensors"),
         ("recipes/synth/phones_real.yaml", "runs/phones2", "init_from=runs/phones1/checkpoints/epoch-003.safetensors"),
+        ("recipes/synth/phones_distill.yaml", "runs/phones-distill", "init_from=runs/phones-distill.init.safetensors"),
     ]
+    # the distillation phase makes (or completes) the teacher store first, then starts from a copy of the bundle
+    assert len(commands) == 1 and commands[0][1] == "tools/teacher_posteriors.py"
+    assert commands[0][commands[0].index("--out") + 1] == "data/teacher/hama"
+    assert (tmp_path / tool.PHONES3_INIT).read_bytes() == b"bundle"
     # a fresh machine with a phone bundle: no phones1, phones2 from a copy of the bundle
     import shutil
 
     shutil.rmtree(tmp_path / "runs")
     (tmp_path / "runs").mkdir()
-    model = tmp_path / "model.safetensors"
-    model.write_bytes(b"bundle")
-    monkeypatch.setattr(tool, "MODEL", model)
     calls.clear()
     tool.step_phones(None)
-    assert calls == [("recipes/synth/phones_real.yaml", "runs/phones2", "init_from=runs/phones2.init.safetensors")]
+    assert calls[0] == ("recipes/synth/phones_real.yaml", "runs/phones2", "init_from=runs/phones2.init.safetensors")
     assert (tmp_path / tool.PHONES2_INIT).read_bytes() == b"bundle"
+    # a resumed distillation run keeps the start it recorded, even after the bundle changed
+    (tmp_path / "runs" / "phones-distill").mkdir()
+    start = "runs/phones-distill.init.safetensors"
+    (tmp_path / "runs" / "phones-distill" / "config.yaml").write_text(f"init_from: {start}\n")
+    model.write_bytes(b"newer bundle")
+    calls.clear()
+    tool.step_phones(None)
+    assert calls[-1][-1] == "init_from=runs/phones-distill.init.safetensors"
+    assert (tmp_path / tool.PHONES3_INIT).read_bytes() == b"bundle"
+    (tmp_path / "runs" / "phones2" / "checkpoints").mkdir(parents=True)
+    assert tool._selection_run() == tool.PHONES2  # the distillation run has no checkpoint yet
+    (tmp_path / "runs" / "phones-distill" / "checkpoints").mkdir()
+    assert tool._selection_run() == tool.PHONES3
 
 
 def test_sentence_wer_counts_only_utterances_of_four_words_or_more(tmp_path, monkeypatch):
