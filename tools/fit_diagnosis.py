@@ -13,7 +13,9 @@ greedy CER (normalised text, jiwer).
 
 How to read it: train-clean close to dev-clean means the model does not overfit (more steps or more capacity,
 not more data, is what it needs); world well above clean measures what the augmentation asks of it; real well above
-synthetic measures the domain gap. Writes ``OUT/fit.json`` and prints the table.
+synthetic measures the domain gap. A phone model's cells are phone error rates (still under the key ``cer``, with
+``unit: phone``). Utterances are decoded as training sees them: without the tail padding ``asr eval`` adds. Writes
+``OUT/fit.json`` and prints the table.
 """
 
 from __future__ import annotations
@@ -42,12 +44,15 @@ def _sets(config) -> dict[str, str]:
 
 
 def _cell(bundle, data, indices, *, augment, augmenter, seed: int, batch: int) -> dict:
-    """Summed CTC loss, target tokens and greedy char errors over ``indices`` of ``data``."""
+    """Summed CTC loss, target tokens and greedy errors over ``indices`` of ``data``: characters of the normalised
+    text, or for a phone model phones (PER, the reference spelled as ``asr eval`` spells it)."""
     from asr.decoding import greedy_search
+    from asr.evaluate import phone_reference
     from asr.scoring import score_corpus
     from asr.text.normalize import normalize_text
 
     model, tok = bundle.model, bundle.tokenizer
+    phones = tok.kind == "phone"
     loss_sum, tokens, refs, hyps = 0.0, 0, [], []
     gen = torch.Generator().manual_seed(seed)
     for start in range(0, len(indices), batch):
@@ -66,12 +71,14 @@ def _cell(bundle, data, indices, *, augment, augmenter, seed: int, batch: int) -
         by_id = {u.id: u for u in (data.utterances[i] for i in part)}
         for row, utt_id in enumerate(b.ids):
             hyp = tok.decode(greedy_search(lp[row, : int(n[row])].float()).tokens)
-            refs.append(normalize_text(by_id[utt_id].text))
-            hyps.append(normalize_text(hyp))
-    counts, _ = score_corpus([str(i) for i in range(len(refs))], refs, hyps, unit="char")
+            text = by_id[utt_id].text
+            refs.append(phone_reference(tok, text) if phones else normalize_text(text))
+            hyps.append(hyp if phones else normalize_text(hyp))
+    counts, _ = score_corpus([str(i) for i in range(len(refs))], refs, hyps, unit="word" if phones else "char")
     return {
         "utterances": len(refs),
         "loss_per_token": loss_sum / max(tokens, 1),
+        "unit": "phone" if phones else "char",
         "cer": counts.errors / max(counts.ref_len, 1),
     }
 
@@ -129,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "run": args.run, "utterances_per_set": args.utterances, "sets": results}
     (out / "fit.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"{'set':<12} {'clean loss/tok':>15} {'clean CER':>10} {'world loss/tok':>15} {'world CER':>10}"]
+    rate = "PER" if bundle.tokenizer.kind == "phone" else "CER"
+    lines = [f"{'set':<12} {'clean loss/tok':>15} {'clean ' + rate:>10} {'world loss/tok':>15} {'world ' + rate:>10}"]
     for name, r in results.items():
         c, w = r["clean"], r["world"]
         lines.append(

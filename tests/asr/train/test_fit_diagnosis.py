@@ -58,3 +58,28 @@ def test_fit_diagnosis_matches_the_model_utterance_by_utterance(tiny_run, tiny_c
     assert dev["world"]["loss_per_token"] != dev["clean"]["loss_per_token"]
     assert fd.main([*argv, "--out", str(tmp_path / "b")]) == 0
     assert json.loads((tmp_path / "b" / "fit.json").read_text())["sets"] == report["sets"]
+
+
+def test_a_phone_model_is_scored_in_phones(tiny_corpus, tmp_path, capsys):
+    """A phone run's cells are phone error rates against the references' CMUdict phones, as ``asr eval`` scores a
+    phone model's greedy output."""
+    from _train_helpers import train_argv
+
+    from asr.cli import main as cli_main
+    from asr.evaluate import phone_reference
+
+    run = tmp_path / "run"
+    assert cli_main(train_argv(tiny_corpus, run, "data.tokenizer=phone", "max_steps=2")) == 0
+    model = run / "final.safetensors"
+    assert fd.main(["--model", str(model), "--run", str(run), "--utterances", "6", "--out", str(tmp_path / "o")]) == 0
+    assert "clean PER" in capsys.readouterr().out
+    dev = json.loads((tmp_path / "o" / "fit.json").read_text())["sets"]["synth-dev"]["clean"]
+    assert dev["unit"] == "phone"
+    bundle = load_asr_model(model)
+    refs, hyps = [], []
+    for u in load_utterances(tiny_corpus["dev"]):
+        feats = bundle.featurize(u.load_audio(target_sr=bundle.features.sample_rate))
+        lp, n = bundle.log_probs(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))
+        refs.append(phone_reference(bundle.tokenizer, u.text))
+        hyps.append(bundle.tokenizer.decode(greedy_search(lp[0, : int(n[0])]).tokens))
+    assert abs(dev["cer"] - jiwer.wer(refs, hyps)) < 1e-9
