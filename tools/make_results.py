@@ -181,16 +181,17 @@ def section_fit() -> str:
     if not reports:
         return _missing("runs/fit/<name>/fit.json", "tools/fit_diagnosis.py --model M --run RUN --out runs/fit/<name>")
     lines = [
-        "| model | set | clean loss / token | clean CER | world loss / token | world CER |",
+        "| model | set | clean loss / token | clean CER (PER) | world loss / token | world CER (PER) |",
         "|---|---|---|---|---|---|",
     ]
     for path in reports:
         r = json.loads(path.read_text())
         for name, cells in r["sets"].items():
             c, w = cells["clean"], cells["world"]
+            unit = "PER " if c.get("unit") == "phone" else ""  # a phone model's rates are phone error rates
             lines.append(
-                f"| `{r['model']}` | {name} ({c['utterances']}) | {c['loss_per_token']:.3f} | {_pct(c['cer'])} | "
-                f"{w['loss_per_token']:.3f} | {_pct(w['cer'])} |"
+                f"| `{r['model']}` | {name} ({c['utterances']}) | {c['loss_per_token']:.3f} | {unit}{_pct(c['cer'])} | "
+                f"{w['loss_per_token']:.3f} | {unit}{_pct(w['cer'])} |"
             )
     return "\n".join(lines)
 
