@@ -32,7 +32,9 @@ History: run folders do not outlive the machine, the curve must. ``--history doc
 holds every row scored so far; rows of runs no longer on disk are kept as they are, a row scored again replaces
 the one of the same run and epoch, and ``--write-history`` writes the merged rows back. A run whose predecessor is
 only in the history continues from the highest CPU-hours the history gives the runs before it (the checkpoint it
-was warm-started from, as make_bundle's phases do).
+was warm-started from, as make_bundle's phases do). ``--start RUN=EARLIER:EPOCH`` says that RUN was warm-started
+from EARLIER's epoch EPOCH (on disk or in the history): its CPU time continues from that row's, not from the total
+of the runs before it (a phase that starts from an earlier epoch than the last one trained).
 """
 
 from __future__ import annotations
@@ -131,10 +133,12 @@ def curve(
     out: Path,
     history: list[dict] | None = None,
     decoders: dict[str, tuple[str, ...]] | None = None,
+    starts: dict[str, tuple[str, int]] | None = None,
 ) -> list[dict]:
     """Rows for every scored epoch checkpoint of ``runs``. With ``history``, a run's CPU time starts from the
     highest CPU-hours of the history rows of runs before it, when no run before it is on disk. ``decoders``: the
-    ``asr eval`` decoder options of the sets not decoded greedily (by name)."""
+    ``asr eval`` decoder options of the sets not decoded greedily (by name). ``starts``: run name -> (earlier
+    run, epoch) it was warm-started from; its CPU time continues from that row's."""
     decoders = decoders or {}
     rows: list[dict] = []
     previous_total = 0.0
@@ -147,6 +151,8 @@ def curve(
             before = history_order[: history_order.index(run.name)] if run.name in history_order else history_order
             earlier = [r["cpu_hours"] for r in history if r["run"] in before and r["run"] not in on_disk]
             previous_total = 3600 * max(earlier, default=0.0)
+        if starts and run.name in starts:
+            previous_total = 3600 * _start_hours(run.name, starts[run.name], rows + history)
         series = cpu_seconds_by_step(_rows(run / "metrics.csv"))
         dev = {int(r["epoch"]): int(r["step"]) for r in _rows(run / "dev.csv")}
         for ckpt in sorted((run / "checkpoints").glob("epoch-*.safetensors")):
@@ -166,6 +172,15 @@ def curve(
     return rows
 
 
+def _start_hours(run: str, start: tuple[str, int], rows: list[dict]) -> float:
+    """The CPU-hours of the row ``start`` (run, epoch) a warm-started ``run`` continues from."""
+    found = [r["cpu_hours"] for r in rows if r["run"] == start[0] and int(r["epoch"]) == start[1]]
+    if not found:
+        raise SystemExit(f"--start {run}={start[0]}:{start[1]}: no row of {start[0]} epoch {start[1]} on disk or in "
+                         "the history (give the earlier run first)")  # fmt: skip
+    return float(found[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, action="append", required=True, help="a run folder (repeat, in order)")
@@ -178,7 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lm-beam", type=int, help="fixed beam for the --lm-data sets (default: the LM folder's)")
     ap.add_argument("--history", type=Path, help="CSV of the rows scored before (docs/learning_curve.csv)")
     ap.add_argument("--write-history", action="store_true", help="write the merged rows back to --history")
+    ap.add_argument("--start", action="append", default=[], metavar="RUN=EARLIER:EPOCH",
+                    help="RUN was warm-started from EARLIER's epoch EPOCH (repeat)")  # fmt: skip
     args = ap.parse_args(argv)
+    starts: dict[str, tuple[str, int]] = {}
+    for item in args.start:
+        run_name, _, point = item.partition("=")
+        earlier, _, epoch = point.rpartition(":")
+        if not run_name or not earlier or not epoch.isdigit():
+            ap.error(f"--start {item!r}: expected RUN=EARLIER:EPOCH")
+        starts[run_name] = (earlier, int(epoch))
     if args.write_history and not args.history:
         ap.error("--write-history needs --history FILE")
     sets, decoders = {}, {}
@@ -209,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"{args.history} has the sets {', '.join(history_sets)}; --data gives {', '.join(sets)}")
     elif args.history and not args.write_history:
         ap.error(f"--history {args.history}: no such file")
-    rows = merge(history, curve(args.run, sets, args.out, history, decoders))
+    rows = merge(history, curve(args.run, sets, args.out, history, decoders, starts))
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"sets": sets, "rows": rows, "decoders": {k: list(v) for k, v in decoders.items()}}
     (args.out / "curve.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -301,6 +301,7 @@ def step_curve(args: argparse.Namespace) -> None:
         _sh([PY, "tools/learning_curve.py", "--out", "runs/curve", "--history", CURVE_HISTORY, "--write-history",
              *common, *[a for r in runs for a in ("--run", str(r))]])  # fmt: skip
     if phone_runs:
+        starts = [f"--start={r.name}={a}:{e}" for r in phone_runs if (point := _start_point(r)) for a, e in [point]]
         first = sorted((ROOT / phone_runs[0] / "checkpoints").glob("epoch-*.safetensors"))
         if not first:
             print(f"{phone_runs[0]} has no epoch checkpoint yet: the phone curve waits")
@@ -309,7 +310,38 @@ def step_curve(args: argparse.Namespace) -> None:
         _sh([PY, "tools/learning_curve.py", "--out", "runs/curve-phones", "--history", PHONE_CURVE_HISTORY,
              "--write-history", *common, "--lm-data", f"realspeech-dev+lm={REAL_DEV}", "--lm", str(lm),
              "--lm-weight", CURVE_LM_WEIGHTS[0], "--word-score", CURVE_LM_WEIGHTS[1], "--lm-beam", CURVE_LM_WEIGHTS[2],
-             *[a for r in phone_runs for a in ("--run", str(r))]])  # fmt: skip
+             *starts, *[a for r in phone_runs for a in ("--run", str(r))]])  # fmt: skip
+
+
+_EPOCH_PATH = re.compile(r"^runs/([^/]+)/checkpoints/epoch-(\d+)\.safetensors$")
+
+
+def _start_point(run: Path) -> tuple[str, int] | None:
+    """(run, epoch) a phase was warm-started from, for the learning curve's CPU-hours: its recorded init_from when
+    that is an epoch checkpoint; for a copy of the bundle, the checkpoint install recorded in the bundle
+    (``source``), or else the run whose recorded init_from the bundle's training config shares, at the bundle's
+    epoch. None when it cannot be told (the curve then continues from the runs before it)."""
+    import yaml
+
+    config = ROOT / run / "config.yaml"
+    init = yaml.safe_load(config.read_text()).get("init_from") if config.is_file() else None
+    if not init:
+        return None
+    if m := _EPOCH_PATH.match(init):
+        return m.group(1), int(m.group(2))
+    if not (ROOT / init).is_file():
+        return None
+    from asr.pipeline import load_asr_model
+
+    extra = load_asr_model(ROOT / init).extra
+    if m := _EPOCH_PATH.match(str(extra.get("source", ""))):
+        return m.group(1), int(m.group(2))
+    started_from, epoch = (extra.get("train_config") or {}).get("init_from"), (extra.get("position") or {}).get("epoch")
+    for other in sorted((ROOT / "runs").glob("*/config.yaml")):
+        if started_from and epoch and other.parent.name != run.name:
+            if yaml.safe_load(other.read_text()).get("init_from") == started_from:
+                return other.parent.name, int(epoch)
+    return None
 
 
 def _eval(
@@ -540,7 +572,8 @@ def step_install(args: argparse.Namespace) -> None:
     candidate = load_asr_model(ROOT / CANDIDATE)  # refuses a broken file before it is shipped
     # float16 weights: half the bytes of the 25 MiB budget (realspeech-dev greedy WER 125.14 against 125.27 for
     # float32 with phase 3's epoch 3), the checks below say what it changes for this model
-    save_asr_model(MODEL, candidate, weights_dtype=SHIPPED_WEIGHTS)
+    source = json.loads((ROOT / CANDIDATE).with_suffix(".json").read_text())["source"]
+    save_asr_model(MODEL, candidate, weights_dtype=SHIPPED_WEIGHTS, extra={"source": source})  # where it came from
     shipped = load_asr_model(MODEL)
     same, worst = 0, 0.0
     manifests = sorted((ASSETS / "audio").glob("*.jsonl"))

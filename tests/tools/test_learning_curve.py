@@ -179,3 +179,22 @@ def test_the_lm_sets_can_fix_the_beam_too(tmp_path, monkeypatch):
             "1", "--word-score", "-2", "--lm-beam", "32", "--out", str(tmp_path / "o")]  # fmt: skip
     assert lc.main(args) == 0
     assert decoders[1] == ("--lm", "LMF", "--lm-weight", "1.0", "--word-score", "-2.0", "--beam", "32")
+
+
+def test_a_run_started_from_an_earlier_epoch_continues_from_that_epoch(tmp_path, monkeypatch, capsys):
+    """A phase warm-started from epoch 1 of a run that trained 2 epochs: its CPU time continues from epoch 1's, not
+    from the whole earlier run's; the start may be a row of the history too."""
+    first = _fake_run(tmp_path, "a", {1: 10, 2: 20}, [(10, 1800.0), (20, 3600.0)])
+    second = _fake_run(tmp_path, "b", {1: 5}, [(5, 720.0)])
+    monkeypatch.setattr(lc, "_evaluate", lambda model, data, out, decoder=("--no-lm",): {"wer": 0.5, "cer": 0.25})
+    rows = lc.curve([first, second], {"dev": "d.jsonl"}, tmp_path / "out", starts={"b": ("a", 1)})
+    assert [(r["run"], r["epoch"], r["cpu_hours"]) for r in rows] == [("a", 1, 0.5), ("a", 2, 1.0), ("b", 1, 0.7)]
+    history = [{"run": "a", "epoch": 1, "step": 10, "cpu_hours": 0.25}, {"run": "a", "epoch": 2, "step": 20,
+                                                                          "cpu_hours": 2.0}]  # fmt: skip
+    rows = lc.curve([second], {"dev": "d.jsonl"}, tmp_path / "out", history, starts={"b": ("a", 1)})
+    assert [(r["run"], r["cpu_hours"]) for r in rows] == [("b", 0.45)]
+    with pytest.raises(SystemExit, match="no row of a epoch 3"):
+        lc.curve([second], {"dev": "d.jsonl"}, tmp_path / "out", history, starts={"b": ("a", 3)})
+    with pytest.raises(SystemExit):
+        lc.main(["--run", str(second), "--data", "dev=d.jsonl", "--start", "b=a", "--out", str(tmp_path / "o")])
+    assert "expected RUN=EARLIER:EPOCH" in capsys.readouterr().err

@@ -206,3 +206,29 @@ def test_cached_scores_are_keyed_by_the_dev_set_and_the_tail_padding(tmp_path, m
     assert tool._dev_key() == key.split("-tp")[0] and "-" not in tool._dev_key()  # the keys of before
     (tmp_path / tool.REAL_DEV).write_text('{"id": "b"}\n')
     assert tool._dev_key() != key.split("-tp")[0]
+
+
+def test_the_start_point_of_a_phase_for_the_learning_curve(tmp_path, monkeypatch):
+    """Where a phase's CPU-hours continue from: its recorded epoch checkpoint, or for a copy of the bundle the
+    checkpoint the bundle came from (recorded at install, or found through its training config)."""
+    import asr.pipeline
+
+    tool = load_tool("make_bundle")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+
+    def run(name, init):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "config.yaml").write_text(f"init_from: {init}\n")
+        return Path("runs") / name
+
+    assert tool._start_point(run("p2", "runs/p1/checkpoints/epoch-009.safetensors")) == ("p1", 9)
+    distill = run("d", "runs/d.init.safetensors")
+    assert tool._start_point(distill) is None  # the copy is gone: nothing to tell
+    (tmp_path / "runs" / "d.init.safetensors").write_bytes(b"x")
+    extra = {"source": "runs/p2/checkpoints/epoch-003.safetensors"}
+    monkeypatch.setattr(asr.pipeline, "load_asr_model", lambda path: type("M", (), {"extra": extra})())
+    assert tool._start_point(distill) == ("p2", 3)
+    extra = {"train_config": {"init_from": "runs/p1/checkpoints/epoch-009.safetensors"}, "position": {"epoch": 3}}
+    assert tool._start_point(distill) == ("p2", 3)  # a bundle installed before install recorded its source
+    extra = {}
+    assert tool._start_point(distill) is None
