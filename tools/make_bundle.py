@@ -365,8 +365,12 @@ def _eval(
 # the two dev sets, this many utterances of each, this grid. select compares the committed model and the
 # candidate each at the weights this tuning gives it.
 TUNE_UTTERANCES = 250
-TUNE_LM_WEIGHTS = "0.75,1,1.5,2"  # 2: a phone model's lexicon has more homophones, and leans on the LM more
-TUNE_WORD_SCORES = "-3,-2,-1"
+TUNE_LM_WEIGHTS = "1,1.5,2"  # 2: a phone model's lexicon has more homophones, and leans on the LM more
+TUNE_WORD_SCORES = "-4,-3,-2"
+# The blank penalty (session 25): phones2's epoch 3 at (1.5, -3) read realspeech-dev at WER / CER 67.3 / 37.4 with
+# none and 63.6 / 32.4 with 2 (beam 96); the distilled phones-distill epoch 2, whose phones are spread over frames at
+# 0.5-0.9, 78.5 / 50.7 against 69.8 / 39.2. 0.75 and -1 were dropped to keep the grid's size (36 settings).
+TUNE_BLANK_PENALTIES = "0,1,2,3"
 # The mean of the two sets' WERs (tune_lm's default): pooled, synth-dev's long sentences (~3x realspeech-dev's words
 # in 250 utterances) chose the weights; a phone candidate tuned so read realspeech-dev at WER 94.2 against 86.6 at
 # the bundled (1, -2).
@@ -401,7 +405,8 @@ def _tuned_dev_score(model: Path, tag: str) -> dict:
     ``model`` (the grid above on synth-dev and realspeech-dev, the mean of their WERs, as the shipped weights are
     tuned): the summary, plus the weights."""
     lm = _lm_for(model)
-    settings = f"{TUNE_UTTERANCES}|{TUNE_LM_WEIGHTS}|{TUNE_WORD_SCORES}|{TUNE_CRITERION}|{TUNE_BEAM}"
+    spec = (TUNE_UTTERANCES, TUNE_LM_WEIGHTS, TUNE_WORD_SCORES, TUNE_BLANK_PENALTIES, TUNE_CRITERION, TUNE_BEAM)
+    settings = "|".join(map(str, spec))
     grid_key = hashlib.sha1(settings.encode()).hexdigest()[:6]
     folder = Path("runs/select") / _dev_key() / f"tuned-{tag}-lm{_lm_key(lm)}-grid{grid_key}"
     grid = ROOT / folder / "tune" / "grid.json"
@@ -409,12 +414,14 @@ def _tuned_dev_score(model: Path, tag: str) -> dict:
         _sh([PY, "tools/tune_lm.py", "--model", str(model), "--lm", str(lm),
              "--data", str(CLEAN / "dev"), "--data", str(REAL_DEV), "--max-utterances", str(TUNE_UTTERANCES),
              f"--lm-weights={TUNE_LM_WEIGHTS}", f"--word-scores={TUNE_WORD_SCORES}", "--criterion", TUNE_CRITERION,
-             "--beam", TUNE_BEAM,
+             f"--blank-penalties={TUNE_BLANK_PENALTIES}", "--beam", TUNE_BEAM,
              "--out", str(folder / "tune")])  # fmt: skip
     best = json.loads(grid.read_text())["best"]
-    weights = ("--lm-weight", str(best["lm_weight"]), "--word-score", str(best["word_score"]), "--beam", TUNE_BEAM)
+    penalty = best.get("blank_penalty", 0.0)
+    weights = ("--lm-weight", str(best["lm_weight"]), "--word-score", str(best["word_score"]),
+               "--blank-penalty", str(penalty), "--beam", TUNE_BEAM)  # fmt: skip
     summary = _eval(model, REAL_DEV, folder / "realspeech-dev", lm=lm, extra=weights)
-    tuned = {"lm_weight": best["lm_weight"], "word_score": best["word_score"]}
+    tuned = {"lm_weight": best["lm_weight"], "word_score": best["word_score"], "blank_penalty": penalty}
     return {**summary, "tuned": tuned, "sentences": _sentence_wer(folder / "realspeech-dev")}
 
 
@@ -468,7 +475,8 @@ def _lm_key(folder: Path = ASSETS / "model") -> str:
 def _bundled_weights() -> tuple[str, ...]:
     """The bundled LM's tuned decoder weights, and the beam candidates are judged at, as ``asr eval`` options."""
     decoder = json.loads((ASSETS / "model" / "lm.json").read_text())["decoder"]
-    return ("--lm-weight", str(decoder["lm_weight"]), "--word-score", str(decoder["word_score"]), "--beam", TUNE_BEAM)
+    return ("--lm-weight", str(decoder["lm_weight"]), "--word-score", str(decoder["word_score"]),
+            "--blank-penalty", str(decoder.get("blank_penalty", 0.0)), "--beam", TUNE_BEAM)  # fmt: skip
 
 
 def step_select(args: argparse.Namespace) -> None:

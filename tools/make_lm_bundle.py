@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-install", action="store_true", help="leave asr/assets/model as it is")
     parser.add_argument("--lm-weights", default="0.5,0.75,1,1.25,1.5,2")
     parser.add_argument("--word-scores", default="-2,-1.5,-1,-0.5,0")
+    parser.add_argument("--blank-penalties", default="0", help="blank penalties tried (0: none)")
     parser.add_argument("--beam", type=int, default=BEAM, help=f"decoder beam, recorded with the weights ({BEAM})")
     args = parser.parse_args(argv)
     if args.tune_only and args.no_tune:
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         tune = [sys.executable, "tools/tune_lm.py", "--lm", str(build_dir), "--out", str(build_dir / "tune"),
                 "--write", str(build_dir), "--max-utterances", str(args.dev_utterances), *model,
                 "--beam", str(args.beam),
-                f"--lm-weights={args.lm_weights}", f"--word-scores={args.word_scores}"]  # fmt: skip
+                f"--lm-weights={args.lm_weights}", f"--word-scores={args.word_scores}",
+                f"--blank-penalties={args.blank_penalties}"]  # fmt: skip
         for d in dev:
             tune += ["--data", d]
         _run(tune)

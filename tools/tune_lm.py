@@ -1,14 +1,16 @@
-"""Tune the LM decoder's weights on a dev set: a grid of LM weight x word score, the table printed and written.
+"""Tune the LM decoder's weights on a dev set: a grid of LM weight x word score (x blank penalty), the table printed
+and written.
 
     python tools/tune_lm.py --data data/synth_clean/dev --max-utterances 300 --out runs/lm/tune
     python tools/tune_lm.py --data DEV --lm runs/lm --write runs/lm        # record the best in runs/lm/lm.json
     python tools/tune_lm.py --data DEV --lm 4-gram.arpa.gz --lexicon lexicon.txt --model runs/ls
 
-One full-utterance forward of the set, then every (lm weight, word score) decoded from the same log-probs
+One full-utterance forward of the set, then every (lm weight, word score, blank penalty) decoded from the same log-probs
 (:func:`asr.evaluate.grid_search`); ``grid.json`` holds every row, best first (WER, then CER; with several
 ``--data`` sets, the mean of their WERs, so that a set of short real clips counts as much as one of long synthetic
-sentences; ``--criterion pooled`` ranks by the WER of all their utterances together). ``--write FOLDER``
-puts the best pair into that LM folder's ``lm.json`` (the defaults ``--lm FOLDER`` and the bundled model then use),
+sentences; ``--criterion pooled`` ranks by the WER of all their utterances together). ``--blank-penalties``
+(default: only the decoder's own) adds the blank penalty to the grid. ``--write FOLDER`` puts the best setting into
+that LM folder's ``lm.json`` (the defaults ``--lm FOLDER`` and the bundled model then use),
 with the set it was tuned on. Tune on dev sets only: the test sets are for reporting. ``--lm-weights 0`` tunes the
 lexicon-only mode (the LM weighted by 0 is the lexicon without an LM).
 """
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-utterances", type=int, help="use the first N utterances of each set")
     parser.add_argument("--lm-weights", default="0.25,0.5,0.75,1,1.5,2,3")
     parser.add_argument("--word-scores", default="-4,-3,-2,-1,0,1", help="write --word-scores=-2,-1,0 (leading minus)")
+    parser.add_argument("--blank-penalties", help="comma-separated blank penalties (default: the decoder's own)")
     parser.add_argument("--out", type=Path, required=True, help="folder for grid.json")
     parser.add_argument("--write", type=Path, metavar="LM_FOLDER", help="record the best pair in this lm.json")
     parser.add_argument("--threads", type=int, default=1)
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     weights = [float(x) for x in args.lm_weights.split(",")]
     scores = [float(x) for x in args.word_scores.split(",")]
+    penalties = None if args.blank_penalties is None else [float(x) for x in args.blank_penalties.split(",")]
     model_path = resolve_model_path(args.model)
     bundle = load_asr_model(model_path)
     lm = lm_decoder_from_args(args, bundle.tokenizer)
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         utterances += utts
         groups += [data] * len(utts)
     by_set = args.criterion == "mean" and len(args.data) > 1
-    rows = grid_search(bundle, utterances, lm, lm_weights=weights, word_scores=scores,
+    rows = grid_search(bundle, utterances, lm, lm_weights=weights, word_scores=scores, blank_penalties=penalties,
                        groups=groups if by_set else None)  # fmt: skip
     print(format_grid(rows))
     meta = {"model": str(model_path), "data": args.data, "utterances": len(utterances), "decoder": describe(lm),
@@ -81,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             **folder.get("decoder", {}),
             "lm_weight": best["lm_weight"],
             "word_score": best["word_score"],
+            "blank_penalty": best["blank_penalty"],
             "beam_size": lm.config.beam_size,
         }
         folder["tuning"] = {
@@ -91,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             "cer": round(best["cer"], 4),
             "criterion": meta["criterion"],
             **({"sets": best["sets"]} if by_set else {}),
-            "grid": {"lm_weights": weights, "word_scores": scores},
+            "grid": {"lm_weights": weights, "word_scores": scores,
+                     "blank_penalties": [lm.config.blank_penalty] if penalties is None else penalties},
         }
         write_lm_json(args.write, folder)
-        print(f"recorded lm_weight={best['lm_weight']} word_score={best['word_score']} in {path}")
+        print(f"recorded lm_weight={best['lm_weight']} word_score={best['word_score']} "
+              f"blank_penalty={best['blank_penalty']} in {path}")
     return 0
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -58,10 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the shell commands of audio given as 'cmd |' (Kaldi wav.scp form; they come from the data)",
     )
-    parser.add_argument("--grid", action="store_true", help="search --lm-weights x --word-scores (full mode)")
+    parser.add_argument(
+        "--grid", action="store_true", help="search --lm-weights x --word-scores [x --blank-penalties] (full mode)"
+    )
     parser.add_argument("--lm-weights", default="0.5,1,1.5,2,3", help="--grid: comma-separated LM weights")
     parser.add_argument(
         "--word-scores", default="-3,-2,-1,0,1", help="--grid: comma-separated word scores (--word-scores=-3,-1,0)"
+    )
+    parser.add_argument(
+        "--blank-penalties", default=None, help="--grid: comma-separated blank penalties (default: the decoder's own)"
     )
     from asr.commands.lm_options import add_lm_arguments
 
@@ -129,8 +135,9 @@ def _run(args: argparse.Namespace) -> int:
         from asr.evaluate import format_grid, grid_search, write_grid
 
         rows = grid_search(
-            bundle, utterances, lm, lm_weights=grid[0], word_scores=grid[1], progress=not args.no_progress
-        )
+            bundle, utterances, lm, lm_weights=grid[0], word_scores=grid[1], blank_penalties=grid[2],
+            progress=not args.no_progress,
+        )  # fmt: skip
         print(format_grid(rows))
         if args.out is not None:
             path = write_grid(args.out, rows, meta={"model": str(model_path), "data": str(args.data),
@@ -188,7 +195,7 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if nothing_scored else 0
 
 
-def _grid_values(args: argparse.Namespace) -> tuple[list[float], list[float]]:
+def _grid_values(args: argparse.Namespace) -> tuple[list[float], list[float], list[float] | None]:
     def floats(text: str, flag: str) -> list[float]:
         try:
             values = [float(x) for x in text.split(",") if x.strip()]
@@ -196,8 +203,11 @@ def _grid_values(args: argparse.Namespace) -> tuple[list[float], list[float]]:
             raise ValueError(f"{flag} must be comma-separated numbers, got {text!r}") from None
         if not values:
             raise ValueError(f"{flag} is empty")
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{flag} must be finite numbers, got {text!r}")
         return values
 
     if args.mode != "full":
         raise ValueError("--grid runs in full mode (one forward pass, every setting decoded from it)")
-    return floats(args.lm_weights, "--lm-weights"), floats(args.word_scores, "--word-scores")
+    penalties = None if args.blank_penalties is None else floats(args.blank_penalties, "--blank-penalties")
+    return floats(args.lm_weights, "--lm-weights"), floats(args.word_scores, "--word-scores"), penalties

@@ -3,7 +3,7 @@
     --lm PATH          an ARPA (.arpa, .arpa.gz) or KenLM binary file, or an LM folder ('asr lm build --out DIR')
     --lexicon FILE     the lexicon for --lm FILE (without it: lexicon-free, the LM must be over the model's tokens)
     --no-lm            no LM: greedy CTC (or prefix beam search with --beam N)
-    --lm-weight, --word-score, --unk-score, --beam-threshold, --beam    search options
+    --lm-weight, --word-score, --blank-penalty, --unk-score, --beam-threshold, --beam    search options
 
 Without --lm or --no-lm the bundled model (no --model) decodes with its bundled LM folder
 (``asr/assets/model/lm.json``, when installed); a model given with --model decodes greedily unless --lm is given
@@ -41,6 +41,10 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--lm-weight", type=float, help="weight of the LM's log10 probabilities")
     group.add_argument("--word-score", type=float, help="score added per word (negative: fewer, longer words)")
+    group.add_argument(
+        "--blank-penalty", type=float, help="subtracted from the blank's log posterior in every frame before the "
+        "search (more words from a model whose posteriors are not peaky; default from the LM folder, else 0)"
+    )
     group.add_argument("--unk-score", type=float, help="score of a word outside the lexicon (default: never)")
     group.add_argument("--beam-threshold", type=float, help="drop hypotheses this far below the best (log)")
 
@@ -50,6 +54,7 @@ def _options(args: argparse.Namespace) -> dict:
     for arg, field in (
         ("lm_weight", "lm_weight"),
         ("word_score", "word_score"),
+        ("blank_penalty", "blank_penalty"),
         ("unk_score", "unk_score"),
         ("beam_threshold", "beam_threshold"),
         ("beam", "beam_size"),
@@ -76,7 +81,7 @@ def lm_decoder_from_args(
     opts = _options(args)
     if args.beam is not None and args.beam < 1:
         raise ValueError(f"--beam must be >= 1, got {args.beam}")
-    for name in ("lm_weight", "word_score", "beam_threshold"):
+    for name in ("lm_weight", "word_score", "blank_penalty", "beam_threshold"):
         if name in opts and not math.isfinite(opts[name]):
             raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {opts[name]}")
     if args.no_lm:
@@ -114,7 +119,8 @@ def describe(decoder) -> str:
     c = decoder.config
     return (
         f"{c.mode} (lm {c.lm}, lexicon {c.lexicon}, lm_weight {c.lm_weight}, word_score {c.word_score}, "
-        f"beam {c.beam_size})"
+        + (f"blank_penalty {c.blank_penalty}, " if c.blank_penalty else "")
+        + f"beam {c.beam_size})"
     )
 
 

@@ -81,6 +81,10 @@ class LMDecoderConfig:
     word_score: float = 0.0  # added per word (lexicon modes), per token (lexicon-free) [wordScore]
     unk_score: float = float("-inf")  # score of a spelling outside the lexicon, as <unk>; -inf: never [unkScore]
     sil_score: float = 0.0  # added per frame of the silence token between words [silScore]
+    # subtracted from the blank's log posterior in every frame before the search: a model whose posteriors are not
+    # peaky (a distilled one spreads a phone over frames at 0.5-0.9) otherwise loses short words to the all-blank
+    # path; word times and confidences keep the model's own posteriors
+    blank_penalty: float = 0.0
     log_add: bool = False  # merge equal hypotheses by log-add (True) or max (False) [logAdd]
     commit_every: int = 50  # frames between commits of the history (see the module docstring)
     history_frames: int = 150  # frames of undecided history the search keeps at a commit (6 s at 40 ms)
@@ -92,7 +96,7 @@ class LMDecoderConfig:
             raise ValueError(f"beam sizes must be >= 1, got {self.beam_size}, {self.beam_size_token}")
         if not self.beam_threshold > 0:
             raise ValueError(f"beam_threshold must be > 0, got {self.beam_threshold}")
-        for name in ("lm_weight", "word_score", "sil_score"):
+        for name in ("lm_weight", "word_score", "sil_score", "blank_penalty"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
         if self.lm_weight < 0:
@@ -264,12 +268,17 @@ class LMDecoder:
             raise ValueError(f"log_probs must be [T, {self.vocab_size}], got {tuple(log_probs.shape)}")
         self._check_live(state)
         lp = log_probs.detach().to("cpu", torch.float32).contiguous()
+        scored = lp  # what the search sees
+        if self.config.blank_penalty:
+            scored = lp.clone()
+            scored[:, self.blank] -= self.config.blank_penalty
         every = self.config.commit_every
         done = 0
         while done < lp.shape[0]:
             to_boundary = every - (state.frame - state.start) % every
             piece = lp[done : done + to_boundary]
-            state.search.decoder.decode_step(piece.data_ptr(), piece.shape[0], piece.shape[1])
+            seen = scored[done : done + to_boundary]
+            state.search.decoder.decode_step(seen.data_ptr(), seen.shape[0], seen.shape[1])
             state.search.frames += piece.shape[0]
             state = dataclasses.replace(
                 state, frame=state.frame + piece.shape[0], log_probs=torch.cat([state.log_probs, piece])

@@ -43,3 +43,30 @@ def test_two_sets_are_ranked_by_the_mean_of_their_wers(tmp_path, capsys):
     # the same four settings: pooled WER per setting is the same whichever way the rows are ranked
     key = lambda r: (r["lm_weight"], r["word_score"])  # noqa: E731
     assert {key(r): r["wer"] for r in pooled["rows"]} == {key(r): r["wer"] for r in grid["rows"]}
+
+
+def test_the_blank_penalty_is_tuned_and_recorded_in_the_lm_folder(tmp_path):
+    """--blank-penalties adds an axis; --write records the best row's penalty in lm.json, which the folder's
+    decoder (what asr transcribe / live / eval use by default) then applies."""
+    from asr.lm.folder import folder_decoder, read_lm_folder
+    from asr.pipeline import load_asr_model, resolve_model_path
+
+    tokenizer = load_asr_model(resolve_model_path(None)).tokenizer
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    arpa, lexicon = tiny_lm(folder, tokenizer=tokenizer)
+    meta = {"format": 1, "lm": arpa.name, "lexicon": lexicon.name,
+            "tokenizer": {"kind": tokenizer.kind, "tokens": list(tokenizer.tokens)},
+            "decoder": {"lm_weight": 1.0, "word_score": -1.0}}  # fmt: skip
+    (folder / "lm.json").write_text(json.dumps(meta))
+    tool = load_tool("tune_lm")
+    argv = ["--data", str(AUDIO / "real.jsonl"), "--max-utterances", "3", "--lm", str(folder), "--lm-weights", "1",
+            "--word-scores=-1", "--blank-penalties", "0,1.5", "--out", str(tmp_path / "t"), "--write", str(folder)]
+    assert tool.main(argv) == 0
+    grid = json.loads((tmp_path / "t" / "grid.json").read_text())
+    assert sorted(r["blank_penalty"] for r in grid["rows"]) == [0.0, 1.5]
+    recorded = json.loads((folder / "lm.json").read_text())
+    assert recorded["decoder"]["blank_penalty"] == grid["best"]["blank_penalty"]
+    assert recorded["tuning"]["grid"]["blank_penalties"] == [0.0, 1.5]
+    decoder = folder_decoder(read_lm_folder(folder), tokenizer)
+    assert decoder.config.blank_penalty == grid["best"]["blank_penalty"]

@@ -261,7 +261,55 @@ def test_binary_lm_files_are_recognised(tmp_path):
         LMDecoder(LMDecoderConfig(lm=str(fake), lexicon=None), TOK)
 
 
+def _not_peaky(text: str, p_blank: float = 0.6, seed: int = 0) -> torch.Tensor:
+    """Log-probs spelling ``text`` whose token frames keep most of their mass on the blank (a distilled model's):
+    the token at 0.25-0.35 (drawn per frame, so that no two alignments tie exactly), the blank at ``p_blank``."""
+    peaky = spelled_log_probs(text, peak=0.9).exp()
+    g = torch.Generator().manual_seed(seed)
+    probs = peaky.clone()
+    for t in range(probs.shape[0]):
+        tok = int(peaky[t].argmax())
+        if tok != TOK.blank_id:
+            p_token = 0.25 + 0.1 * float(torch.rand((), generator=g))
+            probs[t] = (1 - p_token - p_blank) / (probs.shape[1] - 2)
+            probs[t, tok], probs[t, TOK.blank_id] = p_token, p_blank
+    return probs.log()
+
+
+def test_a_blank_penalty_keeps_the_words_of_posteriors_that_are_not_peaky(files):
+    """Without a penalty the all-blank path beats every word of such posteriors; the penalty (subtracted from the
+    blank's log posterior before the search) gives them back, and is the same search as on shifted log-probs."""
+    arpa, lexicon = files
+    plain = LMDecoder(LMDecoderConfig(lm=str(arpa), lexicon=str(lexicon), word_score=-1.0), TOK)
+    lp = _not_peaky("THE CAT SAT ON THE MAT")
+    assert plain.decode(lp).text(TOK) == ""
+    penalised = plain.with_options(blank_penalty=2.0)
+    hyp = penalised.decode(lp)
+    assert hyp.text(TOK) == "THE CAT SAT ON THE MAT"
+    shifted = lp.clone()
+    shifted[:, TOK.blank_id] -= 2.0
+    same = plain.decode(shifted)
+    assert (hyp.tokens, hyp.frames, hyp.words) == (same.tokens, same.frames, same.words)
+    assert hyp.confidences == same.confidences  # the tokens' own posteriors: only the blank's was moved
+    assert all(0.25 <= c <= 0.35 for c in hyp.confidences)  # and those are the model's, not the search's
+
+
+@pytest.mark.parametrize("sizes", [[1], [7, 1, 3]], ids=["1", "irregular"])
+def test_a_blank_penalty_streams_as_it_decodes_whole(files, sizes):
+    arpa, lexicon = files
+    d = LMDecoder(LMDecoderConfig(lm=str(arpa), lexicon=str(lexicon), blank_penalty=1.5, commit_every=4), TOK)
+    lp = torch.cat([_not_peaky("THE DOG RAN AWAY", seed=1), _not_peaky("A RED CAT SAT ON THE LOG", seed=2)])
+    full = d.decode(lp)
+    state, i, k = d.init_state(), 0, 0
+    while i < lp.shape[0]:
+        n = sizes[k % len(sizes)]
+        state, i, k = d.step(lp[i : i + n], state), i + n, k + 1
+    assert d.finish(state) == full and len(full.words) == 10
+
+
 def test_config_checks():
+    with pytest.raises(ValueError, match="blank_penalty must be finite"):
+        LMDecoderConfig(lexicon="x", blank_penalty=math.inf)
     with pytest.raises(ValueError, match="needs an LM, a lexicon or both"):
         LMDecoderConfig()
     with pytest.raises(ValueError, match="beam sizes"):

@@ -87,3 +87,18 @@ def test_eval_with_lm_full_and_stream_and_the_grid(tiny, tmp_path, capsys):
     assert len(grid["rows"]) == 4 and grid["best"] == grid["rows"][0]
     assert [r["wer"] for r in grid["rows"]] == sorted(r["wer"] for r in grid["rows"])
     assert main([*common, "--grid", "--no-lm", "--lm", tiny[1]]) == 2
+    # the blank penalty: a grid axis, and an option whose run equals its grid row
+    capsys.readouterr()
+    args = [*common, "--grid", "--lm-weights", "1", "--word-scores=-1", "--blank-penalties", "0,2", "--out",
+            str(tmp_path / "grid2")]  # fmt: skip
+    assert main(args) == 0
+    assert "blank_pen" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "grid2" / "grid.json").read_text())["rows"]
+    assert sorted(r["blank_penalty"] for r in rows) == [0.0, 2.0]
+    row = next(r for r in rows if r["blank_penalty"] == 2.0)
+    out = tmp_path / "penalised"
+    assert main([*common, "--lm-weight", "1", "--word-score", "-1", "--blank-penalty", "2", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lm"]["blank_penalty"] == 2.0 and summary["wer"] == pytest.approx(row["wer"])
+    assert main([*common, "--grid", "--blank-penalties", "1,x"]) == 2
+    assert "--blank-penalties must be comma-separated numbers" in capsys.readouterr().err
