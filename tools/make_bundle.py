@@ -39,10 +39,11 @@ Steps (in order):
 8. ``phones``  - the phone phases: ``asr train recipes/synth/phones_world.yaml --run-dir runs/phones1`` (phase 2's
    data, CMUdict phone targets, warm-started from runs/targets-phone: ``recipes/synth/targets_phone.yaml``, 5
    epochs from scratch), then ``recipes/synth/phones_real.yaml`` in runs/phones2 (twice the real share), from
-   phones1's best realspeech-dev epoch, or from the committed bundle when it is a phone model and phones1 is not
-   on disk; then ``recipes/synth/phones_distill.yaml`` in runs/phones-distill (distillation from hama's phone
-   posteriors, after tools/teacher_posteriors.py makes the teacher store data/teacher/hama) from a copy of the
-   committed phone bundle; each resumed with the init_from it started with.
+   phones1's best realspeech-dev epoch (not started without phones1); then, each from a copy of the committed
+   phone bundle, ``recipes/synth/phones_distill.yaml`` in runs/phones-distill (distillation from hama's phone
+   posteriors, after tools/teacher_posteriors.py makes the teacher store data/teacher/hama) and its control
+   without the distillation, ``recipes/synth/phones_real.yaml`` in runs/phones3; each resumed with the init_from
+   it started with.
 9. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
    weights for the installed model on the dev sets only.
 10. ``audio``  - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
@@ -83,9 +84,11 @@ RUN1, RUN2, RUN3 = Path("runs/world1"), Path("runs/world2"), Path("runs/world3")
 RUN3_INIT = Path("runs/world3.init.safetensors")  # the committed bundle when phase 3 started (its own copy)
 # the phone phases (step ``phones``)
 PHONES0, PHONES1, PHONES2 = Path("runs/targets-phone"), Path("runs/phones1"), Path("runs/phones2")
-PHONES2_INIT = Path("runs/phones2.init.safetensors")  # a copy of the committed phone bundle (no phones1 here)
-PHONES3 = Path("runs/phones-distill")  # phones_real.yaml + distillation from hama (recipes/synth/phones_distill.yaml)
-PHONES3_INIT = Path("runs/phones-distill.init.safetensors")  # a copy of the committed phone bundle when it started
+# phases 3 and 4 start from a copy of the committed phone bundle (made when each starts)
+PHONES_DISTILL = Path("runs/phones-distill")  # phones_real.yaml + distillation from hama (phones_distill.yaml)
+PHONES_DISTILL_INIT = Path("runs/phones-distill.init.safetensors")
+PHONES3, PHONES3_INIT = Path("runs/phones3"), Path("runs/phones3.init.safetensors")  # the control: no distillation
+PHONE_RUNS = (PHONES0, PHONES1, PHONES2, PHONES_DISTILL, PHONES3)  # in the order they were trained
 TEACHER = Path("data/teacher/hama")  # hama's phone posteriors of every training utterance (teacher_posteriors.py)
 CANDIDATE = Path("runs/bundle-candidate.safetensors")
 REAL_DEV, REAL_TEST = REAL / "realspeech-dev.jsonl", REAL / "realspeech-test.jsonl"
@@ -219,8 +222,13 @@ def step_phones(args: argparse.Namespace) -> None:
        when the committed bundle is not a phone model yet (from a 5-epoch phone run from scratch,
        recipes/synth/targets_phone.yaml).
     2. recipes/synth/phones_real.yaml in runs/phones2 (twice the real recordings' share), resumed with its
-       init_from; started from phones1's epoch with the lowest realspeech-dev PER when phones1 is on disk, else
-       from a copy of the committed phone bundle."""
+       init_from, or started from phones1's epoch with the lowest realspeech-dev PER; not started without phones1
+       (its epoch 3 is the bundle of session 24: phase 4 continues from the bundle).
+    3. recipes/synth/phones_distill.yaml in runs/phones-distill: phones_real plus a KL term toward hama's phone
+       posteriors, from a copy of the committed phone bundle made when it starts. The teacher store comes first:
+       tools/teacher_posteriors.py makes only what is missing (~30 min on 2 cores from nothing).
+    4. recipes/synth/phones_real.yaml in runs/phones3, from a copy of the committed phone bundle: phase 3 without
+       the distillation, the control that tells its effect from that of a fresh schedule."""
     if (ROOT / PHONES1).is_dir() or _bundle_kind() != "phone":
         if (ROOT / PHONES1).is_dir():
             init = _recorded_init(PHONES1)
@@ -229,34 +237,32 @@ def step_phones(args: argparse.Namespace) -> None:
             init = str(PHONES0 / "final.safetensors")
         _train("recipes/synth/phones_world.yaml", PHONES1, f"init_from={init}")
     if (ROOT / PHONES2).is_dir():
-        init = _recorded_init(PHONES2)
+        _train("recipes/synth/phones_real.yaml", PHONES2, f"init_from={_recorded_init(PHONES2)}")
     elif (ROOT / PHONES1 / "dev_sets.csv").is_file():
-        init = str(_best_dev_epoch(PHONES1))
-    else:
-        shutil.copyfile(MODEL, ROOT / PHONES2_INIT)  # the bundle may be replaced while the run goes on
-        init = str(PHONES2_INIT)
-    _train("recipes/synth/phones_real.yaml", PHONES2, f"init_from={init}")
-    _phones_distill()
+        _train("recipes/synth/phones_real.yaml", PHONES2, f"init_from={_best_dev_epoch(PHONES1)}")
+    teacher = [PY, "tools/teacher_posteriors.py", "--data", str(MANIFESTS / "synth_train_all.jsonl"), "--data",
+               str(REAL / "realspeech-train.jsonl"), "--out", str(TEACHER), "--model", "phone", "--jobs", "2"]
+    _from_bundle("recipes/synth/phones_distill.yaml", PHONES_DISTILL, PHONES_DISTILL_INIT, before=teacher)
+    _from_bundle("recipes/synth/phones_real.yaml", PHONES3, PHONES3_INIT)
 
 
-def _phones_distill() -> None:
-    """Phase 3 of the phone runs: recipes/synth/phones_distill.yaml in runs/phones-distill (CTC plus a KL term
-    toward hama's phone posteriors), from a copy of the committed phone bundle made when it starts. The teacher
-    store comes first; tools/teacher_posteriors.py makes only what is missing (~30 min on 2 cores from nothing)."""
-    if _bundle_kind() != "phone" and not (ROOT / PHONES3).is_dir():
-        print(f"{PHONES3} waits: it starts from the committed bundle, which is not a phone model yet")
+def _from_bundle(recipe: str, run: Path, init_copy: Path, before: list[str] | None = None) -> None:
+    """A phase started from a copy of the committed phone bundle (made when it starts: the bundle may be replaced
+    while it trains), resumed with the start it recorded; ``before``: a command run first (resumable)."""
+    if _bundle_kind() != "phone" and not (ROOT / run).is_dir():
+        print(f"{run} waits: it starts from the committed bundle, which is not a phone model yet")
         return
-    if (ROOT / PHONES3 / "final.safetensors").is_file():
-        print(f"trained already: {PHONES3 / 'final.safetensors'}")
+    if (ROOT / run / "final.safetensors").is_file():
+        print(f"trained already: {run / 'final.safetensors'}")
         return
-    _sh([PY, "tools/teacher_posteriors.py", "--data", str(MANIFESTS / "synth_train_all.jsonl"), "--data",
-         str(REAL / "realspeech-train.jsonl"), "--out", str(TEACHER), "--model", "phone", "--jobs", "2"])  # fmt: skip
-    if (ROOT / PHONES3).is_dir():
-        init = _recorded_init(PHONES3)
+    if before:
+        _sh(before)
+    if (ROOT / run).is_dir():
+        init = _recorded_init(run)
     else:
-        shutil.copyfile(MODEL, ROOT / PHONES3_INIT)  # the bundle may be replaced while the run goes on
-        init = str(PHONES3_INIT)
-    _train("recipes/synth/phones_distill.yaml", PHONES3, f"init_from={init}")
+        shutil.copyfile(MODEL, ROOT / init_copy)
+        init = str(init_copy)
+    _train(recipe, run, f"init_from={init}")
 
 
 def _best_dev_epoch(run: Path) -> Path:
@@ -273,7 +279,7 @@ def _best_dev_epoch(run: Path) -> Path:
     return run / "checkpoints" / f"epoch-{int(best['epoch']):03d}.safetensors"
 
 
-SELECTION_ORDER = (PHONES3, PHONES2, PHONES1, RUN3, RUN2)  # newest phase first
+SELECTION_ORDER = (PHONES3, PHONES_DISTILL, PHONES2, PHONES1, RUN3, RUN2)  # newest phase first
 
 
 def _selection_run(args: argparse.Namespace | None = None) -> Path:
@@ -293,7 +299,7 @@ def step_curve(args: argparse.Namespace) -> None:
     docs/learning_curve_phones.csv (greedy PER, and realspeech-dev in words through the lexicon + LM)."""
     common = ["--data", f"realspeech-dev={REAL_DEV}", "--data", f"synth-dev={CLEAN / 'dev'}"]
     runs = [r for r in (RUN1, RUN2, RUN3) if (ROOT / r / "checkpoints").is_dir()]  # the character runs
-    phone_runs = [r for r in (PHONES0, PHONES1, PHONES2, PHONES3) if (ROOT / r / "checkpoints").is_dir()]
+    phone_runs = [r for r in PHONE_RUNS if (ROOT / r / "checkpoints").is_dir()]
     if not runs and not phone_runs:
         print("no runs on disk: nothing to add to the learning curves")
         return

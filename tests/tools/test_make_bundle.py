@@ -143,32 +143,34 @@ def test_the_second_phone_phase_starts_from_the_first_ones_best_dev_epoch(tmp_pa
         ("recipes/synth/phones_world.yaml", "runs/phones1", "init_from=runs/start.safetensors"),
         ("recipes/synth/phones_real.yaml", "runs/phones2", "init_from=runs/phones1/checkpoints/epoch-003.safetensors"),
         ("recipes/synth/phones_distill.yaml", "runs/phones-distill", "init_from=runs/phones-distill.init.safetensors"),
+        ("recipes/synth/phones_real.yaml", "runs/phones3", "init_from=runs/phones3.init.safetensors"),
     ]
-    # the distillation phase makes (or completes) the teacher store first, then starts from a copy of the bundle
+    # the distillation phase makes (or completes) the teacher store first; phases 3 and 4 start from bundle copies
     assert len(commands) == 1 and commands[0][1] == "tools/teacher_posteriors.py"
     assert commands[0][commands[0].index("--out") + 1] == "data/teacher/hama"
-    assert (tmp_path / tool.PHONES3_INIT).read_bytes() == b"bundle"
-    # a fresh machine with a phone bundle: no phones1, phones2 from a copy of the bundle
+    for copy in (tool.PHONES_DISTILL_INIT, tool.PHONES3_INIT):
+        assert (tmp_path / copy).read_bytes() == b"bundle"
+    # a fresh machine with a phone bundle: no phones1, so no phones2 (its result is the bundle); 3 and 4 from it
     import shutil
 
     shutil.rmtree(tmp_path / "runs")
     (tmp_path / "runs").mkdir()
     calls.clear()
     tool.step_phones(None)
-    assert calls[0] == ("recipes/synth/phones_real.yaml", "runs/phones2", "init_from=runs/phones2.init.safetensors")
-    assert (tmp_path / tool.PHONES2_INIT).read_bytes() == b"bundle"
-    # a resumed distillation run keeps the start it recorded, even after the bundle changed
+    assert [c[1] for c in calls] == ["runs/phones-distill", "runs/phones3"]
+    # a resumed phase keeps the start it recorded, even after the bundle changed
     (tmp_path / "runs" / "phones-distill").mkdir()
     start = "runs/phones-distill.init.safetensors"
     (tmp_path / "runs" / "phones-distill" / "config.yaml").write_text(f"init_from: {start}\n")
     model.write_bytes(b"newer bundle")
     calls.clear()
     tool.step_phones(None)
-    assert calls[-1][-1] == "init_from=runs/phones-distill.init.safetensors"
-    assert (tmp_path / tool.PHONES3_INIT).read_bytes() == b"bundle"
+    assert calls[0][-1] == f"init_from={start}" and (tmp_path / start).read_bytes() == b"bundle"
     (tmp_path / "runs" / "phones2" / "checkpoints").mkdir(parents=True)
-    assert tool._selection_run() == tool.PHONES2  # the distillation run has no checkpoint yet
+    assert tool._selection_run() == tool.PHONES2  # the later phases have no checkpoint yet
     (tmp_path / "runs" / "phones-distill" / "checkpoints").mkdir()
+    assert tool._selection_run() == tool.PHONES_DISTILL
+    (tmp_path / "runs" / "phones3" / "checkpoints").mkdir(parents=True)
     assert tool._selection_run() == tool.PHONES3
 
 
