@@ -711,6 +711,17 @@ def _scores(s: dict) -> str:
     return f"{100 * s['wer']:.1f} / {100 * s['cer']:.1f}"
 
 
+def _bundle_origin(bundle) -> str:
+    """The checkpoint the bundled model was installed from: recorded in it by install (since session 25); for a
+    model installed before, the model card being replaced (install records a source, so a model without one was
+    not just installed: the card is still its own)."""
+    if bundle.extra.get("source"):
+        return str(bundle.extra["source"])
+    card = ASSETS / "model" / "README.md"
+    found = re.search(r"This file: `([^`]+)`", card.read_text()) if card.is_file() else None
+    return found.group(1) if found else "see docs/results.md"
+
+
 def _model_card(bundle, figures: dict) -> str:
     from asr.pipeline import TAIL_PADDING_SECONDS
 
@@ -738,8 +749,7 @@ def _model_card(bundle, figures: dict) -> str:
             )
     dev = figures["realspeech_dev_greedy"]
     dev_lm = figures.get("realspeech_dev_lm") or {"wer": float("nan"), "cer": float("nan")}
-    chosen = (ROOT / CANDIDATE).with_suffix(".json")
-    origin = json.loads(chosen.read_text())["source"] if chosen.is_file() else "see docs/results.md"
+    origin = _bundle_origin(bundle)
     return f"""# The bundled Transcurrent model
 
 `asr transcribe`, `asr live`, `asr eval` and `asr serve` use this model when no `--model` is given, with the
@@ -775,7 +785,8 @@ CMVN statistics and the filterbank settings.
 
 ## Figures (one CPU thread; WER / CER in %{per_note}; stream = 160 ms chunks through the streaming recognizer)
 LM: {lm['build']['estimator']}, order {lm['order']}, {lm['lexicon_words']} words; decoder weights
-lm_weight {lm['decoder']['lm_weight']}, word_score {lm['decoder']['word_score']} (tuned on dev sets). Every input is
+lm_weight {lm['decoder']['lm_weight']}, word_score {lm['decoder']['word_score']}, blank penalty
+{lm['decoder'].get('blank_penalty', 0.0)} (tuned on dev sets). Every input is
 followed by {TAIL_PADDING_SECONDS:g} s of silence before its last frames are decoded
 (`asr.pipeline.TAIL_PADDING_SECONDS`, full and streaming alike), so the last phones of audio cut right after a word
 come out.
