@@ -66,10 +66,12 @@ def student_targets(
 def distill_loss(
     log_probs: torch.Tensor,
     targets: Sequence[tuple[np.ndarray, np.ndarray] | None],
+    weights: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """``(loss, frames)``: sum over utterances and target frames of KL(target || student), divided by the batch
     size; ``log_probs`` ``[B, T, V]`` the student's log-posteriors, ``targets[b]`` from :func:`student_targets`
-    (for ``n_frames`` <= T) or None (no teacher for that utterance). ``frames``: how many frames had a target."""
+    (for ``n_frames`` <= T) or None (no teacher for that utterance); ``weights[b]``: a factor on utterance b's
+    KL (None: 1 each). ``frames``: how many frames had a target (weight 0 or not)."""
     total = log_probs.new_zeros((), dtype=torch.float32)
     frames = 0
     for b, item in enumerate(targets):
@@ -81,6 +83,7 @@ def distill_loss(
             continue
         t = torch.from_numpy(probs).to(log_probs.device)[idx]
         s = log_probs[b, idx].float()
-        total = total + (torch.xlogy(t, t) - t * s).sum()
+        kl = (torch.xlogy(t, t) - t * s).sum()
+        total = total + (kl if weights is None else weights[b] * kl)
         frames += int(idx.numel())
     return total / max(len(targets), 1), frames

@@ -32,10 +32,15 @@ class ExtraTrainConfig:
     manifest: str = ""  # a manifest (.jsonl), a LibriSpeech-layout folder or a Kaldi data dir
     share: float = 0.15  # fraction of every epoch's training audio drawn from it (uniformly, with replacement)
     augment: bool = True  # the waveform chain (augment.room, noise, ...) applies to it too
+    # the distillation weight of its utterances (None: distill.weight, as the main set's): e.g. the teacher only on
+    # real speech, where it reads better than the student, with distill.weight 0 for the synthetic main set
+    distill_weight: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.share < 1.0:
             raise ValueError(f"data.extra_train share must be in (0, 1), got {self.share}")
+        if self.distill_weight is not None and not self.distill_weight >= 0.0:
+            raise ValueError(f"data.extra_train distill_weight must be >= 0 or null, got {self.distill_weight}")
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,8 @@ class OptimConfig:
 @dataclass(frozen=True)
 class DistillConfig:
     """Frame-level distillation from a teacher's phone posteriors (asr/distill; issue 13's hama lever): the loss
-    becomes CTC + ``weight`` * KL(teacher || student) over the frames, per utterance."""
+    becomes CTC + ``weight`` * KL(teacher || student) over the frames, per utterance (an extra training set may
+    give its own weight: ``data.extra_train[k].distill_weight``)."""
 
     # a store folder from tools/teacher_posteriors.py, made for this model's tokens; utterances it lacks train on
     # CTC alone
@@ -165,10 +171,6 @@ class DistillConfig:
             raise ValueError("distill.weight > 0 needs distill.teacher (a folder made by tools/teacher_posteriors.py)")
         if self.delay_frames < 0:
             raise ValueError(f"distill.delay_frames must be >= 0, got {self.delay_frames}")
-
-    @property
-    def enabled(self) -> bool:
-        return self.weight > 0
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,24 @@ class TrainConfig:
     average_last: int = 3  # the final model averages the last N epoch-end checkpoints (1 = no averaging)
     log_every_steps: int = 20  # metrics row frequency in metrics.csv
 
+    @property
+    def distill_weights(self) -> tuple[float, ...]:
+        """The distillation weight of each training set's utterances: the main set's, then each extra set's."""
+        extra = tuple(self.distill.weight if e.distill_weight is None else e.distill_weight
+                      for e in self.data.extra_train)  # fmt: skip
+        return (self.distill.weight, *extra)
+
+    @property
+    def distills(self) -> bool:
+        """Whether any training set's utterances are distilled."""
+        return any(w > 0 for w in self.distill_weights)
+
     def __post_init__(self) -> None:
+        if self.distills and not self.distill.teacher:
+            raise ValueError(
+                f"distillation weights {list(self.distill_weights)} (distill.weight, then data.extra_train's) need "
+                "distill.teacher (a folder made by tools/teacher_posteriors.py)"
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.num_threads is not None and self.num_threads < 1:

@@ -44,6 +44,7 @@ class Batch:
     # when the store lacks it, and the speed factor its audio was played at
     teacher: tuple = ()
     speeds: tuple[float, ...] = ()
+    sources: tuple[int, ...] = ()  # per utterance, its training set (TrainingData.sources)
 
     @property
     def empty(self) -> bool:
@@ -118,6 +119,7 @@ class TrainingData:
         self.reported: dict[str, str] = {}  # id -> reason, logged by report_failures (the training process)
         self.no_wave_augment: frozenset[int] = frozenset()  # sources the waveform chain leaves alone
         self.teacher = None  # a TeacherStore (asr.distill.store) when the run distils: batches carry its posteriors
+        self.teacher_mismatch: set[str] = set()  # ids whose stored posteriors do not fit their audio
 
     def _skip(self, utt: Utterance, reason: str) -> None:
         if self.skipped[reason] < 3:
@@ -175,6 +177,23 @@ class TrainingData:
         self.report_failures(self._drain_failures())
         return acc.result()
 
+    def _teacher_for(self, i: int, num_samples: int):
+        """The teacher's posteriors of utterance ``i``, or None when the store lacks it or holds another audio under
+        its id (a frame count that does not fit the audio's length: two manifests sharing ids), said once."""
+        utt_id = self.utterances[i].id
+        posteriors = self.teacher.get(utt_id)
+        if posteriors is None:
+            return None
+        hop = round(self.teacher.frame_seconds * self.features.sample_rate)
+        if abs(posteriors.shape[0] - (1 + num_samples // hop)) > 1:
+            if utt_id not in self.teacher_mismatch:
+                self.teacher_mismatch.add(utt_id)
+                logger.warning("%s: the teacher's posteriors of %s have %d frames, its audio needs %d (another "
+                               "audio under the same id?): trained without them", self.name, utt_id,
+                               posteriors.shape[0], 1 + num_samples // hop)  # fmt: skip
+            return None
+        return posteriors
+
     def _fail(self, i: int, exc: Exception) -> None:
         """Note a broken file (it is skipped from now on in this process); logged by report_failures, in the
         training process, from the Batch that carries it (batches may be built in a loader worker)."""
@@ -209,7 +228,7 @@ class TrainingData:
         draws one seed from ``generator`` for it, after its speed factor (also for a source the chain leaves
         alone, so that the draws do not depend on the source).
         """
-        feats, ids, targets, failed, speeds = [], [], [], [], []
+        feats, ids, targets, failed, speeds, sources, teacher = [], [], [], [], [], [], []
         spec = SpecAugment(augment.spec) if augment and augment.spec_augment else None
         if augmenter is not None and not augmenter.enabled:
             augmenter = None
@@ -223,6 +242,8 @@ class TrainingData:
                 self._fail(i, exc)
                 failed.append(self.utterances[i].id)
                 continue
+            if self.teacher is not None:
+                teacher.append(self._teacher_for(i, len(samples)))
             factor = 1.0
             if augment and augment.speed_perturb:
                 assert generator is not None, "augmentation needs a generator"
@@ -247,6 +268,7 @@ class TrainingData:
             ids.append(self.utterances[i].id)
             targets.append(self.targets[i])
             speeds.append(float(factor))
+            sources.append(self.sources[i])
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
         padded = torch.zeros(len(feats), int(lengths.max()) if feats else 0, self.features.n_mels)
         for b, f in enumerate(feats):
@@ -260,8 +282,9 @@ class TrainingData:
             failed=tuple(failed),
             failures=self._drain_failures(),
             key=key,
-            teacher=tuple(self.teacher.get(i) for i in ids) if self.teacher is not None else (),
+            teacher=tuple(teacher),
             speeds=tuple(speeds),
+            sources=tuple(sources),
         )
 
 

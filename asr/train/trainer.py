@@ -39,7 +39,7 @@ from asr.pipeline import AsrModel, save_asr_model
 from asr.text.base import Tokenizer
 from asr.text.tokenizers import build_tokenizer, tokenizer_from_dict
 from asr.train import checkpoints as ckpts
-from asr.train.config import TrainConfig
+from asr.train.config import ExtraDevConfig, ExtraTrainConfig, TrainConfig
 from asr.train.data import BatchSource, ExtraSet, MixedPlanner, TrainingData, batch_stream, seconds_of, step_seed
 from asr.train.distributed import DistInfo, barrier, cleanup, init_distributed, pick_device
 from asr.train.precision import PrecisionChoice, choose_precision
@@ -58,6 +58,8 @@ _RESUMABLE_CHANGES = {
     "data.prefetch_batches",
     "num_threads",  # a run paused on a busy machine resumes with more or fewer threads: the same computation
 }
+# Lists of sub-configs, compared item by item (a key an item of the run's config.yaml lacks matches its default).
+_LIST_ITEMS = {"data.extra_train": ExtraTrainConfig, "data.extra_dev": ExtraDevConfig}
 
 
 def _lr_lambda(cfg: TrainConfig, total_steps: int):
@@ -88,6 +90,10 @@ def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimize
     return torch.optim.RAdam(groups, lr=o.lr, betas=tuple(o.betas), decoupled_weight_decay=True)
 
 
+def _dict_lists(*values) -> bool:
+    return all(isinstance(v, list) and all(isinstance(x, dict) for x in v) for v in values)
+
+
 def _check_resume_config(saved: dict, current: dict) -> None:
     """Refuse a resume whose configuration differs from the run's. A key the run's config.yaml lacks (a run
     started before the key existed) matches when the current value is the key's default."""
@@ -101,6 +107,10 @@ def _check_resume_config(saved: dict, current: dict) -> None:
                 continue
             if isinstance(va, dict) and isinstance(vb, dict):
                 walk(va, vb, vd if isinstance(vd, dict) else {}, f"{prefix}{key}.")
+            elif f"{prefix}{key}" in _LIST_ITEMS and _dict_lists(va, vb) and len(va) == len(vb):
+                item = config_to_dict(_LIST_ITEMS[f"{prefix}{key}"]())  # the defaults of an item's keys
+                for k, (ia, ib) in enumerate(zip(va, vb)):
+                    walk(ia, ib, item, f"{prefix}{key}[{k}].")
             elif va != vb and f"{prefix}{key}" not in _RESUMABLE_CHANGES:
                 diffs.append(f"{prefix}{key}: run has {va!r}, now {vb!r}")
 
@@ -422,7 +432,7 @@ def _prepare_data(run: _Run) -> _Data:
         sources=sources,
     )
     data.no_wave_augment = frozenset(k for k, e in enumerate(config.data.extra_train, start=1) if not e.augment)
-    if config.distill.enabled:
+    if config.distills:
         data.teacher = _open_teacher(config, tokenizer, data)
     cmvn_path = run_dir / "cmvn.safetensors"
     if info.is_main and not cmvn_path.exists():
@@ -559,7 +569,7 @@ def _open_logs(run: _Run, position: ckpts.Position) -> _Logs:
                 "wall_s",
                 "audio_s",
                 "cpu_s",
-                *(["distill"] if run.config.distill.enabled else []),  # the KL term, before its weight
+                *(["distill"] if run.config.distills else []),  # the KL term, before its weight
             ],  # fmt: skip
         ),
         dev=_Metrics(
@@ -693,7 +703,7 @@ def _train_epoch(run: _Run, d: _Data, state: _Model, logs: _Logs, progress: _Pro
                         "wall_s": f"{time.time() - progress.t_start:.1f}",
                         "audio_s": f"{progress.audio_total:.1f}",  # audio trained on since (re)start
                         "cpu_s": f"{time.process_time() - progress.cpu_start:.1f}",  # this process's CPU time
-                        **({"distill": f"{distill_value:.4f}"} if config.distill.enabled else {}),
+                        **({"distill": f"{distill_value:.4f}"} if config.distills else {}),
                     }
                 )
         if config.max_steps is not None and step >= config.max_steps:
@@ -765,9 +775,9 @@ def _train_step(
                 zero_infinity=True,
             ) / len(batch.ids)
             tokens = int(batch.target_lengths.sum())
-            if config.distill.enabled:
-                distill = _distill_term(run, d, state, log_probs, out_lengths, batch)
-                loss = loss + config.distill.weight * distill
+            if config.distills:
+                distill, weighted = _distill_term(run, d, state, log_probs, out_lengths, batch)
+                loss = loss + weighted
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), config.optim.grad_clip or float("inf"))
@@ -783,11 +793,13 @@ def _train_step(
 
 def _distill_term(
     run: _Run, d: _Data, state: _Model, log_probs: torch.Tensor, out_lengths: torch.Tensor, batch
-) -> torch.Tensor:
-    """KL(teacher || student) over each utterance's frames (asr.distill.loss), per utterance."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL(teacher || student) over each utterance's frames (asr.distill.loss), per utterance: (the plain mean, what
+    metrics.csv logs; the mean with each utterance's training set's weight, what the loss adds)."""
     from asr.distill.loss import distill_loss, student_targets
 
     cfg, store = run.config, d.data.teacher
+    weights = cfg.distill_weights
     spf = cfg.features.frame_shift_ms / 1000 * state.model.subsampling_factor
     targets = [
         None
@@ -798,7 +810,10 @@ def _distill_term(
         )  # fmt: skip
         for t, n, speed in zip(batch.teacher, out_lengths.tolist(), batch.speeds)
     ]
-    return distill_loss(log_probs, targets)[0]
+    plain = distill_loss(log_probs, targets)[0]
+    if len(set(weights)) == 1:  # one weight for every set (the common case): no second pass
+        return plain, weights[0] * plain
+    return plain, distill_loss(log_probs, targets, weights=[weights[s] for s in batch.sources])[0]
 
 
 def _finalise(run: _Run, d: _Data, state: _Model) -> Path:

@@ -166,3 +166,18 @@ def test_measure_delay_finds_where_the_student_follows_the_teacher(tmp_path):
     best = min(rows, key=lambda r: r["kl_per_frame"])
     assert report["best_delay_frames"] == best["delay_frames"] <= 2
     assert rows[0]["frames"] > rows[4]["frames"]  # a delay leaves the first frames without a target
+
+
+def test_distill_loss_weights_each_utterance():
+    """Per-utterance weights (a training set's own distill_weight): the weighted sum of the utterances' KLs."""
+    rng = np.random.default_rng(1)
+    log_probs = torch.log_softmax(torch.tensor(rng.standard_normal((3, 4, 5))), dim=-1)
+    items = []
+    for _ in range(3):
+        t = np.abs(rng.standard_normal((4, 5)))
+        items.append(((t / t.sum(axis=1, keepdims=True)).astype(np.float32), np.ones(4, dtype=bool)))
+    each = [distill_loss(log_probs[b : b + 1], [items[b]])[0].item() for b in range(3)]  # each alone: its KL
+    weighted, frames = distill_loss(log_probs, items, weights=[0.0, 0.5, 2.0])
+    assert frames == 12
+    assert weighted.item() == pytest.approx((0.5 * each[1] + 2.0 * each[2]) / 3, rel=1e-6)
+    assert distill_loss(log_probs, items)[0].item() == pytest.approx(sum(each) / 3, rel=1e-6)

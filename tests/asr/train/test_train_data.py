@@ -155,6 +155,22 @@ def test_extra_train_recipe_key(tiny_corpus):
         load_train_config(None, {"data": {"extra_train": [{"manifest": "x", "share": 1.5}]}})
 
 
+def test_a_training_set_may_have_its_own_distillation_weight():
+    """distill.weight is the main set's (and the default); an extra set's distill_weight overrides it: the teacher
+    on the real recordings only is distill.weight 0 with the real set's weight > 0."""
+    real = {"manifest": "real.jsonl", "share": 0.2, "distill_weight": 0.3}
+    config = load_train_config(None, {"data": {"extra_train": [real]}, "distill": {"teacher": "store"}})
+    assert config.distill_weights == (0.0, 0.3) and config.distills
+    both = load_train_config(None, {"data": {"extra_train": [{**real, "distill_weight": None}]},
+                                    "distill": {"teacher": "store", "weight": 0.1}})  # fmt: skip
+    assert both.distill_weights == (0.1, 0.1)
+    assert not load_train_config(None, {}).distills
+    with pytest.raises(ValueError, match="need distill.teacher"):
+        load_train_config(None, {"data": {"extra_train": [real]}})
+    with pytest.raises(ValueError, match="distill_weight must be >= 0"):
+        load_train_config(None, {"data": {"extra_train": [{**real, "distill_weight": -1}]}})
+
+
 def test_resume_accepts_keys_newer_than_the_run_only_at_their_defaults(tmp_path):
     import yaml
 
@@ -173,6 +189,15 @@ def test_resume_accepts_keys_newer_than_the_run_only_at_their_defaults(tmp_path)
         _check_resume_config(current, as_yaml(load_train_config(None, {"init_from": "x.safetensors"})))
     with pytest.raises(ValueError, match="augment.room"):
         _check_resume_config(saved, as_yaml(load_train_config(None, {"augment": {"room": {"prob": 0.5}}})))
+    # lists of sub-configs are compared item by item: an extra set saved before distill_weight existed resumes
+    real = {"data": {"extra_train": [{"manifest": "real.jsonl", "share": 0.2}]}}
+    with_real = as_yaml(load_train_config(None, real))
+    old = yaml.safe_load(yaml.safe_dump(with_real))
+    del old["data"]["extra_train"][0]["distill_weight"]
+    _check_resume_config(old, with_real)
+    changed = as_yaml(load_train_config(None, {"data": {"extra_train": [{"manifest": "real.jsonl", "share": 0.3}]}}))
+    with pytest.raises(ValueError, match=r"data.extra_train\[0\].share: run has 0.2, now 0.3"):
+        _check_resume_config(old, changed)
 
     path = tmp_path / "metrics.csv"
     path.write_text("step,loss\n1,2.0\n")  # a run started before the audio_s column

@@ -80,3 +80,28 @@ def test_a_distilling_run_adds_weight_times_kl_to_ctc(store, tiny_corpus, tmp_pa
     other = ("distill.weight=0.5", f"distill.teacher={store}")  # a character run: the store is for phones
     assert cli_main(train_argv(tiny_corpus, tmp_path / "chars", "max_steps=1", "data.num_workers=0", *other)) != 0
     assert "made for the tokens" in capsys.readouterr().err
+
+
+def test_each_training_set_takes_its_own_distillation_weight(store, tiny_corpus, tmp_path):
+    """An extra set's distill_weight overrides distill.weight for its utterances. Same first batch in the three
+    runs (plain CTC; main set 0 and extra set 0.5; main set 0.5 and extra set 0). The store was made for the main
+    set (tiny train); the extra set (tiny dev) reuses its ids for other audio, whose stored posteriors do not fit
+    and are not used. So: main set at 0, the loss is plain CTC with the main set's KL logged; at 0.5, CTC + 0.5 KL."""
+    def extra(weight):
+        w = "" if weight is None else f", distill_weight: {weight}"
+        return f"data.extra_train=[{{manifest: '{tiny_corpus['dev']}', share: 0.3{w}}}]"
+
+    common = ("data.tokenizer=phone", "max_steps=1", "checkpoint_every_steps=100")
+    teacher = f"distill.teacher={store}"
+    runs = {"ctc": (extra(None),), "main0": (extra(0.5), teacher, "distill.weight=0"),
+            "main1": (extra(0), teacher, "distill.weight=0.5")}  # fmt: skip
+    rows = {}
+    for name, overrides in runs.items():
+        assert cli_main(train_argv(tiny_corpus, tmp_path / name, *common, *overrides)) == 0
+        rows[name] = _rows(tmp_path / name / "metrics.csv")[0]
+    ctc = float(rows["ctc"]["loss"])
+    assert "distill" not in rows["ctc"]
+    kl0, kl1 = float(rows["main0"]["distill"]), float(rows["main1"]["distill"])
+    assert kl0 > 0 and kl0 == pytest.approx(kl1, rel=1e-4)  # the same batch, the same KL logged
+    assert float(rows["main0"]["loss"]) == pytest.approx(ctc, rel=1e-5)
+    assert float(rows["main1"]["loss"]) == pytest.approx(ctc + 0.5 * kl1, rel=1e-4)
