@@ -479,9 +479,10 @@ def _open_teacher(config: TrainConfig, tokenizer: Tokenizer, data: TrainingData)
             "(made for other manifests?)"
         )
     logger.info(
-        "distillation: teacher %s (%s) covers %d of %d training utterances; weight %g, delay %d frames",
-        config.distill.teacher, store.setup.get("teacher"), covered, len(data.utterances), config.distill.weight,
-        config.distill.delay_frames,
+        "distillation: teacher %s (%s) covers %d of %d training utterances; weights %s (the main set, then each "
+        "extra set), delay %d frames",
+        config.distill.teacher, store.setup.get("teacher"), covered, len(data.utterances),
+        "/".join(f"{w:g}" for w in config.distill_weights), config.distill.delay_frames,
     )  # fmt: skip
     return store
 
