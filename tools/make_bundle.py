@@ -41,9 +41,10 @@ Steps (in order):
    epochs from scratch), then ``recipes/synth/phones_real.yaml`` in runs/phones2 (twice the real share), from
    phones1's best realspeech-dev epoch (not started without phones1); then, each from a copy of the committed
    phone bundle, ``recipes/synth/phones_distill.yaml`` in runs/phones-distill (distillation from hama's phone
-   posteriors, after tools/teacher_posteriors.py makes the teacher store data/teacher/hama) and its control
-   without the distillation, ``recipes/synth/phones_real.yaml`` in runs/phones3; each resumed with the init_from
-   it started with.
+   posteriors, after tools/teacher_posteriors.py makes the teacher store data/teacher/hama), its control
+   without the distillation, ``recipes/synth/phones_real.yaml`` in runs/phones3, and the teacher on the real
+   recordings only, ``recipes/synth/phones_distill_real.yaml`` in runs/phones-distill-real; each resumed with the
+   init_from it started with.
 9. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
    weights for the installed model on the dev sets only.
 10. ``audio``  - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
@@ -88,7 +89,9 @@ PHONES0, PHONES1, PHONES2 = Path("runs/targets-phone"), Path("runs/phones1"), Pa
 PHONES_DISTILL = Path("runs/phones-distill")  # phones_real.yaml + distillation from hama (phones_distill.yaml)
 PHONES_DISTILL_INIT = Path("runs/phones-distill.init.safetensors")
 PHONES3, PHONES3_INIT = Path("runs/phones3"), Path("runs/phones3.init.safetensors")  # the control: no distillation
-PHONE_RUNS = (PHONES0, PHONES1, PHONES2, PHONES_DISTILL, PHONES3)  # in the order they were trained
+PHONES_DISTILL_REAL = Path("runs/phones-distill-real")  # the teacher on the real recordings only
+PHONES_DISTILL_REAL_INIT = Path("runs/phones-distill-real.init.safetensors")
+PHONE_RUNS = (PHONES0, PHONES1, PHONES2, PHONES_DISTILL, PHONES3, PHONES_DISTILL_REAL)  # in the order trained
 TEACHER = Path("data/teacher/hama")  # hama's phone posteriors of every training utterance (teacher_posteriors.py)
 CANDIDATE = Path("runs/bundle-candidate.safetensors")
 REAL_DEV, REAL_TEST = REAL / "realspeech-dev.jsonl", REAL / "realspeech-test.jsonl"
@@ -228,7 +231,9 @@ def step_phones(args: argparse.Namespace) -> None:
        posteriors, from a copy of the committed phone bundle made when it starts. The teacher store comes first:
        tools/teacher_posteriors.py makes only what is missing (~30 min on 2 cores from nothing).
     4. recipes/synth/phones_real.yaml in runs/phones3, from a copy of the committed phone bundle: phase 3 without
-       the distillation, the control that tells its effect from that of a fresh schedule."""
+       the distillation, the control that tells its effect from that of a fresh schedule.
+    5. recipes/synth/phones_distill_real.yaml in runs/phones-distill-real, from a copy of the committed phone
+       bundle: the teacher on the real recordings only (it reads synthetic voices worse than the student)."""
     if (ROOT / PHONES1).is_dir() or _bundle_kind() != "phone":
         if (ROOT / PHONES1).is_dir():
             init = _recorded_init(PHONES1)
@@ -244,6 +249,8 @@ def step_phones(args: argparse.Namespace) -> None:
                str(REAL / "realspeech-train.jsonl"), "--out", str(TEACHER), "--model", "phone", "--jobs", "2"]
     _from_bundle("recipes/synth/phones_distill.yaml", PHONES_DISTILL, PHONES_DISTILL_INIT, before=teacher)
     _from_bundle("recipes/synth/phones_real.yaml", PHONES3, PHONES3_INIT)
+    _from_bundle("recipes/synth/phones_distill_real.yaml", PHONES_DISTILL_REAL, PHONES_DISTILL_REAL_INIT,
+                 before=teacher)  # fmt: skip
 
 
 def _from_bundle(recipe: str, run: Path, init_copy: Path, before: list[str] | None = None) -> None:
@@ -279,7 +286,7 @@ def _best_dev_epoch(run: Path) -> Path:
     return run / "checkpoints" / f"epoch-{int(best['epoch']):03d}.safetensors"
 
 
-SELECTION_ORDER = (PHONES3, PHONES_DISTILL, PHONES2, PHONES1, RUN3, RUN2)  # newest phase first
+SELECTION_ORDER = (PHONES_DISTILL_REAL, PHONES3, PHONES_DISTILL, PHONES2, PHONES1, RUN3, RUN2)  # newest phase first
 
 
 def _selection_run(args: argparse.Namespace | None = None) -> Path:

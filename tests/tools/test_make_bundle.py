@@ -144,11 +144,13 @@ def test_the_second_phone_phase_starts_from_the_first_ones_best_dev_epoch(tmp_pa
         ("recipes/synth/phones_real.yaml", "runs/phones2", "init_from=runs/phones1/checkpoints/epoch-003.safetensors"),
         ("recipes/synth/phones_distill.yaml", "runs/phones-distill", "init_from=runs/phones-distill.init.safetensors"),
         ("recipes/synth/phones_real.yaml", "runs/phones3", "init_from=runs/phones3.init.safetensors"),
-    ]
-    # the distillation phase makes (or completes) the teacher store first; phases 3 and 4 start from bundle copies
-    assert len(commands) == 1 and commands[0][1] == "tools/teacher_posteriors.py"
+        ("recipes/synth/phones_distill_real.yaml", "runs/phones-distill-real",
+         "init_from=runs/phones-distill-real.init.safetensors"),
+    ]  # fmt: skip
+    # the distillation phases make (or complete) the teacher store first; phases 3-5 start from bundle copies
+    assert len(commands) == 2 and all(c[1] == "tools/teacher_posteriors.py" for c in commands)
     assert commands[0][commands[0].index("--out") + 1] == "data/teacher/hama"
-    for copy in (tool.PHONES_DISTILL_INIT, tool.PHONES3_INIT):
+    for copy in (tool.PHONES_DISTILL_INIT, tool.PHONES3_INIT, tool.PHONES_DISTILL_REAL_INIT):
         assert (tmp_path / copy).read_bytes() == b"bundle"
     # a fresh machine with a phone bundle: no phones1, so no phones2 (its result is the bundle); 3 and 4 from it
     import shutil
@@ -157,7 +159,7 @@ def test_the_second_phone_phase_starts_from_the_first_ones_best_dev_epoch(tmp_pa
     (tmp_path / "runs").mkdir()
     calls.clear()
     tool.step_phones(None)
-    assert [c[1] for c in calls] == ["runs/phones-distill", "runs/phones3"]
+    assert [c[1] for c in calls] == ["runs/phones-distill", "runs/phones3", "runs/phones-distill-real"]
     # a resumed phase keeps the start it recorded, even after the bundle changed
     (tmp_path / "runs" / "phones-distill").mkdir()
     start = "runs/phones-distill.init.safetensors"
