@@ -77,13 +77,33 @@ def cpu_at(step: int, series: list[tuple[int, float]]) -> float:
 
 
 def _evaluate(model: Path, data: str, out: Path, decoder: tuple[str, ...] = ("--no-lm",)) -> dict:
-    """``asr eval`` (cached in ``out``): greedy, or the ``decoder`` options (an LM folder and its weights)."""
+    """``asr eval`` (cached in ``out``): greedy, or the ``decoder`` options (an LM folder and its weights). A cached
+    summary decoded with other LM settings than ``decoder`` gives (a folder's defaults changed under it) is made
+    again."""
     summary = out / "summary.json"
+    if summary.is_file() and not _same_settings(json.loads(summary.read_text()), decoder):
+        summary.unlink()
     if not summary.is_file():
         cmd = [sys.executable, "-m", "asr.cli", "eval", "--model", str(model), "--data", data, *decoder,
                "--threads", "1", "--no-progress", "--out", str(out)]  # fmt: skip
         subprocess.run(cmd, check=True, cwd=REPO)
     return json.loads(summary.read_text())
+
+
+_SETTINGS = {"--lm-weight": "lm_weight", "--word-score": "word_score", "--blank-penalty": "blank_penalty",
+             "--beam": "beam_size"}  # fmt: skip
+
+
+def _same_settings(summary: dict, decoder: tuple[str, ...]) -> bool:
+    """Whether a summary was decoded with the search settings ``decoder`` names (a setting the summary predates
+    counts as its default: a blank penalty of 0)."""
+    lm = summary.get("lm") or {}
+    for flag, key in _SETTINGS.items():
+        if flag in decoder:
+            want = float(decoder[decoder.index(flag) + 1])
+            if float(lm.get(key, 0.0) if key == "blank_penalty" else lm.get(key, float("nan"))) != want:
+                return False
+    return True
 
 
 HISTORY_KEYS = ("run", "epoch", "step", "cpu_hours")
@@ -191,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lm-weight", type=float, help="fixed LM weight for the --lm-data sets")
     ap.add_argument("--word-score", type=float, help="fixed word score for the --lm-data sets")
     ap.add_argument("--lm-beam", type=int, help="fixed beam for the --lm-data sets (default: the LM folder's)")
+    ap.add_argument("--blank-penalty", type=float, default=0.0,
+                    help="fixed blank penalty for the --lm-data sets (default 0, whatever the folder's)")  # fmt: skip
     ap.add_argument("--history", type=Path, help="CSV of the rows scored before (docs/learning_curve.csv)")
     ap.add_argument("--write-history", action="store_true", help="write the merged rows back to --history")
     ap.add_argument("--start", action="append", default=[], metavar="RUN=EARLIER:EPOCH",
@@ -218,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             sets[name] = data
             if flag == "--lm-data":
                 decoders[name] = ("--lm", args.lm, "--lm-weight", str(args.lm_weight),
-                                  "--word-score", str(args.word_score),
+                                  "--word-score", str(args.word_score), "--blank-penalty", str(args.blank_penalty),
                                   *(("--beam", str(args.lm_beam)) if args.lm_beam else ()))  # fmt: skip
     for run in args.run:
         if not (run / "checkpoints").is_dir():

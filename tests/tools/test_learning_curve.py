@@ -154,7 +154,7 @@ def test_a_phone_run_gives_greedy_per_and_words_through_a_fixed_lm(tmp_path, mon
     monkeypatch.setattr(lc, "_evaluate", fake_evaluate)
     base = ["--run", str(run), "--data", "dev=d.jsonl", "--out", str(tmp_path / "o")]
     assert lc.main(base + ["--lm-data", "dev+lm=d.jsonl", "--lm", "LMF", "--lm-weight", "1", "--word-score", "-2"]) == 0
-    lm = ("--lm", "LMF", "--lm-weight", "1.0", "--word-score", "-2.0")
+    lm = ("--lm", "LMF", "--lm-weight", "1.0", "--word-score", "-2.0", "--blank-penalty", "0.0")
     assert calls == [("epoch-001", "d.jsonl", ("--no-lm",)), ("epoch-001", "d.jsonl", lm),
                      ("epoch-002", "d.jsonl", ("--no-lm",)), ("epoch-002", "d.jsonl", lm)]  # fmt: skip
     lines = (tmp_path / "o" / "curve.csv").read_text().splitlines()
@@ -178,7 +178,8 @@ def test_the_lm_sets_can_fix_the_beam_too(tmp_path, monkeypatch):
     args = ["--run", str(run), "--data", "dev=d.jsonl", "--lm-data", "dev+lm=d.jsonl", "--lm", "LMF", "--lm-weight",
             "1", "--word-score", "-2", "--lm-beam", "32", "--out", str(tmp_path / "o")]  # fmt: skip
     assert lc.main(args) == 0
-    assert decoders[1] == ("--lm", "LMF", "--lm-weight", "1.0", "--word-score", "-2.0", "--beam", "32")
+    assert decoders[1] == ("--lm", "LMF", "--lm-weight", "1.0", "--word-score", "-2.0", "--blank-penalty", "0.0",
+                           "--beam", "32")
 
 
 def test_a_run_started_from_an_earlier_epoch_continues_from_that_epoch(tmp_path, monkeypatch, capsys):
@@ -198,3 +199,20 @@ def test_a_run_started_from_an_earlier_epoch_continues_from_that_epoch(tmp_path,
     with pytest.raises(SystemExit):
         lc.main(["--run", str(second), "--data", "dev=d.jsonl", "--start", "b=a", "--out", str(tmp_path / "o")])
     assert "expected RUN=EARLIER:EPOCH" in capsys.readouterr().err
+
+
+def test_a_cached_score_made_with_other_lm_settings_is_made_again(tmp_path, monkeypatch):
+    """The bundled LM folder's own settings change when it is re-tuned (a blank penalty appeared): the curve pins
+    its settings, and a cached summary decoded otherwise is not reused."""
+    out = tmp_path / "dev"
+    out.mkdir()
+    runs = []
+    monkeypatch.setattr(lc.subprocess, "run", lambda cmd, **kw: runs.append(cmd) or
+                        (out / "summary.json").write_text(json.dumps({"wer": 0.4, "lm": {"blank_penalty": 0.0}})))
+    decoder = ("--lm", "LMF", "--lm-weight", "1", "--word-score", "-2", "--blank-penalty", "0")
+    lm = {"lm_weight": 1.0, "word_score": -2.0}
+    (out / "summary.json").write_text(json.dumps({"wer": 0.5, "lm": lm}))  # made before the penalty existed: 0
+    assert lc._evaluate(Path("m"), "d", out, decoder)["wer"] == 0.5 and not runs
+    (out / "summary.json").write_text(json.dumps({"wer": 0.3, "lm": {**lm, "blank_penalty": 1.0}}))
+    assert lc._evaluate(Path("m"), "d", out, decoder)["wer"] == 0.4 and len(runs) == 1
+    assert lc._evaluate(Path("m"), "d", out)["wer"] == 0.4 and len(runs) == 1  # greedy: nothing to compare
