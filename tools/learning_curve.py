@@ -97,13 +97,9 @@ _SETTINGS = {"--lm-weight": "lm_weight", "--word-score": "word_score", "--blank-
 def _same_settings(summary: dict, decoder: tuple[str, ...]) -> bool:
     """Whether a summary was decoded with the search settings ``decoder`` names (a setting the summary predates
     counts as its default: a blank penalty of 0)."""
-    lm = summary.get("lm") or {}
-    for flag, key in _SETTINGS.items():
-        if flag in decoder:
-            want = float(decoder[decoder.index(flag) + 1])
-            if float(lm.get(key, 0.0) if key == "blank_penalty" else lm.get(key, float("nan"))) != want:
-                return False
-    return True
+    lm = {"blank_penalty": 0.0, **(summary.get("lm") or {})}
+    return all(float(lm.get(key, "nan")) == float(decoder[decoder.index(flag) + 1])
+               for flag, key in _SETTINGS.items() if flag in decoder)  # fmt: skip
 
 
 HISTORY_KEYS = ("run", "epoch", "step", "cpu_hours")

@@ -746,6 +746,7 @@ def _model_card(bundle, figures: dict) -> str:
     )  # fmt: skip
     per_note = "; PER: phone error rate" if phone else ""
     lm = json.loads((ASSETS / "model" / "lm.json").read_text())
+    dec = lm["decoder"]
     ngrams = " / ".join(f"{c:,}" for c in lm["ngram_counts"])
     rows = []
     for name, (_, what) in TEST_SETS.items():
@@ -794,10 +795,9 @@ CMVN statistics and the filterbank settings.
 
 ## Figures (one CPU thread; WER / CER in %{per_note}; stream = 160 ms chunks through the streaming recognizer)
 LM: {lm['build']['estimator']}, order {lm['order']}, {lm['lexicon_words']} words; decoder weights
-lm_weight {lm['decoder']['lm_weight']}, word_score {lm['decoder']['word_score']}, blank_penalty
-{lm['decoder'].get('blank_penalty', 0.0)} (tuned on dev sets; the blank penalty is taken off the blank's log
-posterior in every frame before the search). Every input is
-followed by {TAIL_PADDING_SECONDS:g} s of silence before its last frames are decoded
+lm_weight {dec['lm_weight']}, word_score {dec['word_score']}, blank_penalty {dec.get('blank_penalty', 0.0)}
+(tuned on dev sets; the blank penalty is taken off the blank's log posterior in every frame before the search).
+Every input is followed by {TAIL_PADDING_SECONDS:g} s of silence before its last frames are decoded
 (`asr.pipeline.TAIL_PADDING_SECONDS`, full and streaming alike), so the last phones of audio cut right after a word
 come out.
 

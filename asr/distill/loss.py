@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["distill_loss", "student_targets"]
+__all__ = ["distill_loss", "student_targets", "utterance_kls"]
 
 
 def student_targets(
@@ -63,16 +63,13 @@ def student_targets(
     return out.astype(np.float32), mask
 
 
-def distill_loss(
-    log_probs: torch.Tensor,
-    targets: Sequence[tuple[np.ndarray, np.ndarray] | None],
-    weights: Sequence[float] | None = None,
+def utterance_kls(
+    log_probs: torch.Tensor, targets: Sequence[tuple[np.ndarray, np.ndarray] | None]
 ) -> tuple[torch.Tensor, int]:
-    """``(loss, frames)``: sum over utterances and target frames of KL(target || student), divided by the batch
-    size; ``log_probs`` ``[B, T, V]`` the student's log-posteriors, ``targets[b]`` from :func:`student_targets`
-    (for ``n_frames`` <= T) or None (no teacher for that utterance); ``weights[b]``: a factor on utterance b's
-    KL (None: 1 each). ``frames``: how many frames had a target (weight 0 or not)."""
-    total = log_probs.new_zeros((), dtype=torch.float32)
+    """``(kls, frames)``: per utterance, KL(target || student) summed over its frames that have a target (``[B]``;
+    0 for an utterance without a teacher); ``log_probs`` ``[B, T, V]`` the student's log-posteriors, ``targets[b]``
+    from :func:`student_targets` (for ``n_frames`` <= T) or None. ``frames``: how many frames had a target."""
+    kls = [log_probs.new_zeros((), dtype=torch.float32)] * len(targets)
     frames = 0
     for b, item in enumerate(targets):
         if item is None:
@@ -82,8 +79,19 @@ def distill_loss(
         if idx.numel() == 0:
             continue
         t = torch.from_numpy(probs).to(log_probs.device)[idx]
-        s = log_probs[b, idx].float()
-        kl = (torch.xlogy(t, t) - t * s).sum()
-        total = total + (kl if weights is None else weights[b] * kl)
+        kls[b] = (torch.xlogy(t, t) - t * log_probs[b, idx].float()).sum()
         frames += int(idx.numel())
-    return total / max(len(targets), 1), frames
+    return (torch.stack(kls) if kls else log_probs.new_zeros(0)), frames
+
+
+def distill_loss(
+    log_probs: torch.Tensor,
+    targets: Sequence[tuple[np.ndarray, np.ndarray] | None],
+    weights: Sequence[float] | None = None,
+) -> tuple[torch.Tensor, int]:
+    """``(loss, frames)``: the utterances' KLs (:func:`utterance_kls`), each times ``weights[b]`` (None: 1), summed
+    and divided by the batch size. ``frames``: how many frames had a target (weight 0 or not)."""
+    kls, frames = utterance_kls(log_probs, targets)
+    if weights is not None:
+        kls = kls * torch.tensor(list(weights), dtype=kls.dtype, device=kls.device)
+    return kls.sum() / max(len(targets), 1), frames

@@ -39,28 +39,13 @@ from asr.pipeline import AsrModel, save_asr_model
 from asr.text.base import Tokenizer
 from asr.text.tokenizers import build_tokenizer, tokenizer_from_dict
 from asr.train import checkpoints as ckpts
-from asr.train.config import ExtraDevConfig, ExtraTrainConfig, TrainConfig
+from asr.train.config import TrainConfig
 from asr.train.data import BatchSource, ExtraSet, MixedPlanner, TrainingData, batch_stream, seconds_of, step_seed
 from asr.train.distributed import DistInfo, barrier, cleanup, init_distributed, pick_device
 from asr.train.precision import PrecisionChoice, choose_precision
+from asr.train.resume import check_resume_config
 
 logger = logging.getLogger(__name__)
-
-# Fields that may differ between a run and its resumption (everything else must match).
-_RESUMABLE_CHANGES = {
-    "epochs",
-    "max_steps",
-    "checkpoint_every_steps",
-    "keep_checkpoints",
-    "log_every_steps",
-    "data.num_workers",  # where batches are built does not change them
-    "data.allow_pipes",  # (a run whose sets hold no pipes is the same either way; one that does needs it)
-    "data.prefetch_batches",
-    "num_threads",  # a run paused on a busy machine resumes with more or fewer threads: the same computation
-}
-# Lists of sub-configs, compared item by item (a key an item of the run's config.yaml lacks matches its default).
-_LIST_ITEMS = {"data.extra_train": ExtraTrainConfig, "data.extra_dev": ExtraDevConfig}
-
 
 def _lr_lambda(cfg: TrainConfig, total_steps: int):
     o = cfg.optim
@@ -88,35 +73,6 @@ def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimize
     if o.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
     return torch.optim.RAdam(groups, lr=o.lr, betas=tuple(o.betas), decoupled_weight_decay=True)
-
-
-def _dict_lists(*values) -> bool:
-    return all(isinstance(v, list) and all(isinstance(x, dict) for x in v) for v in values)
-
-
-def _check_resume_config(saved: dict, current: dict) -> None:
-    """Refuse a resume whose configuration differs from the run's. A key the run's config.yaml lacks (a run
-    started before the key existed) matches when the current value is the key's default."""
-    diffs = []
-    defaults = yaml.safe_load(yaml.safe_dump(config_to_dict(TrainConfig()), sort_keys=False))
-
-    def walk(a, b, d, prefix=""):
-        for key in sorted(set(a) | set(b)):
-            va, vb, vd = a.get(key), b.get(key), (d or {}).get(key)
-            if key not in a and vb == vd:
-                continue
-            if isinstance(va, dict) and isinstance(vb, dict):
-                walk(va, vb, vd if isinstance(vd, dict) else {}, f"{prefix}{key}.")
-            elif f"{prefix}{key}" in _LIST_ITEMS and _dict_lists(va, vb) and len(va) == len(vb):
-                item = config_to_dict(_LIST_ITEMS[f"{prefix}{key}"]())  # the defaults of an item's keys
-                for k, (ia, ib) in enumerate(zip(va, vb)):
-                    walk(ia, ib, item, f"{prefix}{key}[{k}].")
-            elif va != vb and f"{prefix}{key}" not in _RESUMABLE_CHANGES:
-                diffs.append(f"{prefix}{key}: run has {va!r}, now {vb!r}")
-
-    walk(saved, current, defaults)
-    if diffs:
-        raise ValueError("cannot resume with a different configuration:\n  " + "\n  ".join(diffs))
 
 
 def load_train_config(recipe: str | None, overrides: dict) -> TrainConfig:
@@ -372,7 +328,7 @@ def _prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, info: Dist
         if not isinstance(saved, dict):
             raise ValueError(f"--resume: the run's {config_path} is not a config mapping")
         # Compare in YAML form: tuples (optim.betas) come back from config.yaml as lists.
-        _check_resume_config(saved, yaml.safe_load(yaml.safe_dump(current, sort_keys=False)))
+        check_resume_config(saved, yaml.safe_load(yaml.safe_dump(current, sort_keys=False)))
     elif ckpts.has_checkpoints(ckpt_dir):
         raise ValueError(f"{run_dir} already holds checkpoints (in {ckpt_dir}); pass --resume or use another run dir")
     if info.is_main:
@@ -797,7 +753,7 @@ def _distill_term(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """KL(teacher || student) over each utterance's frames (asr.distill.loss), per utterance: (the plain mean, what
     metrics.csv logs; the mean with each utterance's training set's weight, what the loss adds)."""
-    from asr.distill.loss import distill_loss, student_targets
+    from asr.distill.loss import student_targets, utterance_kls
 
     cfg, store = run.config, d.data.teacher
     weights = cfg.distill_weights
@@ -811,10 +767,9 @@ def _distill_term(
         )  # fmt: skip
         for t, n, speed in zip(batch.teacher, out_lengths.tolist(), batch.speeds)
     ]
-    plain = distill_loss(log_probs, targets)[0]
-    if len(set(weights)) == 1:  # one weight for every set (the common case): no second pass
-        return plain, weights[0] * plain
-    return plain, distill_loss(log_probs, targets, weights=[weights[s] for s in batch.sources])[0]
+    kls = utterance_kls(log_probs, targets)[0]
+    per_utterance = torch.tensor([weights[s] for s in batch.sources], dtype=kls.dtype, device=kls.device)
+    return kls.sum() / len(targets), (per_utterance * kls).sum() / len(targets)
 
 
 def _finalise(run: _Run, d: _Data, state: _Model) -> Path:

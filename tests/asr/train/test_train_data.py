@@ -175,7 +175,8 @@ def test_resume_accepts_keys_newer_than_the_run_only_at_their_defaults(tmp_path)
     import yaml
 
     from asr.configs import config_to_dict
-    from asr.train.trainer import _check_resume_config, _Metrics
+    from asr.train.resume import check_resume_config as _check_resume_config
+    from asr.train.trainer import _Metrics
 
     def as_yaml(config):
         return yaml.safe_load(yaml.safe_dump(config_to_dict(config), sort_keys=False))
