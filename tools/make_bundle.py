@@ -70,6 +70,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RECIPES_ROOT = ROOT  # where the recipe paths point (tests move ROOT, which holds data/ and runs/)
 PY = sys.executable
 ASR = [PY, "-m", "asr.cli"]
 STEPS = ("corpus", "train1", "train2", "curve", "select", "install", "train3", "phones", "lm", "audio", "package")
@@ -233,7 +234,10 @@ def step_phones(args: argparse.Namespace) -> None:
     4. recipes/synth/phones_real.yaml in runs/phones3, from a copy of the committed phone bundle: phase 3 without
        the distillation, the control that tells its effect from that of a fresh schedule.
     5. recipes/synth/phones_distill_real.yaml in runs/phones-distill-real, from a copy of the committed phone
-       bundle: the teacher on the real recordings only (it reads synthetic voices worse than the student)."""
+       bundle: the teacher on the real recordings only (it reads synthetic voices worse than the student); its
+       teacher store holds realspeech-train only (a minute to make) unless phase 3 made it whole.
+    Phases 3-5 whose every epoch is in the committed phone curve (docs/learning_curve_phones.csv) are not trained
+    again on a machine without their folder: their figures outlive the machine, their checkpoints did not."""
     if (ROOT / PHONES1).is_dir() or _bundle_kind() != "phone":
         if (ROOT / PHONES1).is_dir():
             init = _recorded_init(PHONES1)
@@ -245,9 +249,10 @@ def step_phones(args: argparse.Namespace) -> None:
         _train("recipes/synth/phones_real.yaml", PHONES2, f"init_from={_recorded_init(PHONES2)}")
     elif (ROOT / PHONES1 / "dev_sets.csv").is_file():
         _train("recipes/synth/phones_real.yaml", PHONES2, f"init_from={_best_dev_epoch(PHONES1)}")
-    teacher = [PY, "tools/teacher_posteriors.py", "--data", str(MANIFESTS / "synth_train_all.jsonl"), "--data",
-               str(REAL / "realspeech-train.jsonl"), "--out", str(TEACHER), "--model", "phone", "--jobs", "2"]
-    _from_bundle("recipes/synth/phones_distill.yaml", PHONES_DISTILL, PHONES_DISTILL_INIT, before=teacher)
+    real_train = ["--data", str(REAL / "realspeech-train.jsonl")]
+    teacher = [PY, "tools/teacher_posteriors.py", *real_train, "--out", str(TEACHER), "--model", "phone", "--jobs", "2"]
+    every = [*teacher, "--data", str(MANIFESTS / "synth_train_all.jsonl")]  # phase 3 distils the synthetic set too
+    _from_bundle("recipes/synth/phones_distill.yaml", PHONES_DISTILL, PHONES_DISTILL_INIT, before=every)
     _from_bundle("recipes/synth/phones_real.yaml", PHONES3, PHONES3_INIT)
     _from_bundle("recipes/synth/phones_distill_real.yaml", PHONES_DISTILL_REAL, PHONES_DISTILL_REAL_INIT,
                  before=teacher)  # fmt: skip
@@ -262,6 +267,10 @@ def _from_bundle(recipe: str, run: Path, init_copy: Path, before: list[str] | No
     if (ROOT / run / "final.safetensors").is_file():
         print(f"trained already: {run / 'final.safetensors'}")
         return
+    if not (ROOT / run).is_dir() and _measured(recipe, run):
+        print(f"{run} measured already: {PHONE_CURVE_HISTORY} holds all its epochs (a machine without its folder "
+              "does not train it again)")
+        return
     if before:
         _sh(before)
     if (ROOT / run).is_dir():
@@ -270,6 +279,23 @@ def _from_bundle(recipe: str, run: Path, init_copy: Path, before: list[str] | No
         shutil.copyfile(MODEL, ROOT / init_copy)
         init = str(init_copy)
     _train(recipe, run, f"init_from={init}")
+
+
+def _measured(recipe: str, run: Path) -> bool:
+    """Whether the committed phone curve holds a row for each of the recipe's epochs of ``run`` (a phase finished
+    on an earlier machine: its figures are in the repository, its checkpoints went with that machine)."""
+    import csv
+
+    from asr.configs import load_recipe
+    from asr.train.config import TrainConfig
+
+    history = ROOT / PHONE_CURVE_HISTORY
+    if not history.is_file():
+        return False
+    epochs = int(load_recipe(RECIPES_ROOT / recipe).get("epochs", TrainConfig.epochs))
+    with open(history, newline="") as f:
+        done = {int(r["epoch"]) for r in csv.DictReader(f) if r["run"] == run.name}
+    return done >= set(range(1, epochs + 1))
 
 
 def _best_dev_epoch(run: Path) -> Path:

@@ -149,7 +149,10 @@ def test_the_second_phone_phase_starts_from_the_first_ones_best_dev_epoch(tmp_pa
     ]  # fmt: skip
     # the distillation phases make (or complete) the teacher store first; phases 3-5 start from bundle copies
     assert len(commands) == 2 and all(c[1] == "tools/teacher_posteriors.py" for c in commands)
-    assert commands[0][commands[0].index("--out") + 1] == "data/teacher/hama"
+    assert all(c[c.index("--out") + 1] == "data/teacher/hama" for c in commands)
+    manifests = [[c[i + 1] for i, a in enumerate(c) if a == "--data"] for c in commands]
+    assert sorted(manifests[0]) == ["data/manifests/synth_train_all.jsonl", "data/realspeech/realspeech-train.jsonl"]
+    assert manifests[1] == ["data/realspeech/realspeech-train.jsonl"]  # phase 5 distils the real recordings only
     for copy in (tool.PHONES_DISTILL_INIT, tool.PHONES3_INIT, tool.PHONES_DISTILL_REAL_INIT):
         assert (tmp_path / copy).read_bytes() == b"bundle"
     # a fresh machine with a phone bundle: no phones1, so no phones2 (its result is the bundle); 3 and 4 from it
@@ -174,6 +177,23 @@ def test_the_second_phone_phase_starts_from_the_first_ones_best_dev_epoch(tmp_pa
     assert tool._selection_run() == tool.PHONES_DISTILL
     (tmp_path / "runs" / "phones3" / "checkpoints").mkdir(parents=True)
     assert tool._selection_run() == tool.PHONES3
+    # a fresh machine skips a phase whose every epoch the committed curve holds (phones_distill.yaml: 5 epochs);
+    # phones3 has 2 of its 5, phones-distill-real 1 of its 3, then all 3
+    history = tmp_path / tool.PHONE_CURVE_HISTORY
+    history.parent.mkdir()
+    history.write_text("run,epoch,step\n" + "".join(f"phones-distill,{e},{e}\n" for e in (1, 2, 3, 4, 5))
+                       + "phones3,1,1\nphones3,2,2\nphones-distill-real,1,1\n")  # fmt: skip
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "runs").mkdir()
+    calls.clear()
+    tool.step_phones(None)
+    assert [c[1] for c in calls] == ["runs/phones3", "runs/phones-distill-real"]
+    history.write_text(history.read_text() + "phones-distill-real,2,2\nphones-distill-real,3,3\n")  # its 3 epochs
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "runs").mkdir()
+    calls.clear()
+    tool.step_phones(None)
+    assert [c[1] for c in calls] == ["runs/phones3"]
 
 
 def test_sentence_wer_counts_only_utterances_of_four_words_or_more(tmp_path, monkeypatch):
