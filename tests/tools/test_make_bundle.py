@@ -88,6 +88,19 @@ def test_the_model_card_of_a_phone_bundle_says_what_it_prints():
     char_card = tool._model_card(_tiny(CharTokenizer()), {k: figure for k in figures})
     assert "CTC head over characters" in char_card and "the char tokenizer" in char_card
     assert "PER " not in char_card and "CMUdict" not in char_card and "greedy (phones)" not in char_card
+    assert "`recipes/synth/world_long.yaml`" in char_card and "Phone phases" not in char_card
+
+
+def test_the_model_card_names_the_phases_a_phone_bundle_went_through():
+    load_tool("make_bundle")  # puts the card module, its sibling, in sys.modules
+    from _model_card import _phone_phases
+
+    later = _phone_phases("runs/phones-distill-real/final.safetensors")
+    assert later.index("targets_phone.yaml") < later.index("phones_world.yaml") < later.index("phones_real.yaml")
+    assert "phones_distill_real.yaml" in later and "from phones2's epoch 3" in later
+    early = _phone_phases("runs/phones1/checkpoints/epoch-009.safetensors")
+    assert "phones_world.yaml" in early and "phones_real.yaml" not in early
+    assert "phones_real.yaml" in _phone_phases("see docs/results.md")  # no run known: the whole list
 
 
 def test_a_resumed_phase_keeps_its_warm_start_and_select_can_be_pointed(tmp_path, monkeypatch):
