@@ -8,7 +8,11 @@ Readings: Whisper tiny.en (:mod:`asr.peers.whisper`, int8, one thread, determini
 (:mod:`asr.peers.pocketsphinx`, bundled en-us models) read every converted clip, the metadata-labelled ones
 included (which is how the rules below are checked). Each reading is appended to a JSONL cache
 (``<out>/labels/whisper.jsonl``, ``pocketsphinx.jsonl``) keyed by clip id, a hash of the clip's 16 kHz samples and
-the recognizer's settings and version; an interrupted run resumes where it stopped.
+the recognizer's settings and version; an interrupted run resumes where it stopped. The readings of the last full
+build are committed (:data:`SEED_DIR`, ``asr/assets/realspeech_labels/<recognizer>.jsonl.gz``, written by
+``tools/seed_realspeech_labels.py``): a new machine takes each clip's reading from there when the clip's samples and
+the recognizer's settings and version match, so it neither spends an hour of CPU reading the clips again nor gets
+other references where a recognizer's int8 arithmetic differs on another CPU; anything that does not match is read.
 
 References, in order (:func:`choose_reference`); the first that applies wins:
 
@@ -43,6 +47,7 @@ reference is then the recognizer's text (its word breaks and apostrophes).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -158,34 +163,51 @@ def load_converted(path: Path) -> tuple[np.ndarray, str]:
 # ------------------------------------------------------------------------------------------------- cache
 
 
+SEED_DIR = Path(__file__).resolve().parent.parent / "assets" / "realspeech_labels"  # committed readings
+
+
 class LabelCache:
     """Append-only JSONL of one recognizer's readings: ``{"id", "sha1", "setup", "result"}`` per line.
 
     ``setup`` (settings and versions) and the sample hash must both match for an entry to be reused; a line that
     does not parse is an error naming the file and line (a half-written last line from a killed run is dropped
-    with a warning).
+    with a warning). ``seed``: a gzipped file of such lines (the committed readings, read only) whose matching
+    entries count as cached too; the cache's own lines win over it.
     """
 
-    def __init__(self, path: Path, setup: dict[str, Any]) -> None:
+    def __init__(self, path: Path, setup: dict[str, Any], seed: Path | None = None) -> None:
         self.path = Path(path)
         self.setup = setup
         self._setup_key = json.dumps(setup, sort_keys=True)
         self.entries: dict[tuple[str, str], dict[str, Any]] = {}
+        self.seeded = 0  # entries taken from the seed
+        if seed is not None and Path(seed).is_file():
+            try:
+                lines = gzip.decompress(Path(seed).read_bytes()).decode("utf-8").splitlines()
+            except (OSError, EOFError, UnicodeDecodeError) as e:
+                raise ValueError(f"{seed}: not a gzipped UTF-8 JSONL file of readings ({e})") from e
+            self._add(lines, Path(seed), truncate_half_line=False)
+            self.seeded = len(self.entries)
         if self.path.is_file():
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-            for lineno, line in enumerate(lines, start=1):
-                if not line.strip():
+            self._add(self.path.read_text(encoding="utf-8").splitlines(), self.path, truncate_half_line=True)
+
+    def _add(self, lines: list[str], where: Path, *, truncate_half_line: bool) -> None:
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                key, result = (row["id"], row["sha1"]), row["result"]
+            except json.JSONDecodeError as e:
+                if truncate_half_line and lineno == len(lines):
+                    logger.warning("%s:%d: dropping a half-written last line", where, lineno)
+                    self._truncate_last_line()
                     continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    if lineno == len(lines):
-                        logger.warning("%s:%d: dropping a half-written last line", self.path, lineno)
-                        self._truncate_last_line()
-                        continue
-                    raise ValueError(f"{self.path}:{lineno}: not JSON ({e})") from e
-                if json.dumps(row.get("setup"), sort_keys=True) == self._setup_key:
-                    self.entries[(row["id"], row["sha1"])] = row["result"]
+                raise ValueError(f"{where}:{lineno}: not JSON ({e})") from e
+            except (KeyError, TypeError) as e:
+                raise ValueError(f"{where}:{lineno}: not a reading (needs id, sha1, setup, result)") from e
+            if json.dumps(row.get("setup"), sort_keys=True) == self._setup_key:
+                self.entries[key] = result
 
     def _truncate_last_line(self) -> None:
         data = self.path.read_bytes()
@@ -286,8 +308,10 @@ def read_labels(
     *,
     recognizers: dict[str, tuple[Callable, Callable]] | None = None,
     progress: bool = True,
+    seed_dir: Path | None = SEED_DIR,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{recognizer: {clip id: reading}}`` for ``(clip id, converted FLAC)`` pairs, from the cache or decoded.
+    """``{recognizer: {clip id: reading}}`` for ``(clip id, converted FLAC)`` pairs, from the cache (or the
+    committed readings in ``seed_dir``, ``<recognizer>.jsonl.gz``) or decoded.
 
     A recognizer's model is loaded only when a clip is missing from its cache. ``recognizers`` defaults to
     :data:`RECOGNIZERS` (tests pass stand-ins).
@@ -298,9 +322,11 @@ def read_labels(
     hashes = {clip_id: load_converted(path)[1] for clip_id, path in items}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name, (setup, factory) in (RECOGNIZERS if recognizers is None else recognizers).items():
-        cache = LabelCache(label_dir / f"{name}.jsonl", setup())
+        cache = LabelCache(label_dir / f"{name}.jsonl", setup(), seed_dir / f"{name}.jsonl.gz" if seed_dir else None)
         got = {c: hit for c, _ in items if (hit := cache.get(c, hashes[c])) is not None}
         todo = [(c, p) for c, p in items if c not in got]
+        if cache.seeded:
+            logger.info("%s: %d clips' readings in the committed seed %s", name, cache.seeded, seed_dir)
         if todo:
             logger.info("%s: %d clips to read (%d cached)", name, len(todo), len(got))
             reader = factory()
@@ -309,6 +335,26 @@ def read_labels(
                 cache.put(clip_id, hashes[clip_id], got[clip_id])
         out[name] = got
     return out
+
+
+def write_seed(label_dir: Path, seed_dir: Path, recognizers: dict[str, tuple[Callable, Callable]] | None = None,
+               ) -> dict[str, int]:  # fmt: skip
+    """Write each recognizer's cached readings made with its current settings (``label_dir/<name>.jsonl``) as
+    ``seed_dir/<name>.jsonl.gz``: one line per clip and sample hash, sorted, gzip without a time stamp (the same
+    readings give the same bytes). Returns the lines written per recognizer."""
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name, (setup_fn, _) in (RECOGNIZERS if recognizers is None else recognizers).items():
+        setup = setup_fn()
+        cache = LabelCache(label_dir / f"{name}.jsonl", setup)
+        if not cache.entries:
+            raise ValueError(f"{label_dir / (name + '.jsonl')}: no readings with {name}'s current settings")
+        rows = [json.dumps({"id": i, "sha1": h, "setup": setup, "result": r}, ensure_ascii=False, sort_keys=True)
+                for (i, h), r in sorted(cache.entries.items())]  # fmt: skip
+        data = ("\n".join(rows) + "\n").encode("utf-8")
+        (seed_dir / f"{name}.jsonl.gz").write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
+        counts[name] = len(rows)
+    return counts
 
 
 # -------------------------------------------------------------------------------------------- references

@@ -3,6 +3,7 @@ reference."""
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
@@ -11,6 +12,9 @@ import soundfile as sf
 
 from asr.data.realspeech_labels import (
     HAMA_MAX_PER,
+    RECOGNIZERS,
+    SEED_DIR,
+    LabelCache,
     PseudoLabelGate,
     agree,
     choose_reference,
@@ -18,6 +22,7 @@ from asr.data.realspeech_labels import (
     load_converted,
     phone_agreement,
     read_labels,
+    write_seed,
 )
 from asr.data.realspeech_sources import SourceClip
 
@@ -181,6 +186,63 @@ def test_labels_are_cached_and_resumed(tmp_path):
     convert_clip(SourceClip("c0", "klettres-data", "g", str(src)), tmp_path / "a")
     read_labels(files, tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False)
     assert fake.calls == 4
+
+
+def _three_clips(tmp_path):
+    files = []
+    for i in range(3):
+        src = tmp_path / f"{i}.ogg"
+        src.write_bytes(ogg_bytes(0.3, 22050, seed=i))
+        files.append((f"c{i}", convert_clip(SourceClip(f"c{i}", "klettres-data", "g", str(src)), tmp_path / "a")))
+    return files
+
+
+def test_committed_readings_spare_a_new_machine_the_recognizers(tmp_path):
+    files = _three_clips(tmp_path)
+    fake = FakeRecognizer("whisper", {}, whisper_reading("hi", "HI"))
+    made = read_labels(files[:2], tmp_path / "old", recognizers={"whisper": fake.entry()}, progress=False,
+                       seed_dir=None)  # fmt: skip
+    assert write_seed(tmp_path / "old", tmp_path / "seed", {"whisper": fake.entry()}) == {"whisper": 2}
+    first = (tmp_path / "seed/whisper.jsonl.gz").read_bytes()
+    write_seed(tmp_path / "old", tmp_path / "seed", {"whisper": fake.entry()})
+    assert (tmp_path / "seed/whisper.jsonl.gz").read_bytes() == first  # same readings, same bytes
+    # a new machine (no cache): the seeded clips are not read, the third one is
+    fake.loads = fake.calls = 0
+    got = read_labels(files, tmp_path / "new", recognizers={"whisper": fake.entry()}, progress=False,
+                      seed_dir=tmp_path / "seed")  # fmt: skip
+    assert got["whisper"]["c0"] == made["whisper"]["c0"] and (fake.loads, fake.calls) == (1, 1)
+    assert [json.loads(line)["id"] for line in (tmp_path / "new/whisper.jsonl").read_text().splitlines()] == ["c2"]
+    # a seed made with other settings (another version) is not used
+    other = FakeRecognizer("whisper-v2", {}, whisper_reading("ho", "HO"))
+    got = read_labels(files, tmp_path / "newer", recognizers={"whisper": other.entry()}, progress=False,
+                      seed_dir=tmp_path / "seed")  # fmt: skip
+    assert other.calls == 3 and got["whisper"]["c0"]["normalized"] == "HO"
+
+
+def test_a_broken_seed_is_an_error_naming_it(tmp_path):
+    (tmp_path / "seed").mkdir()
+    (tmp_path / "seed/whisper.jsonl.gz").write_bytes(b"not gzip")
+    fake = FakeRecognizer("whisper", {}, whisper_reading("hi", "HI"))
+    with pytest.raises(ValueError, match=r"whisper.jsonl.gz: not a gzipped"):
+        read_labels([], tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False,
+                    seed_dir=tmp_path / "seed")  # fmt: skip
+    (tmp_path / "seed/whisper.jsonl.gz").write_bytes(gzip.compress(b'{"id": "c0"}\n{"id": broken\n'))
+    with pytest.raises(ValueError, match=r"whisper.jsonl.gz:1: not a reading"):
+        LabelCache(tmp_path / "labels/whisper.jsonl", {"fake": "whisper"}, seed=tmp_path / "seed/whisper.jsonl.gz")
+    with pytest.raises(ValueError, match="no readings with whisper's current settings"):
+        write_seed(tmp_path / "labels", tmp_path / "out", {"whisper": fake.entry()})
+
+
+@pytest.mark.parametrize("name", sorted(RECOGNIZERS))
+def test_the_committed_readings_match_the_recognizers_installed(name):
+    """Every committed reading was made with the settings and versions installed now: after an upgrade the seed
+    must be made again (tools/seed_realspeech_labels.py), or every new machine reads all clips again."""
+    seed = SEED_DIR / f"{name}.jsonl.gz"
+    assert seed.is_file(), f"{seed} is missing: run tools/seed_realspeech_labels.py after asr prepare realspeech"
+    rows = [json.loads(line) for line in gzip.decompress(seed.read_bytes()).decode().splitlines()]
+    setup = RECOGNIZERS[name][0]()
+    assert len(rows) > 2000 and all(r["setup"] == setup for r in rows)
+    assert len({(r["id"], r["sha1"]) for r in rows}) == len(rows)
 
 
 def test_a_corrupt_cache_line_is_an_error_naming_it(tmp_path):
