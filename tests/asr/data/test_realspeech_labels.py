@@ -159,12 +159,17 @@ def test_conversion_to_16k_mono_flac_once(tmp_path):
     assert convert_clip(clip, tmp_path / "audio") == out and out.stat().st_mtime_ns == mtime  # reused
 
 
-def test_labels_are_cached_and_resumed(tmp_path):
+def _three_clips(tmp_path):
     files = []
     for i in range(3):
         src = tmp_path / f"{i}.ogg"
         src.write_bytes(ogg_bytes(0.3, 22050, seed=i))
         files.append((f"c{i}", convert_clip(SourceClip(f"c{i}", "klettres-data", "g", str(src)), tmp_path / "a")))
+    return files
+
+
+def test_labels_are_cached_and_resumed(tmp_path):
+    files = _three_clips(tmp_path)
     fake = FakeRecognizer("whisper", {}, whisper_reading("hi", "HI"))
     got = read_labels(files[:2], tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False)
     assert set(got["whisper"]) == {"c0", "c1"} and (fake.loads, fake.calls) == (1, 2)
@@ -186,15 +191,6 @@ def test_labels_are_cached_and_resumed(tmp_path):
     convert_clip(SourceClip("c0", "klettres-data", "g", str(src)), tmp_path / "a")
     read_labels(files, tmp_path / "labels", recognizers={"whisper": fake.entry()}, progress=False)
     assert fake.calls == 4
-
-
-def _three_clips(tmp_path):
-    files = []
-    for i in range(3):
-        src = tmp_path / f"{i}.ogg"
-        src.write_bytes(ogg_bytes(0.3, 22050, seed=i))
-        files.append((f"c{i}", convert_clip(SourceClip(f"c{i}", "klettres-data", "g", str(src)), tmp_path / "a")))
-    return files
 
 
 def test_committed_readings_spare_a_new_machine_the_recognizers(tmp_path):
