@@ -383,6 +383,9 @@ def _start_point(run: Path) -> tuple[str, int] | None:
         if started_from and epoch and other.parent.name != run.name:
             if yaml.safe_load(other.read_text()).get("init_from") == started_from:
                 return other.parent.name, int(epoch)
+    # a machine without that run: a copy of the committed bundle came from where its model card says
+    if MODEL.is_file() and _digest(ROOT / init) == _digest(MODEL) and (m := _EPOCH_PATH.match(_card_origin())):
+        return m.group(1), int(m.group(2))
     return None
 
 
@@ -737,6 +740,11 @@ def _bundle_origin(bundle) -> str:
     not just installed: the card is still its own)."""
     if bundle.extra.get("source"):
         return str(bundle.extra["source"])
+    return _card_origin()
+
+
+def _card_origin() -> str:
+    """The checkpoint the committed model card says the bundle came from ("This file: `...`")."""
     card = ASSETS / "model" / "README.md"
     found = re.search(r"This file: `([^`]+)`", card.read_text()) if card.is_file() else None
     return found.group(1) if found else "see docs/results.md"

@@ -269,3 +269,15 @@ def test_the_start_point_of_a_phase_for_the_learning_curve(tmp_path, monkeypatch
     assert tool._start_point(distill) == ("p2", 3)  # a bundle installed before install recorded its source
     extra = {}
     assert tool._start_point(distill) is None
+    # a fresh machine (no run shares the bundle's init_from): a copy of the committed bundle came from where its card
+    # says; another file does not
+    model, assets = tmp_path / "model.safetensors", tmp_path / "assets"
+    (assets / "model").mkdir(parents=True)
+    card = "- Phone phases ... This file: `runs/p2/checkpoints/epoch-003.safetensors`."
+    (assets / "model" / "README.md").write_text(card)
+    model.write_bytes(b"x")
+    monkeypatch.setattr(tool, "MODEL", model)
+    monkeypatch.setattr(tool, "ASSETS", assets)
+    assert tool._start_point(distill) == ("p2", 3)
+    model.write_bytes(b"another bundle")
+    assert tool._start_point(distill) is None
