@@ -339,14 +339,15 @@ def read_labels(
 
 def write_seed(label_dir: Path, seed_dir: Path, recognizers: dict[str, tuple[Callable, Callable]] | None = None,
                ) -> dict[str, int]:  # fmt: skip
-    """Write each recognizer's cached readings made with its current settings (``label_dir/<name>.jsonl``) as
-    ``seed_dir/<name>.jsonl.gz``: one line per clip and sample hash, sorted, gzip without a time stamp (the same
-    readings give the same bytes). Returns the lines written per recognizer."""
+    """Write each recognizer's readings made with its current settings as ``seed_dir/<name>.jsonl.gz``: those of the
+    seed already there (a prepare that took them from it did not copy them into its cache) and those cached in
+    ``label_dir/<name>.jsonl`` (winning over the seed's); one line per clip and sample hash, sorted, gzip without a
+    time stamp (the same readings give the same bytes). Returns the lines written per recognizer."""
     seed_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name, (setup_fn, _) in (RECOGNIZERS if recognizers is None else recognizers).items():
         setup = setup_fn()
-        cache = LabelCache(label_dir / f"{name}.jsonl", setup)
+        cache = LabelCache(label_dir / f"{name}.jsonl", setup, seed=seed_dir / f"{name}.jsonl.gz")
         if not cache.entries:
             raise ValueError(f"{label_dir / (name + '.jsonl')}: no readings with {name}'s current settings")
         rows = [json.dumps({"id": i, "sha1": h, "setup": setup, "result": r}, ensure_ascii=False, sort_keys=True)

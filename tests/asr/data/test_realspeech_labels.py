@@ -208,6 +208,8 @@ def test_committed_readings_spare_a_new_machine_the_recognizers(tmp_path):
                       seed_dir=tmp_path / "seed")  # fmt: skip
     assert got["whisper"]["c0"] == made["whisper"]["c0"] and (fake.loads, fake.calls) == (1, 1)
     assert [json.loads(line)["id"] for line in (tmp_path / "new/whisper.jsonl").read_text().splitlines()] == ["c2"]
+    # seeding again from that machine keeps the seed's readings and adds the new one
+    assert write_seed(tmp_path / "new", tmp_path / "seed", {"whisper": fake.entry()}) == {"whisper": 3}
     # a seed made with other settings (another version) is not used
     other = FakeRecognizer("whisper-v2", {}, whisper_reading("ho", "HO"))
     got = read_labels(files, tmp_path / "newer", recognizers={"whisper": other.entry()}, progress=False,
