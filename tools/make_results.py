@@ -132,6 +132,7 @@ def section_curve() -> str:
 
 
 PHONE_CURVE = Path("docs/learning_curve_phones.csv")
+STUDY = Path("docs/study.json")
 
 
 def section_phone_curve() -> str:
@@ -151,6 +152,73 @@ def section_phone_curve() -> str:
         )
         lines.append(f"| {r['run']} | {r['epoch']} | {r['step']} | {r['cpu_hours']:.2f} | {cells} |")
     return "\n".join(lines)
+
+
+#: The accuracy study's rows, in the order of the paper's question (issue 13, section 6); the causal ones (no "bidir")
+#: must all reach STUDY_BAR on the synthetic test set for the comparison to be about models that work.
+STUDY_ROWS = ["linear", "improved", "softmax", "bidir_linear", "bidir_softmax"]
+STUDY_BAR = 0.30
+
+
+def section_study() -> str:
+    """The accuracy study from its committed record (tools/attention_study.py --record): one row per variant."""
+    study = _load(STUDY)
+    if not study:
+        return _missing(
+            str(STUDY), "tools/attention_study.py --recipe recipes/synth/study.yaml --record docs/study.json"
+        )
+    lines = [
+        "| row | params | epochs (steps) | trainer CPU-h | test PER, greedy | test WER / CER, lexicon + LM | "
+        "streamed WER | stream = full | realspeech-dev WER / CER |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in [*STUDY_ROWS, *sorted(set(study) - set(STUDY_ROWS))]:
+        rec = study.get(name)
+        if rec is None:
+            lines.append(f"| {name} | not trained yet | | | | | | | |")
+            continue
+        ev = rec["evals"]
+        full, stream, real = ev.get("test-full") or {}, ev.get("test-stream"), ev.get("real-full") or {}
+        same = rec.get("stream_equals_full")
+        hours = "-" if rec.get("cpu_seconds") is None else f"{rec['cpu_seconds'] / 3600:.2f}"
+        lines.append(
+            f"| **{name}**: {rec['description']} | {rec['params'] / 1e6:.2f} M | {rec['epochs']} ({rec['steps']}) | "
+            f"{hours} | {_pct((ev.get('test-greedy-full') or {}).get('per'))} | "
+            f"{_pct(full.get('wer'))} / {_pct(full.get('cer'))} | "
+            f"{_pct(stream['wer']) if stream else 'offline only'} | {f'{same[0]} / {same[1]}' if same else '-'} | "
+            f"{_pct(real.get('wer'))} / {_pct(real.get('cer'))} |"
+        )
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {v}" for v in study_verdict(study))
+
+
+def study_verdict(study: dict) -> list[str]:
+    """What the recorded rows say: the bar for the causal rows, and each linear row against softmax."""
+
+    def wer(name: str) -> float | None:
+        return ((study.get(name) or {}).get("evals", {}).get("test-full") or {}).get("wer")
+
+    def per(name: str) -> float | None:
+        return ((study.get(name) or {}).get("evals", {}).get("test-greedy-full") or {}).get("per")
+
+    causal = [n for n in STUDY_ROWS if not n.startswith("bidir")]
+    missing = [n for n in causal if wer(n) is None]
+    above = [f"{n} ({_pct(wer(n))})" for n in causal if wer(n) is not None and wer(n) > STUDY_BAR]
+    bar = f"synthetic test WER <= {100 * STUDY_BAR:.0f}% for every causal row"
+    if above:
+        out = [f"The bar ({bar}) is not met: {', '.join(above)}."]
+    elif missing:
+        out = [f"The bar ({bar}) is met by every causal row trained so far; not trained yet: {', '.join(missing)}."]
+    else:
+        out = [f"The bar ({bar}) is met."]
+    for a, b in (("linear", "softmax"), ("improved", "softmax"), ("bidir_linear", "bidir_softmax")):
+        if wer(a) is not None and wer(b) is not None:
+            rel = [
+                f"{name} {100 * (x / y - 1):+.1f}%"
+                for name, x, y in (("WER", wer(a), wer(b)), ("PER", per(a), per(b)))
+                if x and y
+            ]
+            out.append(f"{a} against {b}, relative, synthetic test: {', '.join(rel)}.")
+    return out
 
 
 def _plot_curve(curve: dict) -> None:
@@ -393,6 +461,10 @@ Where a peer helped make a set's references its plain figure is circular: the ne
 ## 5. The training data (issue 13, sections 2-3)
 
 {parts["data"]}
+
+## 6. The paper's question on models that work (issue 13, section 6)
+
+{parts["study"]}
 """
 
 
@@ -409,6 +481,7 @@ def main() -> int:
     parts["decoders"] = section_decoders()
     parts["realspeech"] = section_realspeech()
     parts["data"] = section_data()
+    parts["study"] = section_study()
     text = render(parts)
     args.doc.write_text(text)
     print(text)

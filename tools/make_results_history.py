@@ -154,7 +154,7 @@ def section_study() -> tuple[str, str, str]:
         real = rec.get("real_full") or {}
         stream = rec.get("test_stream")
         lines.append(
-            f"| **{name}**: {variants[name][2]} | {rec['params'] / 1e6:.2f} M | {secs:.0f} | "
+            f"| **{name}**: {variants[name][1]} | {rec['params'] / 1e6:.2f} M | {secs:.0f} | "
             f"{_pct(float(dev[-1]['dev_cer']) if dev else None)} | {_pct((rec.get('test_full') or {}).get('wer'))} | "
             f"{_pct(stream['wer']) if stream else 'offline only'} | "
             f"{_identical(STUDY_OUT / name) if stream else '-'} | {_pct(cer)} | {rel} | "
@@ -167,7 +167,7 @@ def section_study() -> tuple[str, str, str]:
         if mine and base:
             met = mine["wer"] <= 1.05 * base["wer"]
             verdict.append(
-                f"- {variants[name][2].split(')')[0]}) {name} vs (c) softmax on the synthetic test set: WER "
+                f"- {variants[name][1].split(')')[0]}) {name} vs (c) softmax on the synthetic test set: WER "
                 f"{100 * (mine['wer'] / base['wer'] - 1):+.1f}% relative, "
                 f"CER {100 * (mine['cer'] / base['cer'] - 1):+.1f}% relative"
                 + (f" (target for (b): within 5% relative WER: {'met' if met else 'not met'})."

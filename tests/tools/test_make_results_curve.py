@@ -60,3 +60,31 @@ def test_the_bundle_section_of_a_phone_bundle_shows_greedy_per(tmp_path, monkeyp
     assert "| greedy (phones) | PER 40.0 | PER 40.0 | 0.0200 |" in text
     assert "| lexicon + LM | 50.0 / 25.0 | 50.0 / 25.0 | 0.0300 |" in text
     assert text.endswith("what selection compares): WER 50.0, CER 25.0; greedy: PER 40.0.")
+
+
+def _study_row(wer: float, per: float, stream: bool = True) -> dict:
+    evals = {"test-full": {"wer": wer, "cer": wer / 2}, "test-greedy-full": {"per": per}}
+    if stream:
+        evals["test-stream"] = {"wer": wer, "cer": wer / 2}
+    row = {"description": "d", "params": 3_600_000, "epochs": 4, "steps": 2256, "cpu_seconds": 5400.0, "evals": evals}
+    return {**row, "stream_equals_full": [10, 10]} if stream else row
+
+
+def test_the_study_section_is_the_committed_record_with_the_bar_and_the_comparisons(tmp_path, monkeypatch):
+    record = tmp_path / "study.json"
+    record.write_text(json.dumps({"linear": _study_row(0.25, 0.20), "softmax": _study_row(0.20, 0.16)}))
+    monkeypatch.setattr(mr, "STUDY", record)
+    lines = mr.section_study().splitlines()
+    assert lines[2] == "| **linear**: d | 3.60 M | 4 (2256) | 1.50 | 20.0 | 25.0 / 12.5 | 25.0 | 10 / 10 | - / - |"
+    assert lines[3] == "| improved | not trained yet | | | | | | | |"
+    assert "- The bar (synthetic test WER <= 30% for every causal row) is met by every causal row trained so far; " \
+           "not trained yet: improved." in lines  # fmt: skip
+    assert "- linear against softmax, relative, synthetic test: WER +25.0%, PER +25.0%." in lines
+    study = {"linear": _study_row(0.35, 0.3), "improved": _study_row(0.2, 0.1), "softmax": _study_row(0.2, 0.1),
+             "bidir_linear": _study_row(0.1, 0.1, stream=False)}  # fmt: skip
+    record.write_text(json.dumps(study))
+    text = mr.section_study()
+    assert "is not met: linear (35.0)." in text and "| offline only | - |" in text
+    assert "bidir_linear against" not in text  # no bidirectional softmax row to compare with
+    record.unlink()
+    assert "attention_study.py" in mr.section_study()
