@@ -464,6 +464,22 @@ Where a peer helped make a set's references its plain figure is circular: the ne
 
 ## 6. The paper's question on models that work (issue 13, section 6)
 
+The first accuracy study (`docs/results-history.md`, section 2) compared the attention forms at a budget where every
+row's WER was near 100%, so it could not rank them. This one trains each row until it reads the synthetic test set,
+and only the attention differs between rows: `recipes/synth/study.yaml` (the bundle's size: 6 blocks of 192, 4 heads,
+causal conv module; from scratch on the clean synthetic corpus, 14.4 h in 21,772 utterances of the voices Whisper
+reads; CMUdict phone targets; speed perturbation and SpecAugment only; 4 epochs), each row's overrides from
+`tools/attention_study.py`, one CPU thread per row, two rows side by side (fp32: this CPU has no bf16 units).
+Test: `data/synth_clean/test` (785 utterances, 30.6 min, held-out voices and sentences) in words through the bundled
+lexicon + LM with the bundle's decoder settings, the same for every row (the LM's text holds no test sentence), and
+greedy PER, the attention's effect before any LM; realspeech-dev in words for reference (no row hears real speech).
+The rows are recorded in `docs/study.json` as they finish (two a session on this machine), and this table is
+`tools/make_results.py`'s `section_study()` of that file:
+
+    .venv/bin/python tools/attention_study.py --recipe recipes/synth/study.yaml --out runs/study_v3 --parallel \\
+        --variants linear softmax --test data/synth_clean/test --real data/realspeech/realspeech-dev.jsonl \\
+        --lm asr/assets/model --record docs/study.json
+
 {parts["study"]}
 """
 
