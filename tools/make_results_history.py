@@ -113,11 +113,13 @@ def _pct(x: float | None) -> str:
 
 def _identical(run_dir: Path) -> str:
     """How many test utterances the streaming pass decoded exactly as the full-utterance pass."""
-    files = [run_dir / f"eval-test-{m}" / "utterances.jsonl" for m in ("full", "stream")]
-    if not all(f.is_file() for f in files):
+    from attention_study import identical  # tools/ is on sys.path when this file runs as a script
+
+    full, stream = run_dir / "eval-test-full", run_dir / "eval-test-stream"
+    if not all((d / "utterances.jsonl").is_file() for d in (full, stream)):
         return "-"
-    full, stream = ({r["id"]: r["hyp"] for r in map(json.loads, f.read_text().splitlines())} for f in files)
-    return f"{sum(full[k] == stream.get(k) for k in full)} / {len(full)}"
+    same, total = identical(full, stream)
+    return f"{same} / {total}"
 
 
 def section_bundle() -> str:
