@@ -30,7 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-from learning_curve import cpu_seconds_by_step  # a sibling tool: this file's folder is first on sys.path
+from _model_card import scores  # sibling tools: this file's folder is first on sys.path
+from learning_curve import cpu_seconds_by_step
 
 ROOT = Path(__file__).resolve().parent.parent
 ASR = [sys.executable, "-m", "asr.cli"]
@@ -186,19 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         evals = evaluations(name, args.test, real, args.lm)
         for tag, data, mode, decode in evals:
             s = _eval(name, out, data, tag, mode, args.eval_threads, decode)
-            print(f"[{name}] {tag} ({mode}): {'failed' if s is None else _scores(s)}")
+            print(f"[{name}] {tag} ({mode}): {'failed' if s is None else scores(s)}")
         if args.record:
             record(args.record, {name: figures(name, out / name, args.recipe, args.set, evals)})
             print(f"[{name}] recorded in {args.record}")
     return 0
-
-
-def _scores(s: dict) -> str:
-    return (
-        f"PER {100 * s['per']:.2f}"
-        if s.get("per") is not None
-        else f"WER {100 * s['wer']:.2f}  CER {100 * s['cer']:.2f}"
-    )
 
 
 if __name__ == "__main__":
