@@ -287,13 +287,18 @@ def grid_search(
     lm_weights: Sequence[float],
     word_scores: Sequence[float],
     blank_penalties: Sequence[float] | None = None,
+    searches: Sequence[dict] | None = None,
     max_batch_frames: int = 30000,
     progress: bool = True,
     groups: Sequence[str] | None = None,
 ) -> list[dict]:
-    """WER/CER of every (lm weight, word score[, blank penalty]) on ``utterances`` from one full-utterance forward
-    (the log-probs are kept in memory), best first (WER, then CER). Tune on a dev set: the test sets stay for
-    reporting. ``blank_penalties`` None: the decoder's own (``lm.config.blank_penalty``) in every row.
+    """WER/CER of every (lm weight, word score[, blank penalty][, search]) on ``utterances`` from one full-utterance
+    forward (the log-probs are kept in memory), best first (WER, then CER, then the search's time: of two settings
+    alike in accuracy the cheaper wins). Tune on a dev set: the test sets stay for reporting. ``blank_penalties``
+    None: the decoder's own (``lm.config.blank_penalty``) in every row. ``searches``: beam options of
+    :class:`~asr.decoding.lm_decoder.LMDecoderConfig` (``beam_size``, ``beam_size_token``, ``beam_threshold``) per
+    setting, to weigh the search's cost (each row's ``rtf``: the search alone) against its accuracy; None: the
+    decoder's own. Every row names its beam settings.
 
     ``groups``: a set name per utterance (several dev sets tuned together). Each row then also has every set's
     WER/CER (``sets``) and their means (``mean_wer``, ``mean_cer``), and rows are ranked by the means: each set
@@ -316,9 +321,11 @@ def grid_search(
     unit = "phone" if _phone_output(bundle, lm) else "word"
     rows = []
     penalties = [lm.config.blank_penalty] if blank_penalties is None else list(blank_penalties)
-    settings = [(w, s, b) for w in lm_weights for s in word_scores for b in penalties]
-    for w, s, b in tqdm(settings, desc="grid", unit="setting", disable=not progress):
-        decoder = lm.with_options(lm_weight=w, word_score=s, blank_penalty=b)
+    settings = [
+        (w, s, b, dict(x)) for w in lm_weights for s in word_scores for b in penalties for x in (searches or [{}])
+    ]
+    for w, s, b, search in tqdm(settings, desc="grid", unit="setting", disable=not progress):
+        decoder = lm.with_options(lm_weight=w, word_score=s, blank_penalty=b, **search)
         t0 = time.perf_counter()
         out = [
             _hyp_text(bundle, decoder.decode(log_probs[i]).text(bundle.tokenizer), lm) if i in log_probs else ""
@@ -331,6 +338,9 @@ def grid_search(
             "lm_weight": w,
             "word_score": s,
             "blank_penalty": b,
+            "beam_size": decoder.config.beam_size,
+            "beam_size_token": decoder.config.beam_size_token,
+            "beam_threshold": decoder.config.beam_threshold,
             "wer": counts.rate,
             "cer": float("nan") if chars is None else chars.rate,
             "rtf": seconds / max(audio, 1e-9),  # the search alone
@@ -345,9 +355,9 @@ def grid_search(
             row["mean_cer"] = sum(v["cer"] for v in row["sets"].values()) / len(row["sets"])
         rows.append(row)
     if groups is not None:
-        rows.sort(key=lambda r: (r["mean_wer"], r["mean_cer"]))
+        rows.sort(key=lambda r: (r["mean_wer"], r["mean_cer"], r["rtf"]))
     else:
-        rows.sort(key=lambda r: (r["wer"], r["cer"]))
+        rows.sort(key=lambda r: (r["wer"], r["cer"], r["rtf"]))
     return rows
 
 
@@ -359,18 +369,24 @@ def _group_rate(scores: Sequence[UtteranceScore] | None, pick: Sequence[int]) ->
 
 
 def format_grid(rows: list[dict]) -> str:
-    """``grid_search`` rows as a table: LM weight, word score, (blank penalty, when one is not 0,) WER, CER, RTF
-    (and each set's WER / CER with their means, when several sets were tuned together)."""
+    """``grid_search`` rows as a table: LM weight, word score, (blank penalty, when one is not 0; beam, tokens per
+    frame and threshold, when they vary,) WER, CER, RTF (and each set's WER / CER with their means, when several sets
+    were tuned together)."""
     sets = list(rows[0].get("sets", {})) if rows else []
     labels = [Path(n).stem if Path(n).suffix else f"{Path(n).parent.name}/{Path(n).name}" for n in sets]
     extra = "".join(f" {label[-18:]:>18}" for label in labels) + (f" {'mean WER/CER':>14}" if sets else "")
     blank = any(r.get("blank_penalty", 0.0) for r in rows)
     pen_head = " blank_pen" if blank else ""
-    lines = [f"{'lm_weight':>9} {'word_score':>10}{pen_head} {'WER':>7} {'CER':>7} {'RTF':>7}{extra}"]
+    searches = len({(r.get("beam_size"), r.get("beam_size_token"), r.get("beam_threshold")) for r in rows}) > 1
+    search_head = f" {'beam':>5} {'tokens':>6} {'thresh':>6}" if searches else ""
+    lines = [f"{'lm_weight':>9} {'word_score':>10}{pen_head}{search_head} {'WER':>7} {'CER':>7} {'RTF':>7}{extra}"]
     for r in rows:
         cells = "".join(f" {r['sets'][n]['wer']:>8.4f}/{r['sets'][n]['cer']:<9.4f}" for n in sets)
         mean = f" {r['mean_wer']:>6.4f}/{r['mean_cer']:<7.4f}" if sets else ""
         pen = f" {r.get('blank_penalty', 0.0):>9g}" if blank else ""
+        if searches:
+            tokens = "all" if r["beam_size_token"] is None else r["beam_size_token"]
+            pen += f" {r['beam_size']:>5} {tokens:>6} {r['beam_threshold']:>6g}"
         head = f"{r['lm_weight']:>9g} {r['word_score']:>10g}{pen} {r['wer']:>7.4f} {r['cer']:>7.4f} {r['rtf']:>7.4f}"
         lines.append(head + cells + mean)
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""Tune the LM decoder's weights on a dev set: a grid of LM weight x word score (x blank penalty), the table printed
-and written.
+"""Tune the LM decoder's weights on a dev set: a grid of LM weight x word score (x blank penalty x beam settings), the
+table printed and written.
 
     python tools/tune_lm.py --data data/synth_clean/dev --max-utterances 300 --out runs/lm/tune
     python tools/tune_lm.py --data DEV --lm runs/lm --write runs/lm        # record the best in runs/lm/lm.json
@@ -9,7 +9,9 @@ One full-utterance forward of the set, then every (lm weight, word score, blank 
 (:func:`asr.evaluate.grid_search`); ``grid.json`` holds every row, best first (WER, then CER; with several
 ``--data`` sets, the mean of their WERs, so that a set of short real clips counts as much as one of long synthetic
 sentences; ``--criterion pooled`` ranks by the WER of all their utterances together). ``--blank-penalties``
-(default: only the decoder's own) adds the blank penalty to the grid. ``--write FOLDER`` puts the best setting into
+(default: only the decoder's own) adds the blank penalty to the grid; ``--beams``, ``--beam-token-limits`` and
+``--beam-thresholds`` add the search's settings (each row's RTF is the search's own time: ties in WER go to the
+cheaper search). ``--write FOLDER`` puts the best setting into
 that LM folder's ``lm.json`` (the defaults ``--lm FOLDER`` and the bundled model then use),
 with the set it was tuned on. Tune on dev sets only: the test sets are for reporting. ``--lm-weights 0`` tunes the
 lexicon-only mode (the LM weighted by 0 is the lexicon without an LM).
@@ -27,7 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from asr.commands.lm_options import add_lm_arguments, describe, lm_decoder_from_args
+    from asr.commands.lm_options import (
+        add_grid_arguments,
+        add_lm_arguments,
+        describe,
+        grid_from_args,
+        lm_decoder_from_args,
+    )
     from asr.data.sources import load_utterances
     from asr.evaluate import format_grid, grid_search, write_grid
     from asr.pipeline import load_asr_model, resolve_model_path
@@ -36,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", action="append", required=True, help="dev set(s): manifest or folder (repeatable)")
     parser.add_argument("--model", help="checkpoint or run dir (default: the bundled model)")
     parser.add_argument("--max-utterances", type=int, help="use the first N utterances of each set")
-    parser.add_argument("--lm-weights", default="0.25,0.5,0.75,1,1.5,2,3")
-    parser.add_argument("--word-scores", default="-4,-3,-2,-1,0,1", help="write --word-scores=-2,-1,0 (leading minus)")
-    parser.add_argument("--blank-penalties", help="comma-separated blank penalties (default: the decoder's own)")
+    add_grid_arguments(parser, lm_weights="0.25,0.5,0.75,1,1.5,2,3", word_scores="-4,-3,-2,-1,0,1")
     parser.add_argument("--out", type=Path, required=True, help="folder for grid.json")
     parser.add_argument("--write", type=Path, metavar="LM_FOLDER", help="record the best pair in this lm.json")
     parser.add_argument("--threads", type=int, default=1)
@@ -53,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    weights = [float(x) for x in args.lm_weights.split(",")]
-    scores = [float(x) for x in args.word_scores.split(",")]
-    penalties = None if args.blank_penalties is None else [float(x) for x in args.blank_penalties.split(",")]
+    try:
+        grid = grid_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     model_path = resolve_model_path(args.model)
     bundle = load_asr_model(model_path)
     lm = lm_decoder_from_args(args, bundle.tokenizer)
@@ -68,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         utterances += utts
         groups += [data] * len(utts)
     by_set = args.criterion == "mean" and len(args.data) > 1
-    rows = grid_search(bundle, utterances, lm, lm_weights=weights, word_scores=scores, blank_penalties=penalties,
+    rows = grid_search(bundle, utterances, lm, lm_weights=grid.lm_weights, word_scores=grid.word_scores,
+                       blank_penalties=grid.blank_penalties, searches=grid.searches,
                        groups=groups if by_set else None)  # fmt: skip
     print(format_grid(rows))
     meta = {"model": str(model_path), "data": args.data, "utterances": len(utterances), "decoder": describe(lm),
@@ -86,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             "lm_weight": best["lm_weight"],
             "word_score": best["word_score"],
             "blank_penalty": best["blank_penalty"],
-            "beam_size": lm.config.beam_size,
+            "beam_size": best["beam_size"],
+            "beam_threshold": best["beam_threshold"],
+            **({"beam_size_token": best["beam_size_token"]} if best["beam_size_token"] is not None else {}),
         }
+        if best["beam_size_token"] is None:
+            folder["decoder"].pop("beam_size_token", None)
         folder["tuning"] = {
             "data": args.data,
             "utterances": len(utterances),
@@ -96,12 +108,16 @@ def main(argv: list[str] | None = None) -> int:
             "cer": round(best["cer"], 4),
             "criterion": meta["criterion"],
             **({"sets": best["sets"]} if by_set else {}),
-            "grid": {"lm_weights": weights, "word_scores": scores,
-                     "blank_penalties": [lm.config.blank_penalty] if penalties is None else penalties},
+            "search_rtf": round(best["rtf"], 4),
+            "grid": {"lm_weights": list(grid.lm_weights), "word_scores": list(grid.word_scores),
+                     "blank_penalties": [lm.config.blank_penalty] if grid.blank_penalties is None
+                     else list(grid.blank_penalties),
+                     **({"searches": list(grid.searches)} if grid.searches else {})},
         }
         write_lm_json(args.write, folder)
         print(f"recorded lm_weight={best['lm_weight']} word_score={best['word_score']} "
-              f"blank_penalty={best['blank_penalty']} in {path}")
+              f"blank_penalty={best['blank_penalty']} beam={best['beam_size']} "
+              f"beam_tokens={best['beam_size_token'] or 'all'} beam_threshold={best['beam_threshold']} in {path}")
     return 0
 
 

@@ -7,8 +7,9 @@
 
 Decoding: the bundled LM with its lexicon by default (when it fits the model), ``--lm``/``--lexicon`` for others,
 ``--no-lm`` for greedy CTC (``--no-lm --beam N``: prefix beam search); see :mod:`asr.commands.lm_options`.
-``--grid`` decodes the set once per (lm weight, word score) pair from one forward pass (full mode) and writes
-the table (``grid.json``, printed), best first: tune on a dev set, never on the test set.
+``--grid`` decodes the set once per (lm weight, word score[, blank penalty][, beam setting]) from one forward pass
+(full mode) and writes the table (``grid.json``, printed), best first: tune on a dev set, never on the test set.
+``--beams 96,192 --beam-token-limits 10,all`` weighs the search's cost (the table's RTF) against its accuracy.
 
 WER and CER (PER for a phone model) with sclite-style Corr/Sub/Del/Ins counts, printed as a table.
 ``--data`` is anything :func:`asr.data.sources.load_utterances` reads (a JSONL manifest, a LibriSpeech
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -60,17 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the shell commands of audio given as 'cmd |' (Kaldi wav.scp form; they come from the data)",
     )
     parser.add_argument(
-        "--grid", action="store_true", help="search --lm-weights x --word-scores [x --blank-penalties] (full mode)"
+        "--grid", action="store_true", help="search --lm-weights x --word-scores [x --blank-penalties x --beams x "
+        "--beam-token-limits x --beam-thresholds] (full mode)"
     )
-    parser.add_argument("--lm-weights", default="0.5,1,1.5,2,3", help="--grid: comma-separated LM weights")
-    parser.add_argument(
-        "--word-scores", default="-3,-2,-1,0,1", help="--grid: comma-separated word scores (--word-scores=-3,-1,0)"
-    )
-    parser.add_argument(
-        "--blank-penalties", default=None, help="--grid: comma-separated blank penalties (default: the decoder's own)"
-    )
-    from asr.commands.lm_options import add_lm_arguments
+    from asr.commands.lm_options import add_grid_arguments, add_lm_arguments
 
+    add_grid_arguments(parser, lm_weights="0.5,1,1.5,2,3", word_scores="-3,-2,-1,0,1", note="--grid: ")
     add_lm_arguments(parser)
 
 
@@ -135,8 +130,8 @@ def _run(args: argparse.Namespace) -> int:
         from asr.evaluate import format_grid, grid_search, write_grid
 
         rows = grid_search(
-            bundle, utterances, lm, lm_weights=grid[0], word_scores=grid[1], blank_penalties=grid[2],
-            progress=not args.no_progress,
+            bundle, utterances, lm, lm_weights=grid.lm_weights, word_scores=grid.word_scores,
+            blank_penalties=grid.blank_penalties, searches=grid.searches, progress=not args.no_progress,
         )  # fmt: skip
         print(format_grid(rows))
         if args.out is not None:
@@ -195,19 +190,9 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if nothing_scored else 0
 
 
-def _grid_values(args: argparse.Namespace) -> tuple[list[float], list[float], list[float] | None]:
-    def floats(text: str, flag: str) -> list[float]:
-        try:
-            values = [float(x) for x in text.split(",") if x.strip()]
-        except ValueError:
-            raise ValueError(f"{flag} must be comma-separated numbers, got {text!r}") from None
-        if not values:
-            raise ValueError(f"{flag} is empty")
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"{flag} must be finite numbers, got {text!r}")
-        return values
+def _grid_values(args: argparse.Namespace):
+    from asr.commands.lm_options import grid_from_args
 
     if args.mode != "full":
         raise ValueError("--grid runs in full mode (one forward pass, every setting decoded from it)")
-    penalties = None if args.blank_penalties is None else floats(args.blank_penalties, "--blank-penalties")
-    return floats(args.lm_weights, "--lm-weights"), floats(args.word_scores, "--word-scores"), penalties
+    return grid_from_args(args)

@@ -3,7 +3,7 @@
     --lm PATH          an ARPA (.arpa, .arpa.gz) or KenLM binary file, or an LM folder ('asr lm build --out DIR')
     --lexicon FILE     the lexicon for --lm FILE (without it: lexicon-free, the LM must be over the model's tokens)
     --no-lm            no LM: greedy CTC (or prefix beam search with --beam N)
-    --lm-weight, --word-score, --blank-penalty, --unk-score, --beam-threshold, --beam    search options
+    --lm-weight, --word-score, --blank-penalty, --unk-score, --beam, --beam-tokens, --beam-threshold  search options
 
 Without --lm or --no-lm the bundled model (no --model) decodes with its bundled LM folder
 (``asr/assets/model/lm.json``, when installed); a model given with --model decodes greedily unless --lm is given
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -23,7 +24,7 @@ from asr import pipeline
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["add_lm_arguments", "lm_decoder_from_args"]
+__all__ = ["Grid", "add_grid_arguments", "add_lm_arguments", "grid_from_args", "lm_decoder_from_args"]
 
 
 def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,18 +48,27 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--unk-score", type=float, help="score of a word outside the lexicon (default: never)")
     group.add_argument("--beam-threshold", type=float, help="drop hypotheses this far below the best (log)")
+    group.add_argument(
+        "--beam-tokens", type=int, help="tokens tried per frame, the most likely first (default from the LM folder, "
+        "else all); fewer is faster"
+    )
+
+
+# (argument, LMDecoderConfig field) of the search options
+_SEARCH_OPTIONS = (
+    ("lm_weight", "lm_weight"),
+    ("word_score", "word_score"),
+    ("blank_penalty", "blank_penalty"),
+    ("unk_score", "unk_score"),
+    ("beam_threshold", "beam_threshold"),
+    ("beam", "beam_size"),
+    ("beam_tokens", "beam_size_token"),
+)
 
 
 def _options(args: argparse.Namespace) -> dict:
     opts = {}
-    for arg, field in (
-        ("lm_weight", "lm_weight"),
-        ("word_score", "word_score"),
-        ("blank_penalty", "blank_penalty"),
-        ("unk_score", "unk_score"),
-        ("beam_threshold", "beam_threshold"),
-        ("beam", "beam_size"),
-    ):
+    for arg, field in _SEARCH_OPTIONS:
         value = getattr(args, arg, None)
         if value is not None:
             opts[field] = value
@@ -79,14 +89,15 @@ def lm_decoder_from_args(
     from asr.lm.folder import LM_JSON, folder_decoder, read_lm_folder
 
     opts = _options(args)
-    if args.beam is not None and args.beam < 1:
-        raise ValueError(f"--beam must be >= 1, got {args.beam}")
+    for name in ("beam", "beam_tokens"):
+        if getattr(args, name, None) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     for name in ("lm_weight", "word_score", "blank_penalty", "beam_threshold"):
         if name in opts and not math.isfinite(opts[name]):
             raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {opts[name]}")
     if args.no_lm:
         given = [f"--{n}" for n in ("lm", "lexicon") if getattr(args, n)] + [
-            f"--{k.replace('_', '-')}" for k in opts if k != "beam_size"
+            f"--{arg.replace('_', '-')}" for arg, field in _SEARCH_OPTIONS if field in opts and arg != "beam"
         ]
         if given:
             raise ValueError(f"--no-lm cannot be combined with {', '.join(given)}")
@@ -120,7 +131,9 @@ def describe(decoder) -> str:
     return (
         f"{c.mode} (lm {c.lm}, lexicon {c.lexicon}, lm_weight {c.lm_weight}, word_score {c.word_score}, "
         + (f"blank_penalty {c.blank_penalty}, " if c.blank_penalty else "")
-        + f"beam {c.beam_size})"
+        + f"beam {c.beam_size}"
+        + (f", {c.beam_size_token} tokens a frame" if c.beam_size_token is not None else "")
+        + f", threshold {c.beam_threshold:g})"
     )
 
 
@@ -130,3 +143,79 @@ def config_dict(decoder) -> dict:
     for key, value in dataclasses.asdict(decoder.config).items():
         out[key] = None if isinstance(value, float) and math.isinf(value) else value
     return out
+
+
+# -- tuning grids (asr eval --grid, tools/tune_lm.py) ------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The settings a tuning run decodes: every lm weight x word score x blank penalty x search setting."""
+
+    lm_weights: tuple[float, ...]
+    word_scores: tuple[float, ...]
+    blank_penalties: tuple[float, ...] | None  # None: the decoder's own
+    searches: tuple[dict, ...] | None  # LMDecoderConfig beam options per setting; None: the decoder's own
+
+
+def add_grid_arguments(parser: argparse.ArgumentParser, *, lm_weights: str, word_scores: str, note: str = "") -> None:
+    """The grid's axes as comma-separated lists (``note`` prefixes each help text)."""
+    parser.add_argument("--lm-weights", default=lm_weights, help=f"{note}comma-separated LM weights")
+    parser.add_argument(
+        "--word-scores", default=word_scores, help=f"{note}comma-separated word scores (write --word-scores=-3,-1,0)"
+    )
+    parser.add_argument(
+        "--blank-penalties", help=f"{note}comma-separated blank penalties (default: the decoder's own)"
+    )
+    parser.add_argument("--beams", help=f"{note}comma-separated beam widths (default: the decoder's own)")
+    parser.add_argument(
+        "--beam-token-limits", help=f"{note}comma-separated tokens tried per frame, 'all' for no limit (default: the "
+        "decoder's own); the search's cost against its accuracy, with --beams and --beam-thresholds"
+    )
+    parser.add_argument("--beam-thresholds", help=f"{note}comma-separated beam thresholds (default: the decoder's own)")
+
+
+def _numbers(text: str, flag: str, kind=float, *, allow_all: bool = False) -> list:
+    values = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        if allow_all and item == "all":
+            values.append(None)
+            continue
+        try:
+            values.append(kind(item))
+        except ValueError:
+            what = "integers" + (" or 'all'" if allow_all else "") if kind is int else "numbers"
+            raise ValueError(f"{flag} must be comma-separated {what}, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{flag} is empty")
+    if not all(v is None or math.isfinite(v) for v in values):
+        raise ValueError(f"{flag} must be finite numbers, got {text!r}")
+    return values
+
+
+def grid_from_args(args: argparse.Namespace) -> Grid:
+    """The grid the options ask for; ValueError naming the flag for a malformed list."""
+    penalties = None if args.blank_penalties is None else tuple(_numbers(args.blank_penalties, "--blank-penalties"))
+    axes = []
+    for flag, field, kind, rule in (
+        ("--beams", "beam_size", int, ">= 1"),
+        ("--beam-token-limits", "beam_size_token", int, ">= 1"),
+        ("--beam-thresholds", "beam_threshold", float, "> 0"),
+    ):
+        text = getattr(args, flag[2:].replace("-", "_"))
+        if text is None:
+            continue
+        values = _numbers(text, flag, kind, allow_all=field == "beam_size_token")
+        bad = [v for v in values if v is not None and not (v >= 1 if rule == ">= 1" else v > 0)]
+        if bad:
+            raise ValueError(f"{flag} must be {rule}, got {bad[0]}")
+        axes.append([(field, v) for v in values])
+    searches = tuple(dict(s) for s in itertools.product(*axes)) if axes else None
+    return Grid(
+        lm_weights=tuple(_numbers(args.lm_weights, "--lm-weights")),
+        word_scores=tuple(_numbers(args.word_scores, "--word-scores")),
+        blank_penalties=penalties,
+        searches=searches,
+    )

@@ -70,3 +70,55 @@ def test_the_blank_penalty_is_tuned_and_recorded_in_the_lm_folder(tmp_path):
     assert recorded["tuning"]["grid"]["blank_penalties"] == [0.0, 1.5]
     decoder = folder_decoder(read_lm_folder(folder), tokenizer)
     assert decoder.config.blank_penalty == grid["best"]["blank_penalty"]
+
+
+def test_the_search_settings_are_a_grid_axis_recorded_in_the_lm_folder(tmp_path, capsys):
+    """--beams x --beam-token-limits: every row names its search and times it; --write records the best row's
+    search, and the folder's decoder then searches with it."""
+    from asr.lm.folder import folder_decoder, read_lm_folder
+    from asr.pipeline import load_asr_model, resolve_model_path
+
+    tokenizer = load_asr_model(resolve_model_path(None)).tokenizer
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    arpa, lexicon = tiny_lm(folder, tokenizer=tokenizer)
+    meta = {"format": 1, "lm": arpa.name, "lexicon": lexicon.name,
+            "tokenizer": {"kind": tokenizer.kind, "tokens": list(tokenizer.tokens)},
+            "decoder": {"lm_weight": 1.0, "word_score": -1.0, "beam_size_token": 3}}  # fmt: skip
+    (folder / "lm.json").write_text(json.dumps(meta))
+    tool = load_tool("tune_lm")
+    argv = ["--data", str(AUDIO / "real.jsonl"), "--max-utterances", "3", "--lm", str(folder), "--lm-weights", "1",
+            "--word-scores=-1", "--beams", "1,8", "--beam-token-limits", "2,all", "--beam-thresholds", "20",
+            "--out", str(tmp_path / "t"), "--write", str(folder)]  # fmt: skip
+    assert tool.main(argv) == 0
+    assert "tokens" in capsys.readouterr().out  # the table shows the search columns when they vary
+    grid = json.loads((tmp_path / "t" / "grid.json").read_text())
+    searches = sorted((r["beam_size"], r["beam_size_token"] or 0, r["beam_threshold"]) for r in grid["rows"])
+    assert searches == [(1, 0, 20.0), (1, 2, 20.0), (8, 0, 20.0), (8, 2, 20.0)]
+    assert all(r["rtf"] > 0 for r in grid["rows"])
+    ranked = [(r["wer"], r["cer"], r["rtf"]) for r in grid["rows"]]
+    assert ranked == sorted(ranked)
+    best = grid["best"]
+    recorded = json.loads((folder / "lm.json").read_text())
+    assert recorded["decoder"]["beam_size"] == best["beam_size"]
+    assert recorded["decoder"].get("beam_size_token") == best["beam_size_token"]  # "all" drops the folder's 3
+    assert recorded["tuning"]["grid"]["searches"][0] == {"beam_size": 1, "beam_size_token": 2, "beam_threshold": 20.0}
+    config = folder_decoder(read_lm_folder(folder), tokenizer).config
+    assert (config.beam_size, config.beam_size_token, config.beam_threshold) == (
+        best["beam_size"], best["beam_size_token"], 20.0,
+    )  # fmt: skip
+
+
+def test_bad_search_grids_are_refused(capsys):
+    import pytest
+
+    tool = load_tool("tune_lm")
+    for flag, value, message in (
+        ("--beams", "0,8", "--beams must be >= 1, got 0"),
+        ("--beam-token-limits", "4,x", "--beam-token-limits must be comma-separated integers or 'all'"),
+        ("--beam-thresholds", "-1", "--beam-thresholds must be > 0, got -1.0"),
+        ("--beams", "all", "--beams must be comma-separated integers"),
+    ):
+        with pytest.raises(SystemExit):
+            tool.main(["--data", str(AUDIO / "real.jsonl"), "--out", "unused", flag, value])
+        assert message in capsys.readouterr().err

@@ -49,6 +49,8 @@ def test_no_lm_is_greedy(capsys):
         (["--no-lm", "--lm-weight", "1"], "--no-lm cannot be combined with --lm-weight"),
         (["--lm", "missing.arpa", "--lexicon", "missing.txt"], "lexicon 'missing.txt' does not exist"),
         (["--beam", "0", "--no-lm"], "--beam must be >= 1"),
+        (["--beam-tokens", "0"], "--beam-tokens must be >= 1"),
+        (["--no-lm", "--beam-tokens", "8"], "--no-lm cannot be combined with --beam-tokens"),
     ],
 )
 def test_bad_decoder_options_are_refused(args, message, capsys):
@@ -102,3 +104,12 @@ def test_eval_with_lm_full_and_stream_and_the_grid(tiny, tmp_path, capsys):
     assert summary["lm"]["blank_penalty"] == 2.0 and summary["wer"] == pytest.approx(row["wer"])
     assert main([*common, "--grid", "--blank-penalties", "1,x"]) == 2
     assert "--blank-penalties must be comma-separated numbers" in capsys.readouterr().err
+    # the search as an axis: each row names its beam, the table shows them
+    args = [*common, "--grid", "--lm-weights", "1", "--word-scores=-1", "--beams", "2,16", "--beam-token-limits", "all",
+            "--out", str(tmp_path / "grid3")]  # fmt: skip
+    assert main(args) == 0
+    assert "beam" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "grid3" / "grid.json").read_text())["rows"]
+    assert sorted(r["beam_size"] for r in rows) == [2, 16] and {r["beam_size_token"] for r in rows} == {None}
+    assert main([*common, "--grid", "--beams", "0"]) == 2
+    assert "--beams must be >= 1, got 0" in capsys.readouterr().err
