@@ -45,10 +45,8 @@ def test_two_sets_are_ranked_by_the_mean_of_their_wers(tmp_path, capsys):
     assert {key(r): r["wer"] for r in pooled["rows"]} == {key(r): r["wer"] for r in grid["rows"]}
 
 
-def test_the_blank_penalty_is_tuned_and_recorded_in_the_lm_folder(tmp_path):
-    """--blank-penalties adds an axis; --write records the best row's penalty in lm.json, which the folder's
-    decoder (what asr transcribe / live / eval use by default) then applies."""
-    from asr.lm.folder import folder_decoder, read_lm_folder
+def _lm_folder(tmp_path, decoder: dict):
+    """(the bundled model's tokenizer, an LM folder with a tiny LM for it and ``decoder`` as its settings)."""
     from asr.pipeline import load_asr_model, resolve_model_path
 
     tokenizer = load_asr_model(resolve_model_path(None)).tokenizer
@@ -56,9 +54,17 @@ def test_the_blank_penalty_is_tuned_and_recorded_in_the_lm_folder(tmp_path):
     folder.mkdir()
     arpa, lexicon = tiny_lm(folder, tokenizer=tokenizer)
     meta = {"format": 1, "lm": arpa.name, "lexicon": lexicon.name,
-            "tokenizer": {"kind": tokenizer.kind, "tokens": list(tokenizer.tokens)},
-            "decoder": {"lm_weight": 1.0, "word_score": -1.0}}  # fmt: skip
+            "tokenizer": {"kind": tokenizer.kind, "tokens": list(tokenizer.tokens)}, "decoder": decoder}  # fmt: skip
     (folder / "lm.json").write_text(json.dumps(meta))
+    return tokenizer, folder
+
+
+def test_the_blank_penalty_is_tuned_and_recorded_in_the_lm_folder(tmp_path):
+    """--blank-penalties adds an axis; --write records the best row's penalty in lm.json, which the folder's
+    decoder (what asr transcribe / live / eval use by default) then applies."""
+    from asr.lm.folder import folder_decoder, read_lm_folder
+
+    tokenizer, folder = _lm_folder(tmp_path, {"lm_weight": 1.0, "word_score": -1.0})
     tool = load_tool("tune_lm")
     argv = ["--data", str(AUDIO / "real.jsonl"), "--max-utterances", "3", "--lm", str(folder), "--lm-weights", "1",
             "--word-scores=-1", "--blank-penalties", "0,1.5", "--out", str(tmp_path / "t"), "--write", str(folder)]
@@ -76,16 +82,8 @@ def test_the_search_settings_are_a_grid_axis_recorded_in_the_lm_folder(tmp_path,
     """--beams x --beam-token-limits: every row names its search and times it; --write records the best row's
     search, and the folder's decoder then searches with it."""
     from asr.lm.folder import folder_decoder, read_lm_folder
-    from asr.pipeline import load_asr_model, resolve_model_path
 
-    tokenizer = load_asr_model(resolve_model_path(None)).tokenizer
-    folder = tmp_path / "lm"
-    folder.mkdir()
-    arpa, lexicon = tiny_lm(folder, tokenizer=tokenizer)
-    meta = {"format": 1, "lm": arpa.name, "lexicon": lexicon.name,
-            "tokenizer": {"kind": tokenizer.kind, "tokens": list(tokenizer.tokens)},
-            "decoder": {"lm_weight": 1.0, "word_score": -1.0, "beam_size_token": 3}}  # fmt: skip
-    (folder / "lm.json").write_text(json.dumps(meta))
+    tokenizer, folder = _lm_folder(tmp_path, {"lm_weight": 1.0, "word_score": -1.0, "beam_size_token": 3})
     tool = load_tool("tune_lm")
     argv = ["--data", str(AUDIO / "real.jsonl"), "--max-utterances", "3", "--lm", str(folder), "--lm-weights", "1",
             "--word-scores=-1", "--beams", "1,8", "--beam-token-limits", "2,all", "--beam-thresholds", "20",
