@@ -3,6 +3,7 @@ licences and its LM. Written by tools/make_bundle.py's package step from the fig
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -71,6 +72,12 @@ def render(bundle, figures: dict, *, model_path: Path, weights_dtype: str, lm: d
     )  # fmt: skip
     per_note = "; PER: phone error rate" if phone else ""
     dec = lm["decoder"]
+    from asr.decoding.lm_decoder import LMDecoderConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(LMDecoderConfig)}
+    beam, tokens, threshold = (dec.get(k, defaults[k]) for k in ("beam_size", "beam_size_token", "beam_threshold"))
+    search = f"beam {beam}, {'every token' if tokens is None else f'the {tokens} likeliest tokens'} a frame, " \
+        f"threshold {threshold:g}"
     ngrams = " / ".join(f"{c:,}" for c in lm["ngram_counts"])
     rows = []
     for name, (_, what) in test_sets.items():
@@ -116,7 +123,8 @@ CMVN statistics and the filterbank settings.
 
 ## Figures (one CPU thread; WER / CER in %{per_note}; stream = 160 ms chunks through the streaming recognizer)
 LM: {lm['build']['estimator']}, order {lm['order']}, {lm['lexicon_words']} words; decoder weights
-lm_weight {dec['lm_weight']}, word_score {dec['word_score']}, blank_penalty {dec.get('blank_penalty', 0.0)}
+lm_weight {dec['lm_weight']}, word_score {dec['word_score']}, blank_penalty {dec.get('blank_penalty', 0.0)};
+search: {search}
 (tuned on dev sets; the blank penalty is taken off the blank's log posterior in every frame before the search).
 Every input is followed by {TAIL_PADDING_SECONDS:g} s of silence before its last frames are decoded
 (`asr.pipeline.TAIL_PADDING_SECONDS`, full and streaming alike), so the last phones of audio cut right after a word
