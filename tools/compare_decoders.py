@@ -5,7 +5,9 @@ and streaming, streaming real-time factor (one thread, 160 ms chunks) and the la
     python tools/compare_decoders.py --set dev=data/synth_clean/dev --model runs/bundle --lm runs/lm
 
 Every decoder decodes the same model outputs. Streaming feeds each utterance's samples in ``--chunk-ms`` chunks
-through the Recognizer (endpointing off: the sets are segmented), exactly as ``asr eval --mode stream``.
+through the Recognizer (endpointing off: the sets are segmented), exactly as ``asr eval --mode stream``; the decoders
+stream each utterance in turn (the order rotating), so their real-time factors are measured side by side on a
+machine whose speed drifts.
 
 Partial latency (streamed, per word of the final transcript, in ms of audio): *first seen* is when the partial
 first shows the word in its final place (word i of the partial = word i of the final), *stable* is when the
@@ -76,38 +78,62 @@ def _latencies(timeline: list[tuple[float, list[str]]], final: list[str], ends: 
     return first, stable
 
 
-def _stream_set(bundle, utterances, *, lm, beam: int, chunk_ms: float, phones: bool = False):
-    """Each utterance through a Recognizer: hypotheses, compute seconds, partial timelines and word ends."""
+@dataclasses.dataclass
+class _Streamed:
+    """One decoder's streaming results over a set, filled one utterance at a time."""
+
+    hyps: dict = dataclasses.field(default_factory=dict)
+    compute: float = 0.0  # seconds spent in accept_waveform + decode + reading the partial
+    first: list = dataclasses.field(default_factory=list)
+    stable: list = dataclasses.field(default_factory=list)
+
+
+def _stream_one(rec, bundle, samples, utt_id: str, chunk: int, into: _Streamed, *, phones: bool) -> None:
+    """One utterance's samples through the Recognizer ``rec`` in ``chunk``-sample pieces, reading the partial after
+    each as a live display would; its hypothesis, compute time and partial latencies go ``into``."""
+    sr = bundle.features.sample_rate
+    stream = rec.create_stream()
+    timeline = []
+    for start in range(0, samples.shape[0], chunk):
+        t0 = time.perf_counter()
+        stream.accept_waveform(samples[start : start + chunk], sr)
+        rec.decode([stream])
+        partial = stream.result.partial
+        into.compute += time.perf_counter() - t0
+        timeline.append((min(start + chunk, samples.shape[0]) / sr, partial.split()))
+    t0 = time.perf_counter()
+    stream.input_finished()
+    rec.decode([stream])
+    into.compute += time.perf_counter() - t0
+    result = stream.result
+    final = result.text.split()
+    timeline.append((samples.shape[0] / sr, final))
+    f, s = _latencies(timeline, final, _word_ends(result, bundle.seconds_per_frame, phones=phones))
+    into.first += f
+    into.stable += s
+    into.hyps[utt_id] = result.text
+    rec.close_stream(stream)
+
+
+def _stream_side_by_side(bundle, utterances, decoders: dict, *, chunk_ms: float, phones: dict) -> dict:
+    """Every utterance streamed by every decoder in turn (the order rotating from one utterance to the next), so
+    that their real-time factors are measured side by side: a machine that slows down for a minute slows them
+    all alike. Returns decoder name -> :class:`_Streamed`."""
     from asr.streaming import EndpointConfig, Recognizer
 
-    rec = Recognizer(bundle, device="cpu", beam=beam, lm=lm, endpoint=EndpointConfig(enabled=False))
+    recs = {
+        name: Recognizer(bundle, device="cpu", beam=opts["beam"], lm=opts["lm"], endpoint=EndpointConfig(enabled=False))
+        for name, opts in decoders.items()
+    }
     sr = bundle.features.sample_rate
     chunk = int(round(chunk_ms * sr / 1000))
-    hyps, compute, first, stable = {}, 0.0, [], []
-    for utt in utterances:
+    out = {name: _Streamed() for name in decoders}
+    names = list(decoders)
+    for k, utt in enumerate(utterances):
         samples = utt.load_audio(target_sr=sr)
-        stream = rec.create_stream()
-        timeline = []
-        for start in range(0, samples.shape[0], chunk):
-            t0 = time.perf_counter()
-            stream.accept_waveform(samples[start : start + chunk], sr)
-            rec.decode([stream])
-            partial = stream.result.partial  # read as a live display would, after every chunk
-            compute += time.perf_counter() - t0
-            timeline.append((min(start + chunk, samples.shape[0]) / sr, partial.split()))
-        t0 = time.perf_counter()
-        stream.input_finished()
-        rec.decode([stream])
-        compute += time.perf_counter() - t0
-        result = stream.result
-        final = result.text.split()
-        timeline.append((samples.shape[0] / sr, final))
-        f, s = _latencies(timeline, final, _word_ends(result, bundle.seconds_per_frame, phones=phones))
-        first += f
-        stable += s
-        hyps[utt.id] = result.text
-        rec.close_stream(stream)
-    return hyps, compute, first, stable
+        for name in names[k % len(names) :] + names[: k % len(names)]:
+            _stream_one(recs[name], bundle, samples, utt.id, chunk, out[name], phones=phones[name])
+    return out
 
 
 def _summary(values: list[float]) -> dict:
@@ -168,13 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         utterances = load_utterances(data)
         audio = sum(u.duration for u in utterances)
         refs = {u.id: normalize_text(u.text) for u in utterances}
-        for name, opts in decoders.items():
-            full = evaluate_batch(bundle, utterances, mode="full", progress=False, **opts)
-            # a phone model without a lexicon writes phones: scored as asr eval scores them, PER against the
-            # references' CMUdict phones (the "wer" fields then hold the PER, "cer" is NaN)
-            phones = full.unit == "phone"
-            hyps, compute, first, stable = _stream_set(bundle, utterances, chunk_ms=args.chunk_ms, phones=phones,
-                                                       **opts)  # fmt: skip
+        # a phone model without a lexicon writes phones: scored as asr eval scores them, PER against the
+        # references' CMUdict phones (the "wer" fields then hold the PER, "cer" is NaN)
+        fulls = {name: evaluate_batch(bundle, utterances, mode="full", progress=False, **opts)
+                 for name, opts in decoders.items()}  # fmt: skip
+        phone_units = {name: full.unit == "phone" for name, full in fulls.items()}
+        streamed = _stream_side_by_side(bundle, utterances, decoders, chunk_ms=args.chunk_ms, phones=phone_units)
+        for name in decoders:
+            full, phones = fulls[name], phone_units[name]
+            hyps, compute, first, stable = (streamed[name].hyps, streamed[name].compute, streamed[name].first,
+                                            streamed[name].stable)  # fmt: skip
             ids = [u.id for u in utterances]
             if phones:
                 ref = [phone_reference(bundle.tokenizer, refs[i]) for i in ids]

@@ -50,3 +50,20 @@ def test_phone_model_rows_are_scored_in_phones_then_words(tmp_path):
     n_phones = sum(len(h.split()) for h in hyps)
     assert got["greedy"]["partial_first_seen"]["words"] == n_phones
     assert 0 <= got["greedy"]["partial_first_seen"]["median_ms"] <= 160 + 200
+
+
+def test_decoders_stream_each_utterance_in_turn(monkeypatch):
+    """The real-time factors are measured side by side: every utterance goes through every decoder before the next
+    utterance starts, the first decoder rotating, so no decoder always runs first (cold caches) or last."""
+    from asr.data.sources import load_utterances
+
+    bundle = load_asr_model(resolve_model_path(None))
+    tool = load_tool("compare_decoders")
+    calls = []
+    monkeypatch.setattr(tool, "_stream_one", lambda rec, b, samples, utt_id, *a, **k: calls.append((utt_id, rec)))
+    utts = load_utterances(AUDIO / "real.jsonl")[:4]
+    decoders = {"a": dict(beam=1, lm=None), "b": dict(beam=2, lm=None), "c": dict(beam=3, lm=None)}
+    tool._stream_side_by_side(bundle, utts, decoders, chunk_ms=160, phones=dict.fromkeys(decoders, True))
+    beams = [(utt_id, rec.config.beam) for utt_id, rec in calls]
+    expected = [1, 2, 3, 2, 3, 1, 3, 1, 2, 1, 2, 3]
+    assert beams == [(u.id, b) for u, b in zip((u for u in utts for _ in range(3)), expected)]
