@@ -118,3 +118,63 @@ def write_per_utterance(
                 row.update(extra[s.id])
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
+
+
+# -- is a difference real? ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairedBootstrap:
+    """Two systems' error rates on the same utterances and how sure the difference is (Bisani & Ney, 2004): the
+    utterances are resampled with replacement, and each resample's corpus-level difference (errors / reference
+    tokens, as the rate itself) is kept."""
+
+    utterances: int
+    rate_a: float
+    rate_b: float
+    difference: float  # rate_b - rate_a: negative when b makes fewer errors
+    low: float  # the interval of the resampled differences holding ``confidence`` of them
+    high: float
+    confidence: float
+    p_b_better: float  # share of resamples in which b's rate is below a's
+    b_better: int  # utterances on which b makes fewer errors than a
+    b_worse: int
+    resamples: int
+    seed: int
+
+
+def paired_bootstrap(
+    a: Sequence[ErrorCounts], b: Sequence[ErrorCounts], *, resamples: int = 2000, seed: int = 0,
+    confidence: float = 0.95,
+) -> PairedBootstrap:  # fmt: skip
+    """The paired bootstrap of system b against system a; ``a[i]`` and ``b[i]`` score the same utterance against the
+    same reference (ValueError otherwise: a different reference length means different sets or normalisations)."""
+    import numpy as np
+
+    if len(a) != len(b):
+        raise ValueError(f"the two systems scored {len(a)} and {len(b)} utterances: pair the same utterances")
+    if not a:
+        raise ValueError("no utterances to compare")
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"resamples must be >= 1 and confidence in (0, 1), got {resamples}, {confidence}")
+    mismatch = [i for i, (x, y) in enumerate(zip(a, b)) if x.ref_len != y.ref_len]
+    if mismatch:
+        i = mismatch[0]
+        raise ValueError(f"{len(mismatch)} utterances have references of different lengths in the two systems "
+                         f"(the first, #{i}: {a[i].ref_len} against {b[i].ref_len} tokens): not the same references")
+    ref = np.array([x.ref_len for x in a], dtype=np.int64)
+    err_a = np.array([x.errors for x in a], dtype=np.int64)
+    err_b = np.array([x.errors for x in b], dtype=np.int64)
+    if not ref.sum():
+        raise ValueError("the references are empty: no error rate to compare")
+    pick = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
+    tokens = np.maximum(ref[pick].sum(axis=1), 1)
+    diffs = (err_b[pick].sum(axis=1) - err_a[pick].sum(axis=1)) / tokens
+    tail = (1 - confidence) / 2
+    rate_a, rate_b = err_a.sum() / ref.sum(), err_b.sum() / ref.sum()
+    return PairedBootstrap(
+        utterances=len(a), rate_a=float(rate_a), rate_b=float(rate_b), difference=float(rate_b - rate_a),
+        low=float(np.quantile(diffs, tail)), high=float(np.quantile(diffs, 1 - tail)), confidence=confidence,
+        p_b_better=float((diffs < 0).mean()), b_better=int((err_b < err_a).sum()), b_worse=int((err_b > err_a).sum()),
+        resamples=resamples, seed=seed,
+    )  # fmt: skip
