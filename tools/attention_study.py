@@ -12,7 +12,9 @@ bundled LM; two variants a session fit on 2 cores, so its rows are made over sev
         --lm asr/assets/model --record docs/study.json
 
 --record adds each evaluated variant's figures to a JSON file that is committed (run folders do not outlive the
-machine; `tools/make_results.py` writes the section from it), keeping the rows other sessions recorded.
+machine; `tools/make_results.py` writes the section from it), keeping the rows other sessions recorded, and each
+linear row's paired bootstrap against the softmax row of its kind (``against``: the test WER and the greedy PER, when
+both rows' evaluations are in --out).
 `tools/make_results_history.py` runs the first study (recipes/synth/base.yaml with its settings) into runs/study_v2.
 
 Resumable: a variant whose run has final.safetensors is not retrained (its checkpoints resume otherwise), and an
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from _model_card import scores  # sibling tools: this file's folder is first on sys.path
 from learning_curve import cpu_seconds_by_step
+from paired_bootstrap import compare, read_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 ASR = [sys.executable, "-m", "asr.cli"]
@@ -50,6 +53,10 @@ VARIANTS = {
     "norm_only": (["model.output_norm=rms"], "ablation: (b) without the decay"),
     "linear_noconv": (["model.conv_module=false"], "ablation: (a) without the conv module (the paper's encoder block)"),
 }
+#: row -> the row it is measured against (the softmax of its kind), utterance by utterance: a paired bootstrap
+AGAINST = {"linear": "softmax", "improved": "softmax", "bidir_linear": "bidir_softmax"}
+#: the evaluations compared: test WER through the LM (or greedy without one) and the greedy PER
+COMPARED = ("test-full", "test-greedy-full")
 
 
 def _run(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
@@ -157,10 +164,31 @@ def figures(name: str, run_dir: Path, recipe: str, common: list[str], evals: lis
     return rec
 
 
-def record(path: Path, rows: dict[str, dict]) -> None:
-    """Merge ``rows`` into the study file at ``path`` (its other variants stay), written atomically."""
+def against(out: Path) -> dict[str, dict]:
+    """Each row of AGAINST whose evaluations and its reference row's are in ``out``: the paired bootstrap (2,000
+    resamples, seed 0) of its error rates against the reference's, per evaluation of COMPARED: row -> {"row":
+    reference, evaluation: {rate_a (the reference's), rate_b (this row's), difference, low, high, ...}}."""
+    found = {}
+    for name, ref in AGAINST.items():
+        pairs = {}
+        for ev in COMPARED:
+            a, b = out / ref / f"eval-{ev}" / "utterances.jsonl", out / name / f"eval-{ev}" / "utterances.jsonl"
+            if a.is_file() and b.is_file():
+                result = compare(read_scores(a), read_scores(b), resamples=2000, seed=0, confidence=0.95)
+                pairs[ev] = {k: round(v, 5) if isinstance(v, float) else v for k, v in vars(result).items()}
+        if pairs:
+            found[name] = {"row": ref, **pairs}
+    return found
+
+
+def record(path: Path, rows: dict[str, dict], comparisons: dict[str, dict] | None = None) -> None:
+    """Merge ``rows`` into the study file at ``path`` (its other variants stay), written atomically; ``comparisons``
+    (from :func:`against`) go into the rows they belong to, when those are recorded."""
     study = json.loads(path.read_text()) if path.is_file() else {}
     study.update(rows)
+    for name, found in (comparisons or {}).items():
+        if name in study:
+            study[name]["against"] = found
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(dict(sorted(study.items())), indent=1) + "\n")
     tmp.replace(path)
@@ -189,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             s = _eval(name, out, data, tag, mode, args.eval_threads, decode)
             print(f"[{name}] {tag} ({mode}): {'failed' if s is None else scores(s)}")
         if args.record:
-            record(args.record, {name: figures(name, out / name, args.recipe, args.set, evals)})
+            record(args.record, {name: figures(name, out / name, args.recipe, args.set, evals)}, against(out))
             print(f"[{name}] recorded in {args.record}")
     return 0
 

@@ -217,7 +217,17 @@ def study_verdict(study: dict) -> list[str]:
                 for name, x, y in (("WER", wer(a), wer(b)), ("PER", per(a), per(b)))
                 if x and y
             ]
-            out.append(f"{a} against {b}, relative, synthetic test: {', '.join(rel)}.")
+            found = (study[a].get("against") or {}) if (study[a].get("against") or {}).get("row") == b else {}
+            boot = [
+                f"{label} {100 * r['difference']:+.2f} points (95% interval {100 * r['low']:+.2f} to "
+                f"{100 * r['high']:+.2f}; {a} better on {r['b_better']} utterances, worse on {r['b_worse']})"
+                for label, r in (("WER", found.get("test-full")), ("PER", found.get("test-greedy-full")))
+                if r
+            ]
+            out.append(
+                f"{a} against {b}, relative, synthetic test: {', '.join(rel)}."
+                + (f" Paired bootstrap ({a} - {b}, 2,000 resamples): {'; '.join(boot)}." if boot else "")
+            )
     return out
 
 

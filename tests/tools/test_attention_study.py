@@ -67,3 +67,32 @@ def test_two_variants_trained_evaluated_and_recorded_beside_an_earlier_row(tmp_p
     for row in (*before.values(), *after.values()):
         row.pop("recorded", None)  # the date of the recording
     assert after == before
+
+
+def test_linear_rows_are_bootstrapped_against_their_softmax_row(tmp_path):
+    """against(): each linear row's test evaluations paired utterance by utterance with the softmax row's of its kind
+    (those whose folders exist), and record() files them under the row, once it is in the study file."""
+    from asr.scoring import paired_bootstrap, score_corpus, write_per_utterance
+
+    refs = ["GO FORWARD TEN METERS", "TURN LEFT", "STOP", "BACK TWO METERS"]
+    hyps = {"softmax": ["GO FORWARD TEN LETTERS", "TURN LEFT", "STOP IT", "BACK TO METERS"],
+            "linear": ["GO FORWARD TEN METERS", "TURN LEFT", "STOP", "BACK TO METERS"],
+            "bidir_linear": refs}  # fmt: skip
+    ids = [f"u{i}" for i in range(len(refs))]
+    counts = {}
+    for name, h in hyps.items():
+        (tmp_path / name / "eval-test-full").mkdir(parents=True)
+        total, per_utt = score_corpus(ids, refs, h)
+        write_per_utterance(tmp_path / name / "eval-test-full" / "utterances.jsonl", per_utt)
+        counts[name] = [u.counts for u in per_utt]
+    found = study.against(tmp_path)
+    assert list(found) == ["linear"]  # bidir_softmax was not evaluated; no greedy folders here
+    assert found["linear"]["row"] == "softmax" and set(found["linear"]) == {"row", "test-full"}
+    expected = paired_bootstrap(counts["softmax"], counts["linear"], resamples=2000, seed=0)
+    assert found["linear"]["test-full"]["difference"] == pytest.approx(expected.difference, abs=1e-5)
+    assert found["linear"]["test-full"]["b_better"] == 2 and found["linear"]["test-full"]["b_worse"] == 0
+    path = tmp_path / "study.json"
+    study.record(path, {"softmax": {"description": "s"}}, found)
+    assert "linear" not in json.loads(path.read_text())  # a comparison does not make a row
+    study.record(path, {"linear": {"description": "l"}}, found)
+    assert json.loads(path.read_text())["linear"]["against"] == found["linear"]

@@ -80,6 +80,14 @@ def test_the_study_section_is_the_committed_record_with_the_bar_and_the_comparis
     assert "- The bar (synthetic test WER <= 30% for every causal row) is met by every causal row trained so far; " \
            "not trained yet: improved." in lines  # fmt: skip
     assert "- linear against softmax, relative, synthetic test: WER +25.0%, PER +25.0%." in lines
+    # with the rows' paired bootstrap (attention_study.against) recorded, the verdict gives its interval
+    rows = json.loads(record.read_text())
+    rows["linear"]["against"] = {"row": "softmax", "test-full": {"difference": 0.05, "low": -0.01, "high": 0.1,
+                                                                 "b_better": 3, "b_worse": 6}}  # fmt: skip
+    record.write_text(json.dumps(rows))
+    assert ("- linear against softmax, relative, synthetic test: WER +25.0%, PER +25.0%. Paired bootstrap (linear - "
+            "softmax, 2,000 resamples): WER +5.00 points (95% interval -1.00 to +10.00; linear better on 3 "
+            "utterances, worse on 6).") in mr.section_study().splitlines()  # fmt: skip
     study = {"linear": _study_row(0.35, 0.3), "improved": _study_row(0.2, 0.1), "softmax": _study_row(0.2, 0.1),
              "bidir_linear": _study_row(0.1, 0.1, stream=False)}  # fmt: skip
     record.write_text(json.dumps(study))
