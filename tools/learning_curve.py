@@ -91,14 +91,19 @@ def _evaluate(model: Path, data: str, out: Path, decoder: tuple[str, ...] = ("--
 
 
 _SETTINGS = {"--lm-weight": "lm_weight", "--word-score": "word_score", "--blank-penalty": "blank_penalty",
-             "--beam": "beam_size"}  # fmt: skip
+             "--beam": "beam_size", "--beam-tokens": "beam_size_token",
+             "--beam-threshold": "beam_threshold"}  # fmt: skip
 
 
 def _same_settings(summary: dict, decoder: tuple[str, ...]) -> bool:
     """Whether a summary was decoded with the search settings ``decoder`` names (a setting the summary predates
-    counts as its default: a blank penalty of 0)."""
+    counts as its default: a blank penalty of 0; a token limit of None is "all")."""
     lm = {"blank_penalty": 0.0, **(summary.get("lm") or {})}
-    return all(float(lm.get(key, "nan")) == float(decoder[decoder.index(flag) + 1])
+
+    def value(v) -> float:
+        return float("inf") if v is None or v == "all" else float(v)
+
+    return all(value(lm.get(key, "nan")) == value(decoder[decoder.index(flag) + 1])
                for flag, key in _SETTINGS.items() if flag in decoder)  # fmt: skip
 
 
@@ -207,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lm-weight", type=float, help="fixed LM weight for the --lm-data sets")
     ap.add_argument("--word-score", type=float, help="fixed word score for the --lm-data sets")
     ap.add_argument("--lm-beam", type=int, help="fixed beam for the --lm-data sets (default: the LM folder's)")
+    ap.add_argument("--lm-beam-tokens", help="fixed tokens a frame ('all' or a number) for the --lm-data sets "
+                    "(default: the LM folder's)")  # fmt: skip
+    ap.add_argument("--lm-beam-threshold", type=float,
+                    help="fixed beam threshold for the --lm-data sets (default: the LM folder's)")  # fmt: skip
     ap.add_argument("--blank-penalty", type=float, default=0.0,
                     help="fixed blank penalty for the --lm-data sets (default 0, whatever the folder's)")  # fmt: skip
     ap.add_argument("--history", type=Path, help="CSV of the rows scored before (docs/learning_curve.csv)")
@@ -237,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
             if flag == "--lm-data":
                 decoders[name] = ("--lm", args.lm, "--lm-weight", str(args.lm_weight),
                                   "--word-score", str(args.word_score), "--blank-penalty", str(args.blank_penalty),
-                                  *(("--beam", str(args.lm_beam)) if args.lm_beam else ()))  # fmt: skip
+                                  *(("--beam", str(args.lm_beam)) if args.lm_beam else ()),
+                                  *(("--beam-tokens", args.lm_beam_tokens) if args.lm_beam_tokens else ()),
+                                  *(("--beam-threshold", str(args.lm_beam_threshold))
+                                    if args.lm_beam_threshold else ()))  # fmt: skip
     for run in args.run:
         if not (run / "checkpoints").is_dir():
             ap.error(f"{run} has no checkpoints/ folder: not a training run")

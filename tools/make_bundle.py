@@ -325,8 +325,9 @@ def _selection_run(args: argparse.Namespace | None = None) -> Path:
 
 CURVE_HISTORY = "docs/learning_curve.csv"  # committed: the rows of runs that are no longer on disk
 PHONE_CURVE_HISTORY = "docs/learning_curve_phones.csv"  # the phone phase's, likewise
-CURVE_LM_WEIGHTS = ("1", "-2", "32", "0")  # the phone curve's words: LM weight, word score, beam, blank penalty;
-# fixed, so that epochs compare (the bundled LM folder's own settings change when it is re-tuned)
+CURVE_LM_WEIGHTS = ("1", "-2", "32", "0", "all", "25")  # the phone curve's words: LM weight, word score, beam, blank
+# penalty, tokens a frame, beam threshold; fixed, so that epochs compare (the bundled LM folder's own settings change
+# when it is re-tuned)
 
 
 def step_curve(args: argparse.Namespace) -> None:
@@ -351,7 +352,8 @@ def step_curve(args: argparse.Namespace) -> None:
         _sh([PY, "tools/learning_curve.py", "--out", "runs/curve-phones", "--history", PHONE_CURVE_HISTORY,
              "--write-history", *common, "--lm-data", f"realspeech-dev+lm={REAL_DEV}", "--lm", str(lm),
              "--lm-weight", CURVE_LM_WEIGHTS[0], "--word-score", CURVE_LM_WEIGHTS[1], "--lm-beam", CURVE_LM_WEIGHTS[2],
-             "--blank-penalty", CURVE_LM_WEIGHTS[3],
+             "--blank-penalty", CURVE_LM_WEIGHTS[3], "--lm-beam-tokens", CURVE_LM_WEIGHTS[4],
+             "--lm-beam-threshold", CURVE_LM_WEIGHTS[5],
              *starts, *[a for r in phone_runs for a in ("--run", str(r))]])  # fmt: skip
 
 

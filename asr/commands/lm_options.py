@@ -49,8 +49,8 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--unk-score", type=float, help="score of a word outside the lexicon (default: never)")
     group.add_argument("--beam-threshold", type=float, help="drop hypotheses this far below the best (log)")
     group.add_argument(
-        "--beam-tokens", type=int, help="tokens tried per frame, the most likely first (default from the LM folder, "
-        "else all); fewer is faster"
+        "--beam-tokens", type=_token_limit, help="tokens tried per frame, the most likely first, or 'all' (default "
+        "from the LM folder, else all); fewer is faster"
     )
 
 
@@ -66,12 +66,22 @@ _SEARCH_OPTIONS = (
 )
 
 
+def _token_limit(text: str) -> int | str:
+    """--beam-tokens: a count, or "all" (no limit, overriding an LM folder's)."""
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of tokens or 'all', got {text!r}") from None
+
+
 def _options(args: argparse.Namespace) -> dict:
     opts = {}
     for arg, field in _SEARCH_OPTIONS:
         value = getattr(args, arg, None)
         if value is not None:
-            opts[field] = value
+            opts[field] = None if value == "all" else value
     return opts
 
 
@@ -90,8 +100,9 @@ def lm_decoder_from_args(
 
     opts = _options(args)
     for name in ("beam", "beam_tokens"):
-        if getattr(args, name, None) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+        value = getattr(args, name, None)
+        if value is not None and value != "all" and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     for name in ("lm_weight", "word_score", "blank_penalty", "beam_threshold"):
         if name in opts and not math.isfinite(opts[name]):
             raise ValueError(f"--{name.replace('_', '-')} must be a finite number, got {opts[name]}")

@@ -176,10 +176,11 @@ def test_the_lm_sets_can_fix_the_beam_too(tmp_path, monkeypatch):
     monkeypatch.setattr(lc, "_evaluate", lambda model, data, out, decoder=("--no-lm",): decoders.append(decoder)
                         or {"wer": 0.9, "cer": 0.5})  # fmt: skip
     args = ["--run", str(run), "--data", "dev=d.jsonl", "--lm-data", "dev+lm=d.jsonl", "--lm", "LMF", "--lm-weight",
-            "1", "--word-score", "-2", "--lm-beam", "32", "--out", str(tmp_path / "o")]  # fmt: skip
+            "1", "--word-score", "-2", "--lm-beam", "32", "--lm-beam-tokens", "all", "--lm-beam-threshold", "25",
+            "--out", str(tmp_path / "o")]  # fmt: skip
     assert lc.main(args) == 0
     assert decoders[1] == ("--lm", "LMF", "--lm-weight", "1.0", "--word-score", "-2.0", "--blank-penalty", "0.0",
-                           "--beam", "32")
+                           "--beam", "32", "--beam-tokens", "all", "--beam-threshold", "25.0")  # fmt: skip
 
 
 def test_a_run_started_from_an_earlier_epoch_continues_from_that_epoch(tmp_path, monkeypatch, capsys):
@@ -216,3 +217,11 @@ def test_a_cached_score_made_with_other_lm_settings_is_made_again(tmp_path, monk
     (out / "summary.json").write_text(json.dumps({"wer": 0.3, "lm": {**lm, "blank_penalty": 1.0}}))
     assert lc._evaluate(Path("m"), "d", out, decoder)["wer"] == 0.4 and len(runs) == 1
     assert lc._evaluate(Path("m"), "d", out)["wer"] == 0.4 and len(runs) == 1  # greedy: nothing to compare
+    # the search's settings too (session 28 re-tuned them): "all" tokens is a summary's None
+    searched = (*decoder, "--beam-tokens", "all", "--beam-threshold", "25")
+    (out / "summary.json").write_text(json.dumps({"wer": 0.2, "lm": {**lm, "beam_size_token": None,
+                                                                     "beam_threshold": 25.0}}))  # fmt: skip
+    assert lc._evaluate(Path("m"), "d", out, searched)["wer"] == 0.2 and len(runs) == 1
+    (out / "summary.json").write_text(json.dumps({"wer": 0.2, "lm": {**lm, "beam_size_token": 10,
+                                                                     "beam_threshold": 25.0}}))  # fmt: skip
+    assert lc._evaluate(Path("m"), "d", out, searched)["wer"] == 0.4 and len(runs) == 2

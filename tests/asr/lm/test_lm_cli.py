@@ -1,11 +1,13 @@
 """The decoder options of asr transcribe / asr eval: --lm, --lexicon, --no-lm, weights, --grid, bad files."""
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
 from asr.cli import main
+from asr.commands.lm_options import add_lm_arguments
 from asr.pipeline import BUNDLED_MODEL_DIR
 from tests.asr.lm._lm_fixtures import tiny_lm
 
@@ -56,6 +58,18 @@ def test_no_lm_is_greedy(capsys):
 def test_bad_decoder_options_are_refused(args, message, capsys):
     assert main(["transcribe", *args, str(GOFORWARD)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_beam_tokens_is_a_count_or_all(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["transcribe", "--beam-tokens", "most", str(GOFORWARD)])
+    assert exit_.value.code == 2 and "expected a number of tokens or 'all', got 'most'" in capsys.readouterr().err
+    from asr.commands.lm_options import _options
+
+    parser = argparse.ArgumentParser()
+    add_lm_arguments(parser)
+    assert _options(parser.parse_args(["--beam-tokens", "all"])) == {"beam_size_token": None}  # overrides a folder's
+    assert _options(parser.parse_args(["--beam-tokens", "12"])) == {"beam_size_token": 12}
 
 
 def test_bad_lexicon_is_reported_before_any_audio(tiny, tmp_path, capsys):
