@@ -201,15 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         phone_units = {name: full.unit == "phone" for name, full in fulls.items()}
         streamed = _stream_side_by_side(bundle, utterances, decoders, chunk_ms=args.chunk_ms, phones=phone_units)
         for name in decoders:
-            full, phones = fulls[name], phone_units[name]
-            hyps, compute, first, stable = (streamed[name].hyps, streamed[name].compute, streamed[name].first,
-                                            streamed[name].stable)  # fmt: skip
+            full, phones, st = fulls[name], phone_units[name], streamed[name]
             ids = [u.id for u in utterances]
             if phones:
                 ref = [phone_reference(bundle.tokenizer, refs[i]) for i in ids]
-                out = [hyps[i] for i in ids]
+                out = [st.hyps[i] for i in ids]
             else:
-                ref, out = [refs[i] for i in ids], [normalize_text(hyps[i]) for i in ids]
+                ref, out = [refs[i] for i in ids], [normalize_text(st.hyps[i]) for i in ids]
             wer = score_corpus(ids, ref, out, unit="word")[0]
             cer = None if phones else score_corpus(ids, ref, out, unit="char")[0]
             full_text = {p.id: p.hyp for p in full.per_utterance}
@@ -224,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                 "stream_wer": round(wer.rate, 4),
                 "stream_cer": round(cer.rate, 4) if cer is not None else float("nan"),
                 "stream_equals_full": sum(full_text[i] == o for i, o in zip(ids, out)),
-                "stream_rtf": round(compute / audio, 4),
-                "partial_first_seen": _summary(first),
-                "partial_stable": _summary(stable),
+                "stream_rtf": round(st.compute / audio, 4),
+                "partial_first_seen": _summary(st.first),
+                "partial_stable": _summary(st.stable),
             })
             r = rows[-1]
             what = "PER" if phones else "WER"
