@@ -1,9 +1,9 @@
 """The attention layers, packed for inference (``LinearAttention.step`` / ``SoftmaxAttention.step``'s fast forms).
 
 Linear attention:
-- the qkv weight is stored transposed; a data-dependent ("gated") decay's gate is folded into the same matmul
-  as H more output columns; a per-head output norm's gains (and LayerNorm biases) are folded into the out
-  projection;
+- linear layers as ``_common.Linear`` (the C path's few-row products in ``kernels.gemm``); a data-dependent
+  ("gated") decay's gate is folded into the qkv matmul as H more output columns; a per-head output norm's gains
+  (and LayerNorm biases) are folded into the out projection;
 - a constant per-head decay's factors for a chunk of C frames depend on the weights and C only: they are
   computed once per C (``kernels.linear_attention.chunk_gates``);
 - the recurrence goes through ``kernels.linear_attention.chunk_step``: on the CPU in float32 its C backend
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from asr.model.attention import LinearAttention, LinearAttentionState, SoftmaxAttention, SoftmaxAttentionState
-from asr.model.inference._common import use_c
+from asr.model.inference._common import Linear, use_c
 from kernels import EluPlusOne, PositiveRandomFeatures, ReLUFeatures
 from kernels.linear_attention import ChunkGates, chunk_gates, chunk_step
 
@@ -65,8 +65,8 @@ class PackedLinearAttention:
                 if layer.norm.bias is not None:
                     out_bias = out_bias + out @ layer.norm.bias.detach().reshape(-1)
                 out = out * layer.norm.weight.detach().reshape(-1)
-            self.qkv, self.qkv_bias = qkv.t().contiguous(), qkv_bias.clone()
-            self.out, self.out_bias = out.t().contiguous(), out_bias.clone()
+            self.qkv = Linear(qkv.t().contiguous(), qkv_bias.clone(), kernel=kernel)
+            self.out = Linear(out.t().contiguous(), out_bias.clone(), kernel=kernel)
             self.head_gates = torch.sigmoid(layer.decay_logit.detach().float()) if self.decay == "per_head" else None
         self._gates: dict[tuple, ChunkGates] = {}  # (C, device, dtype) -> a per-head decay's factors
 
@@ -90,7 +90,7 @@ class PackedLinearAttention:
     ) -> LinearAttentionState:
         heads, dim = self.heads, self.head_dim
         d = heads * dim
-        qkv = torch.addmm(self.qkv_bias, h, self.qkv)  # [B * C, 3d (+ H)]
+        qkv = self.qkv(h)  # [B * C, 3d (+ H)]
         sdtype = torch.float64 if torch.float64 in (qkv.dtype, state.S.dtype) else torch.float32
         fused = use_c(self.kernel, qkv) and sdtype == torch.float32
         qkv3 = qkv[:, : 3 * d].view(b, c, 3, heads, dim).permute(2, 0, 3, 1, 4)  # [3, B, H, C, D] view
@@ -115,7 +115,7 @@ class PackedLinearAttention:
         )  # fmt: skip
         if self.norm == "layer":
             o = F.layer_norm(o, (dim,), eps=self.norm_eps)
-        x.addmm_(o.view(b * c, d).to(x.dtype), self.out).add_(self.out_bias)
+        self.out.add_to(x, o.view(b * c, d).to(x.dtype))
         return state
 
 

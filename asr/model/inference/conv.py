@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from asr.model.conv_module import ConvModule, ConvState
-from asr.model.inference._common import Norm, copied, layer_norm, transposed, use_c
+from asr.model.inference._common import Linear, Norm, copied, layer_norm, transposed, use_c
 from kernels import conv
 
 __all__ = ["WINDOWED_ROWS", "PackedConv", "depthwise_step"]
@@ -42,25 +42,29 @@ class PackedConv:
         self.kernel = kernel
         with torch.no_grad():
             self.norm = Norm.pack(norm)
-            self.inner, self.inner_bias = transposed(module.pointwise_in.weight), copied(module.pointwise_in.bias)
+            self.inner_bias = copied(module.pointwise_in.bias)
+            # the C path adds the bias in the gate's kernel; the PyTorch path in the matmul
+            self.inner = Linear(transposed(module.pointwise_in.weight), None, kernel=kernel)
             depthwise = module.depthwise.weight.detach().squeeze(1)  # [d, K]
             self.depthwise, self.depthwise_taps = depthwise.clone(), depthwise.t().contiguous()  # [K, d]: C's
             self.depthwise_bias = copied(module.depthwise.bias)
             self.tail_norm = Norm.pack(module.norm)
-            self.outer, self.outer_bias = transposed(module.pointwise_out.weight), copied(module.pointwise_out.bias)
+            self.outer = Linear(
+                transposed(module.pointwise_out.weight), copied(module.pointwise_out.bias), kernel=kernel
+            )
 
     def add_step(self, x: torch.Tensor, state: ConvState, b: int, c: int) -> ConvState:
         if use_c(self.kernel, x):
             cached = state.cache.shape[1]
             full = torch.empty(b, cached + c, x.shape[1], dtype=x.dtype, device=x.device)  # [B, K - 1 + C, d]
             full[:, :cached] = state.cache
-            conv.bias_glu(torch.mm(layer_norm(x, self.norm), self.inner), self.inner_bias, full[:, cached:])
+            conv.bias_glu(self.inner(layer_norm(x, self.norm)), self.inner_bias, full[:, cached:])
             tail = self.tail_norm
             y = conv.dwconv_ln_silu(full, self.depthwise_taps, self.depthwise_bias, tail.weight, tail.bias, tail.eps)
         else:
-            h = F.glu(torch.addmm(self.inner_bias, layer_norm(x, self.norm), self.inner), dim=-1)  # [B * C, d]
+            h = F.glu(torch.addmm(self.inner_bias, layer_norm(x, self.norm), self.inner.weight), dim=-1)  # [B * C, d]
             full = torch.cat([state.cache, h.view(b, c, -1)], dim=1)  # [B, K - 1 + C, d]
             y = depthwise_step(full, self.depthwise, self.depthwise_bias).reshape(b * c, -1)
             y = F.silu(layer_norm(y, self.tail_norm), inplace=True)
-        x.addmm_(y, self.outer).add_(self.outer_bias)
+        self.outer.add_to(x, y)
         return ConvState(full[:, c:])

@@ -8,9 +8,10 @@ package (subsampling, attention, conv, block: see their docstrings for what each
 encoder loop (``asr.model.encoder.encoder_step``) and the same input checks (``check_step_inputs``).
 
 Kernels: ``kernel="auto"`` runs the C kernels on the CPU in float32 (``kernels.linear_attention.chunk_step``'s
-C backend, ``kernels.conv``; compiled on first use by ``kernels.cbuild``), PyTorch ops elsewhere or, with a
-warning saying why, where they cannot be built; ``"c"`` insists (CKernelUnavailable otherwise); ``"torch"``
-keeps PyTorch ops only (same results up to float rounding).
+C backend, ``kernels.conv``, and ``kernels.gemm`` for the few-row products of a few streams; compiled on first
+use by ``kernels.cbuild``), PyTorch ops elsewhere or, with a warning saying why, where they cannot be built;
+``"c"`` insists (CKernelUnavailable otherwise); ``"torch"`` keeps PyTorch ops only (same results up to float
+rounding).
 
 Weights are copied at construction: a PackedStep is a snapshot for inference (build a new one after changing
 the model). Outputs equal ``CTCModel.step``'s up to float rounding (tested: logits and every state tensor), and
@@ -26,10 +27,10 @@ import torch
 
 from asr.model.ctc import CTCModel
 from asr.model.encoder import EncoderState, check_step_inputs, encoder_step
-from asr.model.inference._common import Norm, copied, layer_norm, transposed
+from asr.model.inference._common import Linear, Norm, copied, layer_norm, transposed
 from asr.model.inference.block import PackedBlock
 from asr.model.inference.subsampling import PackedSubsampling
-from kernels import conv
+from kernels import conv, gemm
 from kernels.linear_attention import CKernelUnavailable, load_c
 
 __all__ = ["STEP_KERNELS", "PackedStep"]
@@ -43,6 +44,7 @@ def _load_c_kernels() -> None:
     """Build (once per machine) and load the C kernels the CPU step uses; raises CKernelUnavailable."""
     load_c()
     conv.load()
+    gemm.load()
 
 
 def _resolve_kernel(kernel: str, device: torch.device) -> str:
@@ -95,7 +97,7 @@ class PackedStep:
         self.blocks = tuple(PackedBlock(block, kernel=self.kernel) for block in encoder.blocks)
         with torch.no_grad():
             self.final_norm = Norm.pack(encoder.final_norm)
-            self.head, self.head_bias = transposed(model.head.weight), copied(model.head.bias)
+            self.head = Linear(transposed(model.head.weight), copied(model.head.bias), kernel=self.kernel)
         self._template = encoder.step_template()  # shapes only: what check_step_inputs compares states with
         self._init_state = model.init_state
 
@@ -112,5 +114,5 @@ class PackedStep:
         )
         x, new_state = encoder_step(self.subsampling, self.blocks, feats, state, donate=donate)  # [B, C, d]
         b, c, d = x.shape
-        logits = torch.addmm(self.head_bias, layer_norm(x.view(b * c, d), self.final_norm), self.head).view(b, c, -1)
+        logits = self.head(layer_norm(x.view(b * c, d), self.final_norm)).view(b, c, -1)
         return torch.log_softmax(logits.float(), dim=-1), new_state

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from asr.model.inference._common import copied, use_c
+from asr.model.inference._common import Linear, copied, use_c
 from asr.model.subsampling import CausalConvSubsampling, SubsamplingState
 from kernels import conv
 
@@ -45,7 +45,7 @@ class PackedSubsampling:
             d = module.proj.out_features
             # proj reads (channel, frequency) features; conv2's output here is (frequency, channel)
             proj = module.proj.weight.detach().view(d, c, module.freq2).transpose(1, 2).reshape(d, -1)
-            self.proj, self.proj_bias = proj.t().contiguous(), copied(module.proj.bias)
+            self.proj = Linear(proj.t().contiguous(), copied(module.proj.bias), kernel=kernel)
 
     def _conv2(self, h1: torch.Tensor) -> torch.Tensor:
         """h1 [B, 1 + 2n, F1, C] (the cached row, then the chunk's) -> conv2 + bias [B, n, F2, C]."""
@@ -60,7 +60,7 @@ class PackedSubsampling:
     def step(self, x: torch.Tensor, state: SubsamplingState) -> tuple[torch.Tensor, SubsamplingState]:
         b, t, f = x.shape
         n = t // self.factor
-        x = x.to(self.proj.dtype)
+        x = x.to(self.proj.weight.dtype)
         frames = torch.cat([state.frames.reshape(b, 1, f), x], dim=1)  # [B, 1 + 4n, F]
         if use_c(self.kernel, x):
             h1 = torch.empty(b, 1 + 2 * n, self.freq1, self.channels, dtype=x.dtype, device=x.device)
@@ -80,5 +80,5 @@ class PackedSubsampling:
                 h2[:, :, :1].add_(first)  # [B, C, n, F2]
                 h2 = h2.permute(0, 2, 3, 1)  # [B, n, F2, C]
             h2 = F.silu(h2, inplace=True)
-        y = torch.addmm(self.proj_bias, h2.reshape(b * n, -1), self.proj)  # [B * n, d]
+        y = self.proj(h2.reshape(b * n, -1))  # [B * n, d]
         return y.view(b, n, -1), SubsamplingState(frames=frames[:, -1:].unsqueeze(1), hidden=h1[:, -1:])

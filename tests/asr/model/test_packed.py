@@ -77,6 +77,24 @@ def test_packed_step_equals_the_module_step(feature_map, decay, output_norm, bat
     assert (packed_out - full).abs().max().item() <= 1e-4
 
 
+@pytest.mark.parametrize("batch", [1, 3, 5])
+def test_a_model_stored_in_float16_steps_through_float16_panels_with_the_same_results(batch):
+    """Weights exact in float16 (a model saved in float16, as the bundled one) are packed in float16 for the few-row
+    products (kernels.gemm): the same logits and states as the module step, for batches on both sides of
+    kernels.gemm.SMALL_ROWS (rows = streams x frames a chunk: 1, 2, 4 or 8 frames a stream here)."""
+    model = _model(seed=4).half().float()
+    packed = PackedStep(model, kernel="c")
+    assert packed.head.panels.half and all(
+        b.ff_inner.panels.half and b.attention.qkv.panels.half for b in packed.blocks
+    )
+    feats = torch.randn(batch, sum(_CHUNKS), 20)
+    packed_out, packed_states = _stream(packed, model, feats)
+    plain_out, plain_states = _stream(model.step, model, feats)
+    assert (packed_out - plain_out).abs().max().item() <= 1e-5
+    for a, b in zip(packed_states, plain_states, strict=True):
+        _assert_states_close(a, b, 1e-5)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [dict(conv_module=False), dict(attention="softmax"), dict(attention="softmax", attention_window=3)],
