@@ -25,7 +25,8 @@ steps it: through ``asr.model.PackedStep`` (``--step module``: through ``CTCMode
    against one matmul probe, against the probes bracketing each search, and in turns (each step right after
    a probe) - the last two set the step against the machine's speed at the time and decide the check.
 
-Weights are random (seeded): speed does not depend on them. Writes DIR/bench_streaming.{json,md,png}.
+Weights are random (seeded), rounded to float16 values as the bundled model's are (the packed step reads such
+weights from float16 panels; speed does not depend on the values). Writes DIR/bench_streaming.{json,md,png}.
 
     python tools/bench_streaming.py                 # everything (~20-30 min on a quiet 2-core machine)
     python tools/bench_streaming.py --quick         # 10 s and 1 min checkpoints, smaller searches (~2 min)

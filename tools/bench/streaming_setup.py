@@ -69,9 +69,16 @@ def model_config(attention: str, overrides: dict[str, Any], base: str = "bundled
 def build_model(
     attention: str, *, seed: int, device: torch.device, overrides: dict[str, Any] | None = None, base: str = "bundled"
 ) -> CTCModel:
-    """``model_config(attention, overrides, base)``, random weights (seeded), eval mode."""
+    """``model_config(attention, overrides, base)``, random weights (seeded) rounded to float16 values, eval mode.
+
+    The rounding makes them what a model stored in float16 has (the bundled model is): the packed step reads such
+    weights from float16 panels (kernels.gemm), so the speed of a step depends on it, not on the values."""
     torch.manual_seed(seed)
-    return CTCModel(model_config(attention, overrides or {}, base)).eval().to(device)
+    model = CTCModel(model_config(attention, overrides or {}, base)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(torch.float16).to(p.dtype))
+    return model.to(device)
 
 
 STEPS = ("packed", "packed_torch", "module")
