@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint system-deps realspeech-deps lock clean
+.PHONY: test demo lint system-deps realspeech-deps tts-voices lock clean
 
 # Debian packages (as root: installed; otherwise a clear message saying what is missing).
 system-deps:
@@ -13,6 +13,10 @@ system-deps:
 # The Debian packages with real recorded speech that `asr prepare realspeech` reads (~1.7 GB; not for the tests).
 realspeech-deps:
 	@bash tools/install_system_deps.sh --realspeech
+
+# Kokoro's 28 English voices (asr synth --engines kokoro), from the npm registry's kokoro-js tarball (checked).
+tts-voices: $(STAMP)
+	@$(BIN)/python -m asr.synth.kokoro --install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +30,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: system-deps $(STAMP) lint
+test: system-deps $(STAMP) tts-voices lint
 	$(BIN)/python -m pytest -q
 
 demo: system-deps $(STAMP)

