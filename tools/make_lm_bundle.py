@@ -29,6 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from asr.commands.lm_options import token_limit
 from asr.lm.folder import folder_tokens
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--word-scores", default="-2,-1.5,-1,-0.5,0")
     parser.add_argument("--blank-penalties", default="0", help="blank penalties tried (0: none)")
     parser.add_argument("--beam", type=int, default=BEAM, help=f"decoder beam, recorded with the weights ({BEAM})")
-    parser.add_argument("--beam-tokens", type=int, default=BEAM_TOKENS,
-                        help=f"tokens tried per frame, recorded with the weights ({BEAM_TOKENS})")
+    parser.add_argument("--beam-tokens", type=token_limit, default=BEAM_TOKENS,
+                        help=f"tokens tried per frame or 'all', recorded with the weights ({BEAM_TOKENS})")
     parser.add_argument("--beam-threshold", type=float, default=BEAM_THRESHOLD,
                         help=f"beam threshold, recorded with the weights ({BEAM_THRESHOLD:g})")
     args = parser.parse_args(argv)

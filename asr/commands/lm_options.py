@@ -49,7 +49,7 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--unk-score", type=float, help="score of a word outside the lexicon (default: never)")
     group.add_argument("--beam-threshold", type=float, help="drop hypotheses this far below the best (log)")
     group.add_argument(
-        "--beam-tokens", type=_token_limit, help="tokens tried per frame, the most likely first, or 'all' (default "
+        "--beam-tokens", type=token_limit, help="tokens tried per frame, the most likely first, or 'all' (default "
         "from the LM folder, else all); fewer is faster"
     )
 
@@ -66,7 +66,7 @@ _SEARCH_OPTIONS = (
 )
 
 
-def _token_limit(text: str) -> int | str:
+def token_limit(text: str) -> int | str:
     """--beam-tokens: a count, or "all" (no limit, overriding an LM folder's)."""
     if text == "all":
         return text

@@ -281,3 +281,17 @@ def test_the_start_point_of_a_phase_for_the_learning_curve(tmp_path, monkeypatch
     assert tool._start_point(distill) == ("p2", 3)
     model.write_bytes(b"another bundle")
     assert tool._start_point(distill) is None
+
+
+@pytest.mark.parametrize(("given", "passed"), [("all", "all"), ("12", "12")])
+def test_make_lm_bundle_passes_the_token_limit_to_the_tuner(tmp_path, monkeypatch, given, passed):
+    tool = load_tool("make_lm_bundle")
+    model = save_asr_model(tmp_path / "phone.safetensors", _tiny(PhoneTokenizer()))
+    _folder_for(tmp_path / "lm", PhoneTokenizer())
+    ran: list[list[str]] = []
+    monkeypatch.setattr(tool, "_run", ran.append)
+    tool.main(["--model", str(model), "--out", str(tmp_path / "lm"), "--tune-only", "--no-install",
+               "--beam-tokens", given])  # fmt: skip
+    assert len(ran) == 1 and f"--beam-token-limits={passed}" in ran[0]
+    with pytest.raises(SystemExit):
+        tool.main(["--model", str(model), "--out", str(tmp_path / "lm"), "--tune-only", "--beam-tokens", "some"])
