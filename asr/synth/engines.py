@@ -463,6 +463,15 @@ class KokoroEngine(Engine):
 
         return kokoro.versions()
 
+    def speakers(self, rng: random.Random) -> list[SpeakerVoice]:
+        # 28 real voices: each stays in one split whatever its rate and pitch (a held-out voice is a new speaker)
+        return [
+            SpeakerVoice(engine=self.name, voice=v, rate=r, pitch_cents=p, group=f"{self.name}:{v}")
+            for v in self.voice_names
+            for r in self.rate_grid
+            for p in self.pitch_grid
+        ]
+
     def synthesize(self, requests: Sequence[Request]) -> None:
         from asr.synth import kokoro
 

@@ -98,7 +98,8 @@ def test_the_engine_speaks_but_only_when_named(tmp_path):
     engine = available_engines(["kokoro"])["kokoro"]
     assert len(engine.voice_names) == 28 and engine.licence and "Kokoro-82M" in engine.version()
     speakers = engine.speakers(random.Random(0))
-    assert len(speakers) == 28 * 3 * 3
+    assert len(speakers) == len({s.key for s in speakers}) == 28 * 3 * 3
+    assert len({s.split_group for s in speakers}) == 28  # a voice stays in one split at every rate and pitch
     req = Request(text="THE CAT SAT ON THE MAT", wav_path=tmp_path / "cat.wav", speaker=speakers[0])
     engine.synthesize([req])
     audio, sr = sf.read(req.wav_path, dtype="float32")
