@@ -69,6 +69,12 @@ def test_recipe_variants_change_only_what_they_say():
     assert _diff(load("synth/phones_world.yaml"), load("synth/phones_real.yaml")) == {"data.extra_train", "epochs"}
     assert _diff(load("synth/phones_real.yaml"), load("synth/phones_distill.yaml")) == {
         "distill.teacher", "distill.weight"}  # fmt: skip
+    # session 29's ablation and the Kokoro phase: one epoch of phones_real, then only the extra sets differ
+    assert _diff(load("synth/phones_real.yaml"), load("synth/phones_real_short.yaml")) == {"epochs", "average_last"}
+    short = load("synth/phones_real_short.yaml")
+    for name, shares in (("phones_real_more", [0.4]), ("phones_kokoro", [0.2, 0.3])):
+        assert _diff(short, load(f"synth/{name}.yaml")) == {"data.extra_train"}
+        assert [e["share"] for e in load(f"synth/{name}.yaml")["data"]["extra_train"]] == shares
     base = load_train_config(str(REPO / "recipes/synth/base.yaml"), {})
     assert base.data.train == "data/synth/train" and base.data.tokenizer == "char"
     assert dataclasses.asdict(base.model) == dataclasses.asdict(type(base.model)())  # the default model
