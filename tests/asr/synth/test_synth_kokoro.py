@@ -104,3 +104,10 @@ def test_the_engine_speaks_but_only_when_named(tmp_path):
     engine.synthesize([req])
     audio, sr = sf.read(req.wav_path, dtype="float32")
     assert sr == kokoro.SAMPLE_RATE and 0.7 < audio.size / sr < 5.0
+
+
+def test_a_missing_part_is_named(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("TRANSCURRENT_TTS_CACHE", str(tmp_path))  # no voices there
+    with caplog.at_level("WARNING", logger="asr.synth.engines"), pytest.raises(ValueError, match="not available"):
+        available_engines(["kokoro"])
+    assert "make tts-voices" in caplog.text and str(tmp_path) in caplog.text
