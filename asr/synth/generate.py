@@ -7,7 +7,8 @@
 The *plan* (every speaker, sentence and effect parameter) is a pure function of the config, the seed and
 the engines found; it is written first, and a rerun with the same settings resumes it: finished FLAC files
 are kept, each new one is written to a temporary name and renamed, and a chapter's transcript is written
-from the plan once all its audio exists. Chapters are synthesised in parallel worker processes.
+from the plan once all its audio exists. Chapters are synthesised in parallel worker processes, the speakers'
+chapters in turn (a run stopped part way has some of every voice).
 """
 
 from __future__ import annotations
@@ -377,13 +378,17 @@ def _tasks(out: Path, plan: dict) -> list[tuple[str, list[dict], dict[int, dict]
     chapters: dict[int, list[dict]] = defaultdict(list)
     for u in plan["utterances"]:
         chapters[u["chapter"]].append(u)
-    tasks = []
+    by_speaker: dict[int, list[tuple]] = defaultdict(list)
     for utts in chapters.values():
         trans = utterance_path(out, utts[0]).parent / f"{utts[0]['speaker']}-{utts[0]['chapter']}.trans.txt"
         if trans.is_file() and all(utterance_path(out, u).is_file() for u in utts):
             continue
-        tasks.append((str(out), utts, {utts[0]["speaker"]: voices[utts[0]["speaker"]]}))
-    # Slow engines first so the pool ends together.
+        by_speaker[utts[0]["speaker"]].append((str(out), utts, {utts[0]["speaker"]: voices[utts[0]["speaker"]]}))
+    # Speakers in turn (every speaker's first chapter, then every second one, ...): a run stopped part way leaves
+    # every voice partly done, so a partial corpus is already a usable one (train on it, finish it later).
+    queues = list(by_speaker.values())
+    tasks = [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
+    # Slow engines first so the pool ends together (a stable sort: the turns survive within each group).
     slow = {"piper": 0, "festival": 1}
     tasks.sort(key=lambda t: slow.get(t[1][0]["engine"], 2))
     return tasks

@@ -65,6 +65,18 @@ void bias_glu_f32(long B, long T, long d, const float *x, long ld, const float *
     }
 }
 
+/* LayerNorm's statistics of a row of d: its mean (into *mean) and 1 / sqrt(variance about it + eps), in float32. */
+static inline float layer_norm_scale(const float *x, long d, float eps, float *mean) {
+    float m = 0.0f, var = 0.0f;
+#pragma omp simd reduction(+ : m)
+    for (long j = 0; j < d; j++) m += x[j];
+    m /= (float)d;
+#pragma omp simd reduction(+ : var)
+    for (long j = 0; j < d; j++) var += (x[j] - m) * (x[j] - m);
+    *mean = m;
+    return 1.0f / sqrtf(var / (float)d + eps);
+}
+
 /* The causal depthwise conv over K taps, LayerNorm over d, SiLU.
  * x[b, r, :] at x + b * xsb + r * xst (rows r = t .. t + K - 1 feed output t: the cached rows then the chunk's);
  * w [K, d] (tap-major), bias [d], LayerNorm gain g and shift s [d]; out [B * T, d] contiguous: one pass where
@@ -79,13 +91,8 @@ void dwconv_ln_silu_f32(long B, long T, long K, long d, const float *x, long xsb
                 const float *xr = x + b * xsb + (t + k) * xst, *wk = w + k * d;
                 for (long j = 0; j < d; j++) o[j] += wk[j] * xr[j];
             }
-            float mean = 0.0f, var = 0.0f;
-#pragma omp simd reduction(+ : mean)
-            for (long j = 0; j < d; j++) mean += o[j];
-            mean /= (float)d;
-#pragma omp simd reduction(+ : var)
-            for (long j = 0; j < d; j++) var += (o[j] - mean) * (o[j] - mean);
-            const float r = 1.0f / sqrtf(var / (float)d + eps);
+            float mean;
+            const float r = layer_norm_scale(o, d, eps, &mean);
             for (long j = 0; j < d; j++) o[j] = silu_approx((o[j] - mean) * r * g[j] + s[j]);
         }
     }

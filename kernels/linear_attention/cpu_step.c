@@ -64,19 +64,26 @@ static inline const float *row(view4 x, long b, long h, long t) { return x.base 
 
 typedef void step_fn(STEP_PARAMS(T, Dk, Dv), float *restrict work);
 
-/* Returns 0, or 1 when the workspace could not be allocated (nothing was written then). */
-int chunk_step_f32(STEP_PARAMS(T, Dk, Dv)) {
-    float *work = malloc(sizeof(float) * (size_t)(2 * Dk * T + T * Dv + T));
-    if (work == NULL) return 1;
-    step_fn *step = step_any;
+/* The workspace (floats) the general loop needs, and the specialisation for a chunk's sizes. */
+static inline long chunk_step_work(long T, long Dk, long Dv) { return 2 * Dk * T + T * Dv + T; }
+
+static step_fn *chunk_step_for(long T, long Dk, long Dv) {
     if (T == 4 && Dk == Dv) {
         switch (Dk) {
-            case 16: step = step_4_16; break;
-            case 32: step = step_4_32; break;
-            case 48: step = step_4_48; break;
-            case 64: step = step_4_64; break;
+            case 16: return step_4_16;
+            case 32: return step_4_32;
+            case 48: return step_4_48;
+            case 64: return step_4_64;
         }
     }
+    return step_any;
+}
+
+/* Returns 0, or 1 when the workspace could not be allocated (nothing was written then). */
+int chunk_step_f32(STEP_PARAMS(T, Dk, Dv)) {
+    float *work = malloc(sizeof(float) * (size_t)chunk_step_work(T, Dk, Dv));
+    if (work == NULL) return 1;
+    step_fn *step = chunk_step_for(T, Dk, Dv);
     step(B, H, T, Dk, Dv, q, qsb, qsh, qst, k, ksb, ksh, kst, v, vsb, vsh, vst, S, z, pair, query, key, whole, gstride,
          out, osb, osh, ost, eps, rms, rms_eps, phi, work);
     free(work);

@@ -94,7 +94,15 @@ def test_rtf_and_throughput_sections_compare_packed_and_module_steps(tmp_path, c
     data = json.loads((tmp_path / "bench_streaming.json").read_text())
     assert data["model"]["config"] == bench.setup.base_config("bundled").to_dict()  # the bundled model's size
     rtf = data["rtf"]
-    for key in ("rtf", "encoder_rtf", "module_rtf", "module_encoder_rtf", "encoder_speedup"):
+    for key in (
+        "rtf",
+        "encoder_rtf",
+        "by_op_encoder_rtf",
+        "module_rtf",
+        "module_encoder_rtf",
+        "encoder_speedup",
+        "block_call_speedup",
+    ):
         assert np.isfinite(rtf[key]) and rtf[key] > 0, key
     thr = data["throughput"]
     for kind in ("packed", "module"):

@@ -50,6 +50,8 @@ def tables(results: dict[str, Any], *, markdown: bool) -> str:
             ["transcurrent (1 thread)", f"{rtf['rtf']:.4f}", f"{rtf['wall_rtf']:.4f}", f"{rtf['per_chunk_ms']:.2f} ms"],
             ["  front end (fbank+CMVN)", f"{rtf['front_end_rtf']:.4f}", f"{rtf['wall_front_end_rtf']:.4f}", ""],
             ["  encoder steps (PackedStep)", f"{rtf['encoder_rtf']:.4f}", f"{rtf['wall_encoder_rtf']:.4f}", ""],
+            ["  encoder steps, blocks op by op", f"{rtf['by_op_encoder_rtf']:.4f}",
+             f"{rtf['wall_by_op_encoder_rtf']:.4f}", ""],
             ["  rest (decoding, glue)", f"{rtf['rest_rtf']:.4f}", f"{rtf['wall_rest_rtf']:.4f}", ""],
             ["transcurrent, module step", f"{rtf['module_rtf']:.4f}", f"{rtf['wall_module_rtf']:.4f}", ""],
             ["  encoder steps (CTCModel.step)", f"{rtf['module_encoder_rtf']:.4f}",
@@ -61,7 +63,8 @@ def tables(results: dict[str, Any], *, markdown: bool) -> str:
                      + bc.render_table(header, rows, markdown=markdown))  # fmt: skip
         by_chunk = ", ".join(f"{ms} ms: {r:.4f}" for ms, r in rtf["encoder_rtf_by_chunk_ms"].items())
         parts.append(f"packed encoder RTF (CPU time) by chunk length: {by_chunk}; module step / packed step "
-                     f"(encoder, timed in turns): x{rtf['encoder_speedup']:.2f}")  # fmt: skip
+                     f"(encoder, timed in turns): x{rtf['encoder_speedup']:.2f}; blocks op by op / one call "
+                     f"a block: x{rtf['block_call_speedup']:.2f}")  # fmt: skip
         ok = rtf["rtf"] <= TARGET_RTF
         parts.append(f"RTF {rtf['rtf']:.4f} CPU time (target <= {TARGET_RTF}): {'PASS' if ok else 'FAIL'}")
     thr = results.get("throughput")

@@ -60,9 +60,7 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     bundle = make_bundle(audio, seed=args.seed, device=device, overrides=args.model, base=args.base)
     kinds = ("packed", "module")  # the Recognizer's step, and the plain module step beside it
     recognizers = {
-        kind: Recognizer(
-            bundle, device=device, config=RecognizerConfig(chunk_frames=CHUNK_FRAMES, step=kind)
-        )
+        kind: Recognizer(bundle, device=device, config=RecognizerConfig(chunk_frames=CHUNK_FRAMES, step=kind))
         for kind in kinds
     }
     chunk = int(CHUNK_S * 16000)
@@ -92,7 +90,7 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
 
     feats = bundle.featurize(torch.from_numpy(audio)).unsqueeze(0)
     n = feats.shape[1] // CHUNK_FRAMES * CHUNK_FRAMES
-    steps = {kind: step_function(bundle.model, kind) for kind in kinds}
+    steps = {kind: step_function(bundle.model, kind) for kind in (*kinds, "packed_by_op")}
 
     def encoder(kind: str, frames: int = CHUNK_FRAMES) -> None:  # the encoder alone, same chunks
         state = bundle.model.init_state(1, device)
@@ -103,14 +101,14 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     fns: dict[str, Any] = {f"recognizer_{kind}": (lambda rec=rec: stream_samples(rec, audio, 16000, chunk_ms=chunk_ms))
                            for kind, rec in recognizers.items()}  # fmt: skip
     fns["front"] = front_end
-    for kind in kinds:
+    for kind in (*kinds, "packed_by_op"):
         fns[f"encoder_{kind}"] = lambda kind=kind: encoder(kind)
     for frames in (2 * CHUNK_FRAMES, 4 * CHUNK_FRAMES):
         fns[f"encoder_packed_{frames}"] = lambda frames=frames: encoder("packed", frames)
     timed = measure(fns)
     full = {kind: timed[f"recognizer_{kind}"] for kind in kinds}
     front = timed["front"]
-    enc = {kind: timed[f"encoder_{kind}"] for kind in kinds}
+    enc = {kind: timed[f"encoder_{kind}"] for kind in (*kinds, "packed_by_op")}
     by_chunk = {CHUNK_FRAMES * 10: enc["packed"][1] / ((n // CHUNK_FRAMES) * CHUNK_FRAMES / FRAME_RATE)}
     for frames in (2 * CHUNK_FRAMES, 4 * CHUNK_FRAMES):
         by_chunk[frames * 10] = timed[f"encoder_packed_{frames}"][1] / ((n // frames) * frames / FRAME_RATE)
@@ -121,9 +119,11 @@ def run_rtf(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         out[f"{key}encoder_rtf"] = enc["packed"][idx] / (n / FRAME_RATE)
         out[f"{key}rest_rtf"] = out[f"{key}rtf"] - out[f"{key}front_end_rtf"] - out[f"{key}encoder_rtf"]
         out[f"{key}per_chunk_ms"] = 1e3 * full["packed"][idx] / (seconds / CHUNK_S)
+        out[f"{key}by_op_encoder_rtf"] = enc["packed_by_op"][idx] / (n / FRAME_RATE)
         out[f"{key}module_rtf"] = full["module"][idx] / seconds
         out[f"{key}module_encoder_rtf"] = enc["module"][idx] / (n / FRAME_RATE)
     out["encoder_speedup"] = out["module_encoder_rtf"] / out["encoder_rtf"]
+    out["block_call_speedup"] = out["by_op_encoder_rtf"] / out["encoder_rtf"]  # op by op / one call a block
     out["encoder_rtf_by_chunk_ms"] = by_chunk
     out["pocketsphinx"] = run_pocketsphinx(audio, chunk, repeats=args.rtf_repeats)
     return out

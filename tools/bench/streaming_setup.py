@@ -81,15 +81,18 @@ def build_model(
     return model.to(device)
 
 
-STEPS = ("packed", "packed_torch", "module")
+STEPS = ("packed", "packed_by_op", "packed_torch", "module")
 
 
 def step_function(model: CTCModel, kind: str):
     """How the benchmark steps ``model``: ``"packed"`` (PackedStep as the Recognizer has it: on the CPU its
-    linear attention in the fused C kernel), ``"packed_torch"`` (PackedStep on PyTorch ops only) or
+    linear attention in the fused C kernel, a few rows' blocks in one call each), ``"packed_by_op"`` (the same
+    C kernels, every block op by op: ``fused=False``), ``"packed_torch"`` (PackedStep on PyTorch ops only) or
     ``"module"`` (CTCModel.step, the plain form)."""
     if kind == "packed":
         return PackedStep(model)
+    if kind == "packed_by_op":
+        return PackedStep(model, fused=False)
     if kind == "packed_torch":
         return PackedStep(model, kernel="torch")
     if kind == "module":

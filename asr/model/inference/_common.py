@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kernels import gemm
+from kernels.block import BlockLinear
 
 __all__ = ["Linear", "Norm", "copied", "layer_norm", "transposed", "use_c"]
 
@@ -63,6 +64,12 @@ class Linear:
                 raise ValueError(f"a float32 layer needs a contiguous float32 bias, got {bias.dtype}")
             self.panels = gemm.pack(weight)
         self.in_features, self.out_features = weight.shape
+
+    def fused(self) -> BlockLinear:
+        """This layer for ``kernels.block`` (its C panels: kernel "c", float32 weights)."""
+        if self.panels is None:
+            raise ValueError("this layer has no C panels (kernel 'torch' or a float64 weight)")
+        return BlockLinear(self.weight, self.bias, self.panels)
 
     def _small(self, x: torch.Tensor) -> bool:
         """Whether x goes to the panel kernel (checked here: the kernel itself checks nothing; panels exist only for

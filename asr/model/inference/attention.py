@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from asr.model.attention import LinearAttention, LinearAttentionState, SoftmaxAttention, SoftmaxAttentionState
-from asr.model.inference._common import Linear, use_c
+from asr.model.inference._common import Linear, Norm, use_c
 from kernels import EluPlusOne, PositiveRandomFeatures, ReLUFeatures
+from kernels.block import BlockAttention, BlockNorm
 from kernels.linear_attention import ChunkGates, chunk_gates, chunk_step
 
 __all__ = ["DECAYS", "FEATURE_MAPS", "NORMS", "PackedLinearAttention", "PackedSoftmaxAttention", "pack_attention"]
@@ -70,20 +71,47 @@ class PackedLinearAttention:
             self.head_gates = torch.sigmoid(layer.decay_logit.detach().float()) if self.decay == "per_head" else None
         self._gates: dict[tuple, ChunkGates] = {}  # (C, device, dtype) -> a per-head decay's factors
 
-    def _decay(self, qkv: torch.Tensor, b: int, c: int, dtype: torch.dtype) -> ChunkGates | torch.Tensor | None:
+    def _decay(self, qkv: torch.Tensor | None, b: int, c: int, dtype: torch.dtype) -> ChunkGates | torch.Tensor | None:
         heads = self.heads
         if self.decay == "gated":
             log_g = F.logsigmoid(qkv[:, 3 * heads * self.head_dim :].float()).to(dtype)  # float32, as the module's
             return log_g.view(b, c, heads).transpose(1, 2)  # [B, H, C]
         if self.decay == "none":
             return None
-        log_h = torch.log(self.head_gates.to(device=qkv.device, dtype=dtype)).view(1, heads, 1).expand(1, heads, c)
+        device = self.head_gates.device if qkv is None else qkv.device
+        log_h = torch.log(self.head_gates.to(device=device, dtype=dtype)).view(1, heads, 1).expand(1, heads, c)
         if c > self.chunk_size:  # a long chunk goes in pieces: the step computes each piece's factors
             return log_h
-        key = (c, qkv.device, dtype)
+        key = (c, device, dtype)
         if key not in self._gates:
             self._gates[key] = ChunkGates(*(g.contiguous() for g in chunk_gates(log_h)))
         return self._gates[key]
+
+    def fused(self, norm: Norm) -> BlockAttention | None:
+        """This layer (behind the LayerNorm ``norm``) for ``kernels.block``'s one-call block step, or None where
+        that kernel has no form for it: a gated decay or random features (its step runs them in PyTorch ops), a
+        per-head LayerNorm output norm, or weights without C panels (kernel "torch", float64)."""
+        if (
+            self.feature_map not in ("elu+1", "relu")
+            or self.decay not in ("none", "per_head")
+            or self.norm == "layer"
+            or self.qkv.panels is None
+            or self.out.panels is None
+        ):
+            return None
+        return BlockAttention(
+            BlockNorm(*norm), self.qkv.fused(), self.out.fused(), self.heads, self.head_dim, self.eps,
+            self.feature_map, self.norm_eps if self.norm == "rms" else None,
+        )  # fmt: skip
+
+    def constant_gates(self, c: int) -> ChunkGates | None:
+        """A chunk of c <= chunk_size frames' decay factors for a constant per-head decay (computed once per c), or
+        None without decay (a gated decay has no constant factors: ValueError)."""
+        if self.decay == "none":
+            return None
+        if self.decay != "per_head" or c > self.chunk_size:
+            raise ValueError(f"constant chunk factors exist for a per-head decay and c <= {self.chunk_size}")
+        return self._decay(None, 1, c, torch.float32)
 
     def add_step(
         self, x: torch.Tensor, h: torch.Tensor, state: LinearAttentionState, b: int, c: int, *, donate: bool

@@ -16,6 +16,7 @@ from torch import nn
 from asr.model.conv_module import ConvModule, ConvState
 from asr.model.inference._common import Linear, Norm, copied, layer_norm, transposed, use_c
 from kernels import conv
+from kernels.block import BlockConv, BlockNorm
 
 __all__ = ["WINDOWED_ROWS", "PackedConv", "depthwise_step"]
 
@@ -52,6 +53,15 @@ class PackedConv:
             self.outer = Linear(
                 transposed(module.pointwise_out.weight), copied(module.pointwise_out.bias), kernel=kernel
             )
+
+    def fused(self) -> BlockConv | None:
+        """This module for ``kernels.block``'s one-call block step, or None without C panels (kernel "torch")."""
+        if self.inner.panels is None or self.outer.panels is None:
+            return None
+        return BlockConv(
+            BlockNorm(*self.norm), self.inner.fused(), self.inner_bias, self.depthwise_taps, self.depthwise_bias,
+            BlockNorm(*self.tail_norm), self.outer.fused(),
+        )  # fmt: skip
 
     def add_step(self, x: torch.Tensor, state: ConvState, b: int, c: int) -> ConvState:
         if use_c(self.kernel, x):

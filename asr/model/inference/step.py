@@ -8,8 +8,9 @@ package (subsampling, attention, conv, block: see their docstrings for what each
 encoder loop (``asr.model.encoder.encoder_step``) and the same input checks (``check_step_inputs``).
 
 Kernels: ``kernel="auto"`` runs the C kernels on the CPU in float32 (``kernels.linear_attention.chunk_step``'s
-C backend, ``kernels.conv``, and ``kernels.gemm`` for the few-row products of a few streams; compiled on first
-use by ``kernels.cbuild``), PyTorch ops elsewhere or, with a warning saying why, where they cannot be built;
+C backend, ``kernels.conv``, and ``kernels.gemm`` for the few-row products of a few streams, all of a block in one
+call of ``kernels.block`` for a step of a few rows unless ``fused=False``; compiled on first use by
+``kernels.cbuild``), PyTorch ops elsewhere or, with a warning saying why, where they cannot be built;
 ``"c"`` insists (CKernelUnavailable otherwise); ``"torch"`` keeps PyTorch ops only (same results up to float
 rounding).
 
@@ -30,6 +31,7 @@ from asr.model.encoder import EncoderState, check_step_inputs, encoder_step
 from asr.model.inference._common import Linear, Norm, copied, layer_norm, transposed
 from asr.model.inference.block import PackedBlock
 from asr.model.inference.subsampling import PackedSubsampling
+from kernels import block as block_kernel
 from kernels import conv, gemm
 from kernels.linear_attention import CKernelUnavailable, load_c
 
@@ -45,6 +47,7 @@ def _load_c_kernels() -> None:
     load_c()
     conv.load()
     gemm.load()
+    block_kernel.load()
 
 
 def _resolve_kernel(kernel: str, device: torch.device) -> str:
@@ -81,7 +84,7 @@ class PackedStep:
     model): half the state update's time, 5-12% of the step's (measured at 64-256 streams).
     """
 
-    def __init__(self, model: CTCModel, *, kernel: str = "auto") -> None:
+    def __init__(self, model: CTCModel, *, kernel: str = "auto", fused: bool = True) -> None:
         if not isinstance(model, CTCModel):
             raise ValueError(f"PackedStep packs a CTCModel, got {type(model).__name__}")
         if kernel not in STEP_KERNELS:
@@ -94,7 +97,7 @@ class PackedStep:
         self.device = model.head.weight.device
         self.kernel = _resolve_kernel(kernel, self.device)
         self.subsampling = PackedSubsampling(encoder.subsampling, kernel=self.kernel)
-        self.blocks = tuple(PackedBlock(block, kernel=self.kernel) for block in encoder.blocks)
+        self.blocks = tuple(PackedBlock(block, kernel=self.kernel, fused=fused) for block in encoder.blocks)
         with torch.no_grad():
             self.final_norm = Norm.pack(encoder.final_norm)
             self.head = Linear(transposed(model.head.weight), copied(model.head.bias), kernel=self.kernel)

@@ -218,11 +218,12 @@ def test_kernel_choice_when_the_c_kernel_cannot_be_built(monkeypatch, caplog):
 
 
 @pytest.mark.parametrize("kernel", ["c", "torch"])
-def test_donated_state_is_updated_in_place_with_the_same_result(kernel):
+@pytest.mark.parametrize("batch", [1, 4])  # with the C kernels: each block in one call (4 rows), op by op (16)
+def test_donated_state_is_updated_in_place_with_the_same_result(kernel, batch):
     model = _model(decay="per_head", output_norm="rms")
     packed = PackedStep(model, kernel=kernel)
-    feats = torch.randn(4, 32, 20)
-    _, state = packed(feats[:, :16], model.init_state(4))
+    feats = torch.randn(batch, 32, 20)
+    _, state = packed(feats[:, :16], model.init_state(batch))
     kept = EncoderState(*torch.utils._pytree.tree_map(lambda x: x.clone(), tuple(state)))
     pure_out, pure_state = packed(feats[:, 16:], kept)
     out, new_state = packed(feats[:, 16:], state, donate=True)
@@ -258,3 +259,40 @@ def test_an_option_the_packed_form_does_not_know_is_an_error_when_packing():
     model.encoder.blocks[0].attention = torch.nn.Identity()
     with pytest.raises(ValueError, match="no form for the attention layer Identity"):
         PackedStep(model)
+
+
+@pytest.mark.parametrize(
+    ("feature_map", "decay", "output_norm", "conv_module"),
+    [("elu+1", "per_head", "rms", True), ("relu", "none", "none", True), ("elu+1", "per_head", "rms", False),
+     ("elu+1", "gated", "rms", True), ("elu+1", "per_head", "layer", True)],
+)  # fmt: skip
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_few_rows_step_each_block_in_one_call(monkeypatch, feature_map, decay, output_norm, conv_module, batch):
+    """A step of <= gemm.SMALL_ROWS rows runs each block in one kernels.block call where that kernel has a form
+    for the block (a gated decay or a LayerNorm output norm go op by op): same logits and states as op by op and as
+    the module step; the input state untouched."""
+    from kernels.block import FusedBlock
+
+    model = _model(feature_map=feature_map, decay=decay, output_norm=output_norm, conv_module=conv_module)
+    packed, by_op = PackedStep(model, kernel="c"), PackedStep(model, kernel="c", fused=False)
+    expect_fused = decay != "gated" and output_norm != "layer"
+    assert all((b.fused is not None) == expect_fused for b in packed.blocks)
+    assert all(b.fused is None for b in by_op.blocks)
+    calls = []
+    original = FusedBlock.step_unchecked
+    monkeypatch.setattr(FusedBlock, "step_unchecked", lambda self, *a: calls.append(a[0].shape) or original(self, *a))
+    feats = torch.randn(batch, sum(_CHUNKS), 20)
+    out, states = _stream(packed, model, feats)
+    rows = [batch * c // 4 for c in _CHUNKS]
+    assert len(calls) == (2 * sum(r <= 8 for r in rows) if expect_fused else 0)  # 2 blocks a step
+    ref_out, ref_states = _stream(by_op, model, feats)
+    plain_out, plain_states = _stream(model.step, model, feats)
+    assert (out - ref_out).abs().max().item() <= 1e-5 and (out - plain_out).abs().max().item() <= 1e-5
+    for a, b, c in zip(states, ref_states, plain_states, strict=True):
+        _assert_states_close(a, b, 1e-5)
+        _assert_states_close(a, c, 1e-5)
+    state = states[1]  # purity: a step from a kept state leaves it as it was
+    kept = [x.clone() for x in _leaves(state)]
+    packed(feats[:, :4], state)
+    assert all(torch.equal(a, b) for a, b in zip(_leaves(state), kept, strict=True))
+

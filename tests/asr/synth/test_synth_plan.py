@@ -87,3 +87,25 @@ def test_bad_settings_are_refused(synth_engines, tiny_pools):
         config_with_preset("huge")
     with pytest.raises(ValueError, match="engine_weights"):
         make_plan(config_with_preset("tiny", engine_weights={"sam": 1.0}), synth_engines, tiny_pools)
+
+
+def test_synthesis_takes_the_speakers_chapters_in_turn(tmp_path):
+    """Work order: every speaker's first chapter, then every second one, ... (a run stopped part way has some of
+    every voice), slow engines first; finished chapters (audio and transcript written) are not redone."""
+    from asr.synth.generate import _tasks, utterance_path
+
+    chapters = {100: ("kokoro", [1000, 1001, 1002]), 101: ("kokoro", [1003]), 102: ("piper", [1004, 1005])}
+    plan = {"speakers": [{"id": spk, "voice": {"engine": engine}} for spk, (engine, _) in chapters.items()],
+            "utterances": [{"id": f"{spk}-{ch}-{i:04d}", "split": "train", "speaker": spk, "chapter": ch,
+                            "engine": engine} for spk, (engine, chs) in chapters.items() for ch in chs
+                           for i in range(2)]}  # fmt: skip
+    order = [t[1][0]["chapter"] for t in _tasks(tmp_path, plan)]
+    assert order == [1004, 1005, 1000, 1003, 1001, 1002]  # piper first, then the kokoro speakers in turn
+    done = [u for u in plan["utterances"] if u["chapter"] == 1000]
+    for u in done:
+        path = utterance_path(tmp_path, u)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    assert 1000 in [t[1][0]["chapter"] for t in _tasks(tmp_path, plan)]  # audio without its transcript: redone
+    (path.parent / "100-1000.trans.txt").write_text("")
+    assert [t[1][0]["chapter"] for t in _tasks(tmp_path, plan)] == [1004, 1005, 1001, 1003, 1002]
