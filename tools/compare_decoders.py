@@ -7,7 +7,8 @@ and streaming, streaming real-time factor (one thread, 160 ms chunks) and the la
 Every decoder decodes the same model outputs. Streaming feeds each utterance's samples in ``--chunk-ms`` chunks
 through the Recognizer (endpointing off: the sets are segmented), exactly as ``asr eval --mode stream``; the decoders
 stream each utterance in turn (the order rotating), so their real-time factors are measured side by side on a
-machine whose speed drifts.
+machine whose speed drifts. ``--by-op`` adds the lexicon + LM decoder on an encoder stepping every block op by op
+(the code before kernels.block), in the same turns.
 
 Partial latency (streamed, per word of the final transcript, in ms of audio): *first seen* is when the partial
 first shows the word in its final place (word i of the partial = word i of the final), *stable* is when the
@@ -119,10 +120,11 @@ def _stream_side_by_side(bundle, utterances, decoders: dict, *, chunk_ms: float,
     """Every utterance streamed by every decoder in turn (the order rotating from one utterance to the next), so
     that their real-time factors are measured side by side: a machine that slows down for a minute slows them
     all alike. Returns decoder name -> :class:`_Streamed`."""
-    from asr.streaming import EndpointConfig, Recognizer
+    from asr.streaming import EndpointConfig, Recognizer, RecognizerConfig
 
     recs = {
-        name: Recognizer(bundle, device="cpu", beam=opts["beam"], lm=opts["lm"], endpoint=EndpointConfig(enabled=False))
+        name: Recognizer(bundle, device="cpu", beam=opts["beam"], lm=opts["lm"], endpoint=EndpointConfig(enabled=False),
+                         config=RecognizerConfig(step=opts.get("step", "packed")))  # fmt: skip
         for name, opts in decoders.items()
     }
     sr = bundle.features.sample_rate
@@ -166,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix-beam", type=int, default=8, help="width of the CTC prefix beam search")
     parser.add_argument("--lexicon-word-score", type=float, default=None,
                         help="word score of the lexicon-only decoder (default: the LM folder's)")
+    parser.add_argument("--by-op", action="store_true",
+                        help="also stream the lexicon + LM decoder with every encoder block op by op (RecognizerConfig "
+                        "step='packed_by_op'), in turns with the others: the one-call blocks' gain side by side")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -189,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         "lexicon, no LM": dict(beam=1, lm=lexicon_only),
         "lexicon + LM": dict(beam=1, lm=with_lm),
     }
+    if args.by_op:
+        decoders["lexicon + LM, by op"] = dict(beam=1, lm=with_lm, step="packed_by_op")
     rows = []
     for set_name, data in sets.items():
         utterances = load_utterances(data)
@@ -196,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         refs = {u.id: normalize_text(u.text) for u in utterances}
         # a phone model without a lexicon writes phones: scored as asr eval scores them, PER against the
         # references' CMUdict phones (the "wer" fields then hold the PER, "cer" is NaN)
-        fulls = {name: evaluate_batch(bundle, utterances, mode="full", progress=False, **opts)
+        fulls = {name: evaluate_batch(bundle, utterances, mode="full", progress=False, beam=opts["beam"], lm=opts["lm"])
                  for name, opts in decoders.items()}  # fmt: skip
         phone_units = {name: full.unit == "phone" for name, full in fulls.items()}
         streamed = _stream_side_by_side(bundle, utterances, decoders, chunk_ms=args.chunk_ms, phones=phone_units)

@@ -13,7 +13,8 @@ encoder sees exactly the frames of the full-utterance front end, so the logits e
 
 The model steps through :class:`asr.model.PackedStep` (its weights laid out once for inference; the same
 numbers as ``CTCModel.step``); ``RecognizerConfig(step=...)`` chooses how: "packed" (PackedStep with its C
-kernels on the CPU), "packed_torch" (PyTorch ops only) or "module" (``CTCModel.step``, the plain form).
+kernels on the CPU), "packed_by_op" (the same, but every block op by op, not in one call: for measurements),
+"packed_torch" (PyTorch ops only) or "module" (``CTCModel.step``, the plain form).
 Streams stepped together stay one batch between steps (:class:`asr.streaming.batch.StreamBatch`): each
 stream's encoder state is a row of the batch state until its ``state`` is read, and the same batch stepped
 again continues (and updates in place) that batch state instead of splitting and re-stacking every stream's.
@@ -49,8 +50,10 @@ from asr.streaming.endpoint import EndpointConfig, detect_endpoint
 
 logger = logging.getLogger(__name__)
 
-#: RecognizerConfig.step: how the model steps -> PackedStep's kernel (None: the module step)
-_STEP_KERNELS = {"packed": "auto", "packed_torch": "torch", "module": None}
+#: RecognizerConfig.step: how the model steps -> PackedStep's kernel and whether a block may run in one call (None:
+#: the module step)
+_STEP_KERNELS = {"packed": ("auto", True), "packed_by_op": ("auto", False), "packed_torch": ("torch", True),
+                 "module": None}  # fmt: skip
 STEP_FORMS = tuple(_STEP_KERNELS)
 
 #: Largest chunk accepted in one call (seconds): bigger arrays are almost always a caller bug.
@@ -127,7 +130,8 @@ class RecognizerConfig:
     keep_log_probs: bool = False  # keep every step's log-probs on the stream (tests, diagnostics; grows!)
     step: str = "packed"  # how the model steps (same results up to float rounding): "packed" (asr.model.PackedStep,
     #   weights laid out for inference, its C kernels on the CPU in float32; PyTorch ops elsewhere or, with a
-    #   warning, where they cannot be compiled), "packed_torch" (PackedStep on PyTorch ops only) or "module"
+    #   warning, where they cannot be compiled), "packed_by_op" (the same, every block op by op: the one-call
+    #   blocks' gain measured), "packed_torch" (PackedStep on PyTorch ops only) or "module"
     #   (CTCModel.step: through the modules, the plain reference form)
 
     def __post_init__(self) -> None:
@@ -366,8 +370,8 @@ class Recognizer:
             )
         # The step: a snapshot of the weights laid out for inference (build a new Recognizer after changing
         # the model), or the model's own step.
-        kernel = _STEP_KERNELS[config.step]
-        self.packed_step = PackedStep(self.bundle.model, kernel=kernel) if kernel is not None else None
+        form = _STEP_KERNELS[config.step]
+        self.packed_step = PackedStep(self.bundle.model, kernel=form[0], fused=form[1]) if form is not None else None
         self.fbank = StreamingFbank(bundle.features)
         self.sample_rate = bundle.features.sample_rate
         self.seconds_per_frame = bundle.seconds_per_frame

@@ -62,8 +62,13 @@ def test_decoders_stream_each_utterance_in_turn(monkeypatch):
     calls = []
     monkeypatch.setattr(tool, "_stream_one", lambda rec, b, samples, utt_id, *a, **k: calls.append((utt_id, rec)))
     utts = load_utterances(AUDIO / "real.jsonl")[:4]
-    decoders = {"a": dict(beam=1, lm=None), "b": dict(beam=2, lm=None), "c": dict(beam=3, lm=None)}
+    decoders = {"a": dict(beam=1, lm=None), "b": dict(beam=2, lm=None), "c": dict(beam=3, lm=None, step="packed_by_op")}
     tool._stream_side_by_side(bundle, utts, decoders, chunk_ms=160, phones=dict.fromkeys(decoders, True))
     beams = [(utt_id, rec.config.beam) for utt_id, rec in calls]
     expected = [1, 2, 3, 2, 3, 1, 3, 1, 2, 1, 2, 3]
     assert beams == [(u.id, b) for u, b in zip((u for u in utts for _ in range(3)), expected)]
+    # --by-op's decoder: the same model stepping every block op by op
+    forms = {rec.config.beam: rec.config.step for _, rec in calls}
+    assert forms == {1: "packed", 2: "packed", 3: "packed_by_op"}
+    assert all(b.fused is None for _, rec in calls if rec.config.beam == 3 for b in rec.packed_step.blocks)
+    assert all(b.fused is not None for _, rec in calls if rec.config.beam == 1 for b in rec.packed_step.blocks)

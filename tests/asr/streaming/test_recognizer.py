@@ -47,16 +47,25 @@ def test_streaming_logits_equal_full_forward(bundle, audio, sizes):
     assert s.result.text == bundle.tokenizer.decode(greedy_search(full).tokens)
 
 
-@pytest.mark.parametrize("step", [dict(), dict(step="packed_torch"), dict(step="module")], ids=["c", "torch", "module"])
+@pytest.mark.parametrize(
+    "step",
+    [dict(), dict(step="packed_by_op"), dict(step="packed_torch"), dict(step="module")],
+    ids=["c", "c_by_op", "torch", "module"],
+)
 @pytest.mark.parametrize("overrides", [dict(decay="per_head", output_norm="rms"), dict(decay="gated")])
 def test_streaming_exact_for_decay_variants(audio, overrides, step):
-    """Each way of stepping (the fused C attention kernel, PackedStep on PyTorch ops, the module step)."""
+    """Each way of stepping (the C kernels, a block in one call where it can; the same op by op; PackedStep on
+    PyTorch ops; the module step)."""
     bundle = make_bundle(**overrides)
     full = _full_log_probs(bundle, audio)
     s = _stream(bundle, audio, [1234, 160, 5000], **step)
     rec = s.recognizer
-    kernel = {"packed": "c", "packed_torch": "torch", "module": None}[step.get("step", "packed")]
+    form = step.get("step", "packed")
+    kernel = {"packed": "c", "packed_by_op": "c", "packed_torch": "torch", "module": None}[form]
     assert rec.packed_step is None if kernel is None else rec.packed_step.kernel == kernel
+    if kernel is not None:  # one call a block: the C kernels, a block kernels.block has a form for (not gated)
+        expect = form == "packed" and overrides.get("decay") != "gated"
+        assert all((b.fused is not None) == expect for b in rec.packed_step.blocks)
     assert (torch.cat(s.log_probs) - full).abs().max() <= 1e-4
 
 
