@@ -1,5 +1,6 @@
-"""Kernels for causal linear attention, and small convolution ops and a few-row matrix product in C
-(``kernels.conv``, ``kernels.gemm``) for streaming steps. No speech knowledge lives here.
+"""Kernels for causal linear attention, and small convolution ops, a few-row matrix product and a whole pre-norm
+encoder block's step in C (``kernels.conv``, ``kernels.gemm``, ``kernels.block``) for streaming steps. No speech
+knowledge lives here.
 
 The non-causal form is exported as ``noncausal_linear_attention`` (it is ``linear_attention`` in
 ``kernels.linear_attention.noncausal``): binding the name ``linear_attention`` here would shadow the
