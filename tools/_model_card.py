@@ -37,6 +37,10 @@ PHONE_FOLLOW_UPS = {  # run folder -> the phase after phones2's epoch 3
     "phones3": "`recipes/synth/phones_real.yaml` again (a fresh schedule)",
     "phones-distill-real": "`recipes/synth/phones_distill_real.yaml` (a KL term toward hama's phone posteriors on "
                            "the real recordings)",
+    "real20": "`recipes/synth/phones_real_short.yaml` (one epoch, real recordings 20% of the audio)",
+    "real40": "`recipes/synth/phones_real_more.yaml` (one epoch, real recordings 40% of the audio)",
+    "kokoro1": "`recipes/synth/phones_kokoro.yaml` (one epoch in fp32, on a CPU without bf16: Kokoro-82M's 28 neural "
+               "voices 30% of the audio, real recordings 20%)",
 }  # fmt: skip
 
 
@@ -50,7 +54,7 @@ def _phone_phases(origin: str) -> str:
         steps.append(PHONE_FOLLOW_UPS[run] + " from phones2's epoch 3")
     elif run in names:
         steps = steps[: names.index(run) + 1]
-    return "Phone phases, each a warm start from the one before, in bf16 autocast: " + ", then ".join(steps)
+    return "Phone phases, each a warm start from the one before, in bf16 autocast unless said: " + ", then ".join(steps)
 
 
 def render(bundle, figures: dict, *, model_path: Path, weights_dtype: str, lm: dict, test_sets: dict,
