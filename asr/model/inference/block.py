@@ -64,8 +64,6 @@ class PackedBlock:
             or z.dtype != torch.float32
         ):
             return None
-        if not (donate and S.is_contiguous() and z.is_contiguous()):  # updated in place: a copy not given up
-            S, z = S.clone(memory_format=torch.contiguous_format), z.clone(memory_format=torch.contiguous_format)
         cache = full = None
         if self.conv is not None:
             if state.conv is None:
@@ -73,6 +71,9 @@ class PackedBlock:
             cache = state.conv.cache
             if cache.dtype != torch.float32:
                 return None
+        if not (donate and S.is_contiguous() and z.is_contiguous()):  # updated in place: a copy not given up
+            S, z = S.clone(memory_format=torch.contiguous_format), z.clone(memory_format=torch.contiguous_format)
+        if cache is not None:
             if cache.stride(2) != 1:
                 cache = cache.contiguous()
             full = torch.empty(b, cache.shape[1] + c, x.shape[2], dtype=torch.float32)
