@@ -203,8 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         refs = {u.id: normalize_text(u.text) for u in utterances}
         # a phone model without a lexicon writes phones: scored as asr eval scores them, PER against the
         # references' CMUdict phones (the "wer" fields then hold the PER, "cer" is NaN)
-        fulls = {name: evaluate_batch(bundle, utterances, mode="full", progress=False, beam=opts["beam"], lm=opts["lm"])
-                 for name, opts in decoders.items()}  # fmt: skip
+        by_search: dict = {}  # (beam, LM decoder) -> its full run (--by-op differs in the step only)
+        fulls = {}
+        for name, opts in decoders.items():
+            key = (opts["beam"], id(opts["lm"]))
+            if key not in by_search:
+                by_search[key] = evaluate_batch(bundle, utterances, mode="full", progress=False, beam=opts["beam"],
+                                                lm=opts["lm"])  # fmt: skip
+            fulls[name] = by_search[key]
         phone_units = {name: full.unit == "phone" for name, full in fulls.items()}
         streamed = _stream_side_by_side(bundle, utterances, decoders, chunk_ms=args.chunk_ms, phones=phone_units)
         for name in decoders:

@@ -79,10 +79,6 @@ class BlockLinear:
     bias: torch.Tensor | None
     panels: gemm.PanelWeight
 
-    @staticmethod
-    def pack(weight_t: torch.Tensor, bias: torch.Tensor | None) -> BlockLinear:
-        return BlockLinear(weight_t, bias, gemm.pack(weight_t))
-
 
 @dataclass(frozen=True)
 class BlockAttention:
@@ -171,7 +167,7 @@ class FusedBlock:
         ff = ff_inner.weight_t.shape[1]
         self.attention, self.conv, self.ff_norm = attention, conv, ff_norm
         self.ff_inner, self.ff_outer = ff_inner, ff_outer
-        self.d, self.ff_dim = d, ff
+        self.d = d
         self.conv_kernel = 0 if conv is None else conv.depthwise.shape[0]
         w = _Weights(d=d, heads=heads, head_dim=dim, ff_dim=ff, conv_kernel=self.conv_kernel)
         w.attention_norm = _norm(attention.norm, "attention.norm", d)

@@ -79,13 +79,15 @@ class PackedLinearAttention:
         if self.decay == "none":
             return None
         device = self.head_gates.device if qkv is None else qkv.device
+        key = (c, device, dtype)
+        gates = self._gates.get(key)  # every chunk of c frames after the first: nothing to compute
+        if gates is not None:
+            return gates
         log_h = torch.log(self.head_gates.to(device=device, dtype=dtype)).view(1, heads, 1).expand(1, heads, c)
         if c > self.chunk_size:  # a long chunk goes in pieces: the step computes each piece's factors
             return log_h
-        key = (c, device, dtype)
-        if key not in self._gates:
-            self._gates[key] = ChunkGates(*(g.contiguous() for g in chunk_gates(log_h)))
-        return self._gates[key]
+        gates = self._gates[key] = ChunkGates(*(g.contiguous() for g in chunk_gates(log_h)))
+        return gates
 
     def fused(self, norm: Norm) -> BlockAttention | None:
         """This layer (behind the LayerNorm ``norm``) for ``kernels.block``'s one-call block step, or None where
