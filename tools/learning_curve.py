@@ -20,7 +20,9 @@ Runs are given in the order they were trained (a later run warm-started from an 
 curve). For each ``RUN/checkpoints/epoch-NNN.safetensors`` and each set, ``asr eval`` (greedy CTC, full
 utterance, one thread) writes ``OUT/<run>/epoch-NNN/<set>/summary.json``; an existing summary is reused, so
 rerunning after more epochs only scores the new ones. Epoch checkpoints that training has since pruned are
-skipped (their rows stay if they were scored before).
+skipped (their rows stay if they were scored before). A run that ``max_steps`` stopped inside an epoch has no
+checkpoint of that epoch: its ``final.safetensors`` (the weights after the last step) is scored as that epoch's
+row, at the step it stopped (``OUT/<run>/final/<set>``).
 
 CPU time: the trainer process's CPU seconds (all its threads) from ``RUN/metrics.csv`` (``cpu_s``, which restarts
 at 0 when a run is resumed: the segments are summed), at the last logged step of each epoch, plus every earlier
@@ -176,11 +178,15 @@ def curve(
             previous_total = 3600 * _start_hours(run.name, starts[run.name], rows + history)
         series = cpu_seconds_by_step(_rows(run / "metrics.csv"))
         dev = {int(r["epoch"]): int(r["step"]) for r in _rows(run / "dev.csv")}
+        points = []
         for ckpt in sorted((run / "checkpoints").glob("epoch-*.safetensors")):
             epoch = int(ckpt.stem.split("-")[1])
-            step = dev.get(epoch)
-            if step is None:
-                continue  # the epoch's row is not written yet
+            if dev.get(epoch) is not None:  # else the epoch's row is not written yet
+                points.append((ckpt, epoch, dev[epoch]))
+        stopped = stopped_inside_an_epoch(run)
+        if stopped is not None and stopped[1] not in {p[1] for p in points}:
+            points.append(stopped)
+        for ckpt, epoch, step in points:
             row = {"run": run.name, "epoch": epoch, "step": step,
                    "cpu_hours": round((previous_total + cpu_at(step, series)) / 3600, 3)}  # fmt: skip
             for name, data in sets.items():
@@ -191,6 +197,36 @@ def curve(
             rows.append(row)
         previous_total += series[-1][1] if series else 0.0
     return rows
+
+
+def _extra_metadata(path: Path) -> dict:
+    """The ``extra`` metadata of a checkpoint (its header alone is read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("extra", "{}"))
+    except Exception as e:  # noqa: BLE001 (any unreadable header is the same error for the curve)
+        raise SystemExit(f"{path}: cannot read its metadata ({e})") from None
+
+
+def stopped_inside_an_epoch(run: Path) -> tuple[Path, int, int] | None:
+    """(final.safetensors, its 1-based epoch, its step) when ``max_steps`` stopped ``run`` inside an epoch (the
+    trainer then writes the weights after the last step as the final model, naming the step checkpoint they came
+    from); None when the run has no such final model. Its row is the epoch's, at the step it stopped."""
+    final = run / "final.safetensors"
+    if not final.is_file():
+        return None
+    source = _extra_metadata(final).get("from")
+    if not source:
+        return None  # an average of epoch checkpoints: those are scored themselves
+    ckpt = run / "checkpoints" / f"{source}.safetensors"
+    if not ckpt.is_file():
+        raise SystemExit(f"{final} was written from {ckpt}, which is gone: its step and epoch are unknown")
+    position = _extra_metadata(ckpt).get("position")
+    if not position:
+        raise SystemExit(f"{ckpt}: no training position in its metadata")
+    return final, int(position["epoch"]) + 1, int(position["step"])
 
 
 def _start_hours(run: str, start: tuple[str, int], rows: list[dict]) -> float:

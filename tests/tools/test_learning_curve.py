@@ -225,3 +225,42 @@ def test_a_cached_score_made_with_other_lm_settings_is_made_again(tmp_path, monk
     (out / "summary.json").write_text(json.dumps({"wer": 0.2, "lm": {**lm, "beam_size_token": 10,
                                                                      "beam_threshold": 25.0}}))  # fmt: skip
     assert lc._evaluate(Path("m"), "d", out, searched)["wer"] == 0.4 and len(runs) == 2
+
+
+def _safetensors_with_extra(path: Path, extra: dict) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"extra": json.dumps(extra)})
+
+
+def test_a_run_stopped_inside_an_epoch_is_scored_from_its_final_model(tmp_path, monkeypatch):
+    run = _fake_run(tmp_path, "grown", {1: 10}, [(10, 360.0), (20, 720.0), (30, 1080.0)])
+    position = {"step": 27, "epoch": 1, "batches_done": 17}
+    _safetensors_with_extra(run / "checkpoints" / "step-0000027.safetensors", {"position": position})
+    _safetensors_with_extra(run / "final.safetensors", {"from": "step-0000027"})
+    scored = []
+
+    def fake_evaluate(model, data, out, decoder=("--no-lm",)):
+        scored.append((model.name, out.parent.name))
+        return {"per": 0.4}
+
+    monkeypatch.setattr(lc, "_evaluate", fake_evaluate)
+    rows = lc.curve([run], {"dev": "d.jsonl"}, tmp_path / "out")
+    # epoch 1's checkpoint, then the final model as epoch 2's row at step 27 (CPU at the last row before it: 720 s)
+    assert [(r["run"], r["epoch"], r["step"], r["cpu_hours"]) for r in rows] == [
+        ("grown", 1, 10, 0.1),
+        ("grown", 2, 27, 0.2),
+    ]
+    assert scored == [("epoch-001.safetensors", "epoch-001"), ("final.safetensors", "final")]
+
+
+def test_an_averaged_final_model_adds_no_row_and_a_lost_source_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(lc, "_evaluate", lambda *a, **k: {"wer": 0.5, "cer": 0.2})
+    run = _fake_run(tmp_path, "averaged", {1: 10}, [(10, 360.0)])
+    _safetensors_with_extra(run / "final.safetensors", {"averaged": ["epoch-001.safetensors"]})
+    assert [r["epoch"] for r in lc.curve([run], {"dev": "d.jsonl"}, tmp_path / "out")] == [1]
+    lost = _fake_run(tmp_path, "lost", {1: 5}, [(10, 360.0)])
+    _safetensors_with_extra(lost / "final.safetensors", {"from": "step-0000010"})
+    with pytest.raises(SystemExit, match="step-0000010.safetensors, which is gone"):
+        lc.curve([lost], {"dev": "d.jsonl"}, tmp_path / "out")
