@@ -41,7 +41,10 @@ PHONE_FOLLOW_UPS = {  # run folder -> the phase after phones2's epoch 3
     "real40": "`recipes/synth/phones_real_more.yaml` (one epoch, real recordings 40% of the audio)",
     "kokoro1": "`recipes/synth/phones_kokoro.yaml` (one epoch in fp32, on a CPU without bf16: Kokoro-82M's 28 neural "
                "voices 30% of the audio, real recordings 20%)",
+    "grow16": "`tools/grow_model.py` to 16 blocks (8 identity blocks between the trained ones), then "
+              "`recipes/synth/phones_grow16.yaml` (1,400 steps of phones_kokoro.yaml's epoch in fp32)",
 }  # fmt: skip
+PHONE_AFTER = {"grow16": "kokoro1"}  # a follow-up run -> the follow-up it started from (else phones2's epoch 3)
 
 
 def _phone_phases(origin: str) -> str:
@@ -51,7 +54,12 @@ def _phone_phases(origin: str) -> str:
     names = [n for n, _ in PHONE_PHASES]
     steps = [what for _, what in PHONE_PHASES]
     if run in PHONE_FOLLOW_UPS:
-        steps.append(PHONE_FOLLOW_UPS[run] + " from phones2's epoch 3")
+        chain = [run]
+        while chain[-1] in PHONE_AFTER:
+            chain.append(PHONE_AFTER[chain[-1]])
+        first, *later = reversed(chain)
+        steps.append(PHONE_FOLLOW_UPS[first] + " from phones2's epoch 3")
+        steps += [PHONE_FOLLOW_UPS[r] for r in later]
     elif run in names:
         steps = steps[: names.index(run) + 1]
     return "Phone phases, each a warm start from the one before, in bf16 autocast unless said: " + ", then ".join(steps)

@@ -101,6 +101,8 @@ def test_the_model_card_names_the_phases_a_phone_bundle_went_through():
     early = _phone_phases("runs/phones1/checkpoints/epoch-009.safetensors")
     assert "phones_world.yaml" in early and "phones_real.yaml" not in early
     assert "phones_real.yaml" in _phone_phases("see docs/results.md")  # no run known: the whole list
+    grown = _phone_phases("runs/grow16/final.safetensors")  # a follow-up of a follow-up: both, in order
+    assert grown.index("phones_kokoro.yaml` (one epoch") < grown.index("grow_model.py") < grown.index("phones_grow16")
 
 
 def test_a_resumed_phase_keeps_its_warm_start_and_select_can_be_pointed(tmp_path, monkeypatch):
