@@ -200,14 +200,12 @@ def curve(
 
 
 def _extra_metadata(path: Path) -> dict:
-    """The ``extra`` metadata of a checkpoint (its header alone is read)."""
-    from safetensors import safe_open
+    from asr.model.checkpoint import read_extra
 
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return json.loads((f.metadata() or {}).get("extra", "{}"))
-    except Exception as e:  # noqa: BLE001 (any unreadable header is the same error for the curve)
-        raise SystemExit(f"{path}: cannot read its metadata ({e})") from None
+        return read_extra(path)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def stopped_inside_an_epoch(run: Path) -> tuple[Path, int, int] | None:

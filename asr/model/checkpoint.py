@@ -129,6 +129,17 @@ def _read(path: Path, device: str) -> tuple[dict[str, str], dict[str, torch.Tens
     return metadata, tensors
 
 
+def read_extra(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``extra`` metadata of a checkpoint (training position, provenance), its header alone read: ValueError
+    naming the file when it cannot be read."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("extra", "{}"))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise ValueError(f"checkpoint {path}: cannot read its extra metadata ({exc})") from exc
+
+
 def _parse_json(path: Path, metadata: dict[str, str], key: str) -> Any:
     if key not in metadata:
         raise ValueError(f"checkpoint {path} lacks the {key!r} metadata entry")

@@ -14,7 +14,6 @@ where the optimiser state should be) is set aside as ``NAME.*.bad`` with a warni
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import pickle
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
+from asr.model.checkpoint import read_extra
 from asr.pipeline import AsrModel, load_asr_model, save_asr_model
 
 logger = logging.getLogger(__name__)
@@ -119,9 +118,7 @@ def has_checkpoints(ckpt_dir: Path) -> bool:
 def _position_in(path: Path) -> tuple[int, int, int] | None:
     """The training position in a checkpoint's metadata (its header alone is read), or None if unreadable."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            pos = json.loads((f.metadata() or {}).get("extra", "{}")).get("position")
-        return Position(**pos).order()
+        return Position(**read_extra(path)["position"]).order()
     except Exception:  # noqa: BLE001 (any unreadable header: this candidate goes last and fails when tried)
         return None
 
