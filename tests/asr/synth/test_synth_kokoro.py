@@ -111,3 +111,49 @@ def test_a_missing_part_is_named(monkeypatch, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="asr.synth.engines"), pytest.raises(ValueError, match="not available"):
         available_engines(["kokoro"])
     assert "make tts-voices" in caplog.text and str(tmp_path) in caplog.text
+
+
+def test_blend_names_round_trip_and_bad_ones_are_named():
+    assert kokoro.blend_name("bm_george", "af_bella", 70) == "bm_george70+af_bella30"
+    assert kokoro.blend_parts("bm_george70+af_bella30") == (("bm_george", 0.7), ("af_bella", 0.3))
+    assert kokoro.blend_parts("af_heart") == (("af_heart", 1.0),)
+    assert kokoro.espeak_language("bm_george70+af_bella30") == "en-gb"
+    assert kokoro.espeak_language("af_bella70+bm_george30") == "en-us"
+    for bad in ("af_bella30+bm_george70", "af_bella60+bm_george30", "af_bella50+af_bella50", "af_bella+bm_george"):
+        with pytest.raises(ValueError, match="bad Kokoro voice blend"):
+            kokoro.blend_parts(bad)
+    with pytest.raises(ValueError, match="two different voices"):
+        kokoro.blend_name("af_bella", "af_bella", 60)
+    with pytest.raises(ValueError, match="50..95"):
+        kokoro.blend_name("af_bella", "bm_george", 40)
+
+
+def test_a_blend_is_the_weighted_mean_of_two_voices_and_whisper_reads_it(model):
+    a, b = model.style("am_michael"), model.style("bf_emma")
+    assert np.allclose(model.style("am_michael60+bf_emma40"), 0.6 * a + 0.4 * b, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown Kokoro voice 'xx_nobody'"):
+        model.style("am_michael60+xx_nobody40")
+    whisper = WhisperTiny()
+    text = "PLEASE TURN LEFT AT THE NEXT CORNER"
+    blend = model.synthesize(text, "am_michael60+bf_emma40")
+    assert np.array_equal(blend, model.synthesize(text, "am_michael60+bf_emma40"))
+    for voice in ("am_michael", "bf_emma"):  # a speaker of its own, not either voice
+        other = model.synthesize(text, voice)
+        assert blend.size != other.size or not np.allclose(blend, other, atol=1e-3), voice
+    at_16k = resample(torch.from_numpy(blend), orig_sr=kokoro.SAMPLE_RATE, target_sr=16000).numpy()
+    heard = whisper.transcribe(at_16k, 16000).text
+    assert jiwer.wer(normalize_text(text), normalize_text(heard)) <= 0.2, heard
+
+
+def test_the_blend_engine_draws_its_speakers_from_the_seed_and_only_when_named():
+    assert "kokoro-blend" not in available_engines()
+    engine = available_engines(["kokoro-blend"])["kokoro-blend"]
+    speakers = engine.speakers(random.Random("4:engine:kokoro-blend"))
+    voices = {s.voice for s in speakers}
+    assert len(voices) == engine.blends == len({s.split_group for s in speakers})
+    assert len(speakers) == len({s.key for s in speakers}) == engine.blends * 3 * 3
+    assert speakers == engine.speakers(random.Random("4:engine:kokoro-blend"))
+    assert voices != {s.voice for s in engine.speakers(random.Random("5:engine:kokoro-blend"))}
+    for voice in voices:
+        (first, share), (second, _) = kokoro.blend_parts(voice)
+        assert {first, second} <= set(engine.voice_names) and round(share * 100) in engine.percent_grid
