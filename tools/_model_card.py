@@ -43,8 +43,12 @@ PHONE_FOLLOW_UPS = {  # run folder -> the phase after phones2's epoch 3
                "voices 30% of the audio, real recordings 20%)",
     "grow16": "`tools/grow_model.py` to 16 blocks (8 identity blocks between the trained ones), then "
               "`recipes/synth/phones_grow16.yaml` (1,400 steps of phones_kokoro.yaml's epoch in fp32)",
+    "kvaried1": "`recipes/synth/phones_kokoro_varied.yaml` (2,400 steps of an epoch in fp32: Kokoro's voices on "
+                "the varied text, single words, letters, numbers and commands, added; Kokoro 50% of the audio, real "
+                "recordings 20%)",
 }  # fmt: skip
-PHONE_AFTER = {"grow16": "kokoro1"}  # a follow-up run -> the follow-up it started from (else phones2's epoch 3)
+# a follow-up run -> the follow-up it started from (else phones2's epoch 3)
+PHONE_AFTER = {"grow16": "kokoro1", "kvaried1": "kokoro1"}
 
 
 def _phone_phases(origin: str) -> str:

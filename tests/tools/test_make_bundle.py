@@ -103,6 +103,9 @@ def test_the_model_card_names_the_phases_a_phone_bundle_went_through():
     assert "phones_real.yaml" in _phone_phases("see docs/results.md")  # no run known: the whole list
     grown = _phone_phases("runs/grow16/final.safetensors")  # a follow-up of a follow-up: both, in order
     assert grown.index("phones_kokoro.yaml` (one epoch") < grown.index("grow_model.py") < grown.index("phones_grow16")
+    varied = _phone_phases("runs/kvaried1/final.safetensors")
+    assert varied.index("phones_kokoro.yaml` (one epoch") < varied.index("phones_kokoro_varied.yaml")
+    assert "grow_model.py" not in varied
 
 
 def test_a_resumed_phase_keeps_its_warm_start_and_select_can_be_pointed(tmp_path, monkeypatch):
@@ -297,3 +300,50 @@ def test_make_lm_bundle_passes_the_token_limit_to_the_tuner(tmp_path, monkeypatc
     assert len(ran) == 1 and f"--beam-token-limits={passed}" in ran[0]
     with pytest.raises(SystemExit):
         tool.main(["--model", str(model), "--out", str(tmp_path / "lm"), "--tune-only", "--beam-tokens", "some"])
+
+
+def test_select_tunes_a_candidate_as_the_shipped_weights_are_tuned(tmp_path, monkeypatch):
+    """The committed model and a candidate are compared at the weights each would ship with: select's tuning has
+    make_lm_bundle's grid and dev utterances, and it and the scoring use the shipped search (beam, phones a frame,
+    threshold)."""
+    lm_tool = load_tool("make_lm_bundle")
+    tool = load_tool("make_bundle")
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setattr(tool, "ASSETS", tmp_path / "assets")
+    model = save_asr_model(tmp_path / "phone.safetensors", _tiny(PhoneTokenizer()))
+    _folder_for(tmp_path / "assets" / "model", PhoneTokenizer())
+    (tmp_path / tool.REAL_DEV).parent.mkdir(parents=True)
+    (tmp_path / tool.REAL_DEV).write_text("")
+    ran: list[list[str]] = []
+
+    def fake(cmd):  # tune_lm leaves its grid, asr eval its summary and utterances
+        ran.append(cmd)
+        out = tmp_path / cmd[cmd.index("--out") + 1]
+        out.mkdir(parents=True)
+        if "tools/tune_lm.py" in cmd:
+            (out / "grid.json").write_text(json.dumps({"best": {"lm_weight": 2.5, "word_score": -2.0,
+                                                                "blank_penalty": 2.0}}))  # fmt: skip
+        else:
+            (out / "summary.json").write_text(json.dumps({"wer": 0.5, "cer": 0.25}))
+            (out / "utterances.jsonl").write_text("")
+
+    monkeypatch.setattr(tool, "_sh", fake)
+    scored = tool._tuned_dev_score(model.relative_to(tmp_path), "candidate")
+    assert scored["tuned"] == {"lm_weight": 2.5, "word_score": -2.0, "blank_penalty": 2.0}
+    tune, score = ran
+
+    shipped: list[list[str]] = []
+    monkeypatch.setattr(lm_tool, "_run", shipped.append)
+    lm_tool.main(["--model", str(model), "--out", str(tmp_path / "assets" / "model"), "--tune-only", "--no-install"])
+
+    def flags(cmd, *names):
+        return [next(a.split("=", 1)[1] if "=" in a else cmd[i + 1] for i, a in enumerate(cmd) if a.split("=")[0] == n)
+                for n in names]  # fmt: skip
+
+    assert flags(tune, "--lm-weights", "--word-scores", "--blank-penalties", "--max-utterances") == flags(
+        shipped[0], "--lm-weights", "--word-scores", "--blank-penalties", "--max-utterances"
+    ) == ["1.5,2,2.5,3", "-3,-2,-1", "0.5,1,2", "250"]
+    search = [str(lm_tool.BEAM), str(lm_tool.BEAM_TOKENS), str(lm_tool.BEAM_THRESHOLD)]
+    assert flags(shipped[0], "--beams", "--beam-token-limits", "--beam-thresholds") == search
+    assert flags(tune, "--beam", "--beam-tokens", "--beam-threshold") == search
+    assert flags(score, "--beam", "--beam-tokens", "--beam-threshold", "--lm-weight") == [*search, "2.5"]
