@@ -187,7 +187,9 @@ def blend_name(first: str, second: str, percent: int) -> str:
     """The voice name of ``percent``% of ``first`` and the rest of ``second`` (``percent`` in 50..95)."""
     if not 50 <= percent <= 95 or first == second:
         raise ValueError(f"a blend is two different voices with the first at 50..95%, got {first}, {second}, {percent}")
-    return f"{first}{percent:02d}+{second}{100 - percent:02d}"
+    name = f"{first}{percent:02d}+{second}{100 - percent:02d}"
+    blend_parts(name)  # a voice name the pattern cannot read back is refused here, not at synthesis
+    return name
 
 
 def blend_parts(voice: str) -> tuple[tuple[str, float], ...]:

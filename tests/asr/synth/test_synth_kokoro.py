@@ -126,6 +126,8 @@ def test_blend_names_round_trip_and_bad_ones_are_named():
         kokoro.blend_name("af_bella", "af_bella", 60)
     with pytest.raises(ValueError, match="50..95"):
         kokoro.blend_name("af_bella", "bm_george", 40)
+    with pytest.raises(ValueError, match="bad Kokoro voice blend"):
+        kokoro.blend_name("af_bella2", "bm_george", 60)
 
 
 def test_a_blend_is_the_weighted_mean_of_two_voices_and_whisper_reads_it(model):
