@@ -27,6 +27,7 @@ __all__ = [
     "PositiveRandomFeatures",
     "ReLUFeatures",
     "elu_plus_one",
+    "elu_plus_one_reference",
     "get_feature_map",
     "orthogonal_gaussian",
     "positive_random_features",
@@ -35,19 +36,48 @@ __all__ = [
 
 
 def elu_plus_one(x: torch.Tensor) -> torch.Tensor:
-    """phi(x) = elu(x) + 1 > 0 (paper Eq. 7), computed as x + 1 (x > 0) or exp(x) (x <= 0).
+    """phi(x) = elu(x) + 1 > 0 (paper Eq. 7), computed as exp(min(x, 0)) + max(x, 0): x + 1 (x > 0) or exp(x).
 
     Written this way because F.elu(x) + 1 rounds to exactly 0 in float32 below x ~ -17 (elu(x) = -1 + tiny),
     which would make a key invisible to the normaliser; exp(x) stays > 0 down to x ~ -87.
-    With autograd tracking x: ``torch.where``, with a clamp that keeps the unused exp branch finite, so its zero
-    gradient never becomes 0 * inf = NaN (and the gradient at x = 0 is the exp branch's). Otherwise (inference)
-    the same numbers bit for bit as exp(min(x, 0)) + max(x, 0), without the torch.where (~6x faster on the CPU
-    for a streaming step's q and k). The C step kernel (kernels/linear_attention/cpu_step_body.h, phi = 1)
-    computes this same function.
+    With autograd tracking x, the gradient comes from the output alone: d phi / dx = 1 for x > 0 and exp(x) for
+    x <= 0, which is min(phi, 1) exactly (phi = x + 1 >= 1 above 0, phi = exp(x) <= 1 at and below it, so the
+    gradient at x = 0 is 1, both branches' slope). ``elu_plus_one_reference`` is the same function as a torch.where
+    of the two branches: the same values and gradients bit for bit but at x = 0 exactly, where its clamp passes no
+    gradient (tests/kernels/test_feature_maps.py); it costs more in training (three torch.where, an exp and a mask
+    forward and back, against two clamps, an exp and an add forward and a clamp and a multiply back). The C step
+    kernel (kernels/linear_attention/cpu_step_body.h, phi = 1) computes this same function.
     """
     if torch.is_grad_enabled() and x.requires_grad:
-        return torch.where(x > 0, x + 1.0, torch.exp(torch.clamp(x, max=0.0)))
+        return _EluPlusOne.apply(x)
+    return _elu_plus_one_values(x)
+
+
+def _elu_plus_one_values(x: torch.Tensor) -> torch.Tensor:
     return torch.exp(x.clamp(max=0.0)).add_(x.clamp(min=0.0))
+
+
+class _EluPlusOne(torch.autograd.Function):
+    """elu(x) + 1 whose backward needs only the saved output: grad * min(phi, 1)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        phi = _elu_plus_one_values(x)
+        ctx.save_for_backward(phi)
+        return phi
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (phi,) = ctx.saved_tensors
+        return grad * phi.clamp(max=1.0)
+
+
+def elu_plus_one_reference(x: torch.Tensor) -> torch.Tensor:
+    """elu(x) + 1 as torch.where of its two branches (the clamp keeps the unused exp branch finite, so its zero
+    gradient never becomes 0 * inf = NaN; at x = 0 exactly the clamp also stops the gradient, which is then 0):
+    the plain form ``elu_plus_one`` is tested against."""
+    return torch.where(x > 0, x + 1.0, torch.exp(torch.clamp(x, max=0.0)))
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:

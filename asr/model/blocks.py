@@ -16,6 +16,7 @@ from torch import nn
 from asr.model.attention import LinearAttention, LinearAttentionState, SoftmaxAttention, SoftmaxAttentionState
 from asr.model.config import ModelConfig
 from asr.model.conv_module import ConvModule, ConvState
+from asr.model.dropout import Dropout
 
 __all__ = ["BlockState", "EncoderBlock", "FeedForward"]
 
@@ -27,7 +28,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.inner = nn.Linear(d_model, ff_dim)
         self.outer = nn.Linear(ff_dim, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.silu(self.inner(x))
@@ -62,7 +63,7 @@ class EncoderBlock(nn.Module):
         )
         self.norm_ff = nn.LayerNorm(d)
         self.ff = FeedForward(d_model=d, ff_dim=config.ff_dim, dropout=config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: [B, T, d_model]; mask: [B, T] bool valid frames (consulted by non-causal layers only)."""

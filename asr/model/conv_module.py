@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asr.model.dropout import Dropout
+
 __all__ = ["ConvModule", "ConvState"]
 
 
@@ -37,7 +39,7 @@ class ConvModule(nn.Module):
         self.depthwise = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model)
         self.norm = nn.LayerNorm(d_model)
         self.pointwise_out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _tail(self, h: torch.Tensor) -> torch.Tensor:
         # h: [B, d, T] depthwise output -> [B, T, d]

@@ -13,6 +13,7 @@ from kernels import (
     PositiveRandomFeatures,
     causal_linear_attention,
     elu_plus_one,
+    elu_plus_one_reference,
     get_feature_map,
     positive_random_features,
     relu,
@@ -36,19 +37,38 @@ def test_elu_plus_one_is_positive_and_matches_definition():
     assert torch.isfinite(grad).all()
 
 
-def test_elu_plus_one_without_autograd_is_the_same_function_bit_for_bit():
-    """Inference (no tensor tracked) takes exp(min(x, 0)) + max(x, 0): the torch.where form's numbers exactly;
-    with autograd on, the torch.where form itself (its gradient at x = 0 is the exp branch's)."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_elu_plus_one_matches_the_where_reference_bit_for_bit(dtype):
+    """Values with and without autograd, and gradients, equal the torch.where form's exactly, at the edges too:
+    tiny values, where exp underflows or x is huge. At x = 0 exactly the derivative is 1 (both branches' slope);
+    the reference's clamp passes no gradient there, so it gives 0."""
     x = torch.randn(4, 257, generator=torch.Generator().manual_seed(0)) * 20
-    x[0, :6] = torch.tensor([0.0, -0.0, 1e-30, -1e-30, -90.0, 90.0])
-    where = torch.where(x > 0, x + 1.0, torch.exp(torch.clamp(x, max=0.0)))
+    x[0, :8] = torch.tensor([0.0, -0.0, 1e-30, -1e-30, -90.0, 90.0, 1e-3, -1e-3])
+    x = x.to(dtype)
+    ref = elu_plus_one_reference(x)
     with torch.inference_mode():
-        assert torch.equal(elu_plus_one(x), where)
-    assert torch.equal(elu_plus_one(x), where)  # grad mode on, but x is not tracked
+        assert torch.equal(elu_plus_one(x), ref)
+    assert torch.equal(elu_plus_one(x), ref)  # grad mode on, but x is not tracked
     y = x.clone().requires_grad_()
-    (g,) = torch.autograd.grad(elu_plus_one(y).sum(), y)
-    (ref,) = torch.autograd.grad(torch.where(y > 0, y + 1.0, torch.exp(torch.clamp(y, max=0.0))).sum(), y)
-    assert torch.equal(g, ref)
+    phi = elu_plus_one(y)
+    assert torch.equal(phi.detach(), ref)
+    upstream = torch.randn(phi.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    (g,) = torch.autograd.grad(phi, y, upstream)
+    y_ref = x.clone().requires_grad_()
+    (g_ref,) = torch.autograd.grad(elu_plus_one_reference(y_ref), y_ref, upstream)
+    assert g.dtype == dtype
+    zero = x == 0
+    assert zero.sum() >= 2  # +-0 (and +-1e-30 in float16)
+    assert torch.equal(g[~zero], g_ref[~zero])
+    assert torch.equal(g[zero], upstream[zero]) and not g_ref[zero].any()
+
+
+def test_elu_plus_one_gradient_is_the_derivative():
+    x = (torch.randn(64, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 3).requires_grad_()
+    assert torch.autograd.gradcheck(elu_plus_one, (x,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as in training: a bf16 linear's output goes in
+        q = torch.nn.functional.linear(x.float().detach().requires_grad_(), torch.eye(64))
+        assert q.dtype == torch.bfloat16 and elu_plus_one(q).dtype == torch.bfloat16
 
 
 def test_relu_is_nonnegative_and_can_vanish():

@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from asr.model import (
     CausalConvSubsampling,
@@ -114,6 +115,32 @@ def test_subsampling_is_causal_block_aligned_and_streams() -> None:
         assert not torch.allclose(changed[:, t + 1], full[:, t + 1])
         streamed, _ = _run_steps(sub, x[:, : 4 * 13], random_chunks(4 * 13, rng=random.Random(2), multiple=4))
     assert (streamed - full).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_subsampling_forward_equals_left_padded_convolutions(autocast) -> None:
+    """forward's convolutions (their own padding, the right-pad frame dropped) compute F.pad on the left then an
+    unpadded conv, for odd and even lengths, forward and backward (and under bf16 autocast), up to the rounding
+    of oneDNN's summation order (it may pick another algorithm for another padding)."""
+    torch.manual_seed(0)
+    sub = CausalConvSubsampling(input_dim=20, channels=4, d_model=8)
+
+    def reference(x):
+        h = F.silu(sub.conv1(F.pad(x.unsqueeze(1), (0, 0, 1, 0))))
+        h = F.silu(sub.conv2(F.pad(h, (0, 0, 1, 0))))
+        return sub._project(h)
+
+    for t in (4, 5, 6, 7, 9, 10, 31, 64):
+        x = torch.randn(2, t, 20)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            ours, lengths = sub(x, torch.tensor([t, t]))
+            ref = reference(x)
+        assert ours.shape == ref.shape == (2, t // 4, 8) and lengths.tolist() == [t // 4] * 2
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+        grads = torch.autograd.grad(ours.float().square().sum(), list(sub.parameters()))
+        ref_grads = torch.autograd.grad(ref.float().square().sum(), list(sub.parameters()))
+        for g, r in zip(grads, ref_grads):
+            torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
 
 
 def test_subsampling_refuses_chunks_that_are_not_multiples_of_four() -> None:
