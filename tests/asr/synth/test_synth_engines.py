@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -67,8 +69,8 @@ def test_non_commercial_voices_are_used_only_when_named(synth_engines):
 def test_unknown_and_missing_engines_are_reported(monkeypatch):
     with pytest.raises(ValueError, match="unknown TTS engine"):
         available_engines(["espeak-ng", "sam"])
-    monkeypatch.setattr(engines_module.shutil, "which", lambda name: None)
-    monkeypatch.setattr(engines_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # every engine module looks them up through these
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ValueError, match="no TTS engine is available"):
         available_engines()
     with pytest.raises(ValueError, match="not available"):
