@@ -14,29 +14,33 @@ Steps (in order):
 
 1. ``corpus``  - ``asr prepare realspeech`` -> data/realspeech (needs ``make realspeech-deps``; first, since every
    evaluation needs its dev and test sets); ``asr synth --preset clean --hours 16 --seed 1`` -> data/synth_clean
-   (~1.5 h on 2 cores); tools/score_voices.py drops the engine/voice/rate settings Whisper tiny.en cannot read
-   (WER > 0.5) -> data/manifests/synth_clean_train_filtered.jsonl and the excluded settings (espeak-ng's as voice
-   patterns, since its rates are drawn per seed); ``asr synth --preset varied --hours 5 --seed 2
+   (~35 min on 2 cores in session 33); tools/score_voices.py drops the engine/voice/rate settings Whisper tiny.en
+   cannot read (WER > 0.5) -> data/manifests/synth_clean_train_filtered.jsonl and the excluded settings (espeak-ng's
+   as voice patterns, since its rates are drawn per seed); ``asr synth --preset varied --hours 5 --seed 2
    --exclude-settings ...`` -> data/synth_varied; and data/manifests/synth_train_all.jsonl = the filtered clean
-   train split + the varied train split.
-2. ``train1``  - phase 1: ``asr train recipes/synth/world.yaml --run-dir runs/world1`` (resumes).
-3. ``train2``  - phase 2: ``asr train recipes/synth/world_ft.yaml --run-dir runs/world2
+   train split + the varied train split (tools/_corpora.py holds this step and the next).
+2. ``kokoro``  - Kokoro-82M's corpora that the bundle's recipe reads (``asr synth --engines kokoro``: the clean
+   preset, 4 h, seed 3 -> data/synth_kokoro; the varied preset, 4 h, seed 4 -> data/synth_kokoro_varied; ~1.5 h of
+   wall time each on 2 cores alone, resumed by rerunning), each scored by tools/score_voices.py -> data/manifests/
+   synth_kokoro_train_filtered.jsonl and synth_kokoro_varied_train_filtered.jsonl.
+3. ``train1``  - phase 1: ``asr train recipes/synth/world.yaml --run-dir runs/world1`` (resumes).
+4. ``train2``  - phase 2: ``asr train recipes/synth/world_ft.yaml --run-dir runs/world2
    init_from=runs/world1/checkpoints/epoch-NNN.safetensors`` (``--phase1-epoch``; resumes).
-4. ``curve``   - tools/learning_curve.py over the runs: realspeech-dev and synthetic dev WER per epoch vs CPU-hours
+5. ``curve``   - tools/learning_curve.py over the runs: realspeech-dev and synthetic dev WER per epoch vs CPU-hours
    (docs/learning_curve.csv); the phone runs' PER, and realspeech-dev in words with the lexicon + LM at fixed weights
    (docs/learning_curve_phones.csv).
-5. ``select``  - every epoch checkpoint and the final (averaged) model of the latest phase (the phone phase once it
+6. ``select``  - every epoch checkpoint and the final (averaged) model of the latest phase (the phone phase once it
    has started, else phase 3, else phase 2; ``--select-from RUN`` for another) scored on realspeech-dev with the
    default decoder (lexicon + LM at the bundled weights; the LM folder is the bundled one when it was made for the
    run's tokens, else one built by the same recipe for them, runs/lm-bundle-<kind>); the best (lowest CER) goes to
    runs/bundle-candidate.safetensors, but only when it beats the committed bundle, each with the LM weights tuned
    for it (``step_select``); otherwise the step says so and the later steps keep the committed model.
-6. ``install`` - the candidate (if any) becomes asr/assets/model/model.safetensors; when its tokens are not the ones
+7. ``install`` - the candidate (if any) becomes asr/assets/model/model.safetensors; when its tokens are not the ones
    the bundled LM folder was made for (a phone model replacing a character one), that folder is replaced too.
-7. ``train3``  - phase 3: ``asr train recipes/synth/world_long.yaml --run-dir runs/world3
+8. ``train3``  - phase 3: ``asr train recipes/synth/world_long.yaml --run-dir runs/world3
    init_from=runs/world3.init.safetensors``, a copy of the committed bundle made when the run starts; a long
    schedule that several sessions resume; later sessions select among its epoch checkpoints.
-8. ``phones``  - the phone phases: ``asr train recipes/synth/phones_world.yaml --run-dir runs/phones1`` (phase 2's
+9. ``phones``  - the phone phases: ``asr train recipes/synth/phones_world.yaml --run-dir runs/phones1`` (phase 2's
    data, CMUdict phone targets, warm-started from runs/targets-phone: ``recipes/synth/targets_phone.yaml``, 5
    epochs from scratch), then ``recipes/synth/phones_real.yaml`` in runs/phones2 (twice the real share), from
    phones1's best realspeech-dev epoch (not started without phones1); then, each from a copy of the committed
@@ -45,18 +49,17 @@ Steps (in order):
    without the distillation, ``recipes/synth/phones_real.yaml`` in runs/phones3, and the teacher on the real
    recordings only, ``recipes/synth/phones_distill_real.yaml`` in runs/phones-distill-real; each resumed with the
    init_from it started with.
-9. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
+10. ``lm``      - tools/make_lm_bundle.py: rebuild the LM (its text excludes every dev/test reference) and tune its
    weights for the installed model on the dev sets only.
-10. ``audio``  - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
+11. ``audio``  - the bundled audio: 5 utterances of each of 8 held-out test voices of data/synth_clean/test (seeded);
    the legacy pocketsphinx-testdata recordings (asr/assets/audio/real.jsonl) stay as they are.
-11. ``package`` - score the test sets (synthetic test, realspeech-test, the legacy 20 recordings, the bundled clips;
+12. ``package`` - score the test sets (synthetic test, realspeech-test, the legacy 20 recordings, the bundled clips;
    greedy and with the LM; full and streaming) and write the model card and figures.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import math
@@ -68,6 +71,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import _corpora as corpora
 import _model_card as model_card
 import make_lm_bundle
 
@@ -75,15 +79,14 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPES_ROOT = ROOT  # where the recipe paths point (tests move ROOT, which holds data/ and runs/)
 PY = sys.executable
 ASR = [PY, "-m", "asr.cli"]
-STEPS = ("corpus", "train1", "train2", "curve", "select", "install", "train3", "phones", "lm", "audio", "package")
+STEPS = ("corpus", "kokoro", "train1", "train2", "curve", "select", "install", "train3", "phones", "lm", "audio",
+         "package")  # fmt: skip
 ASSETS = ROOT / "asr" / "assets"
+CLEAN, REAL, MANIFESTS = corpora.CLEAN, corpora.REAL, corpora.MANIFESTS
 MODEL = ASSETS / "model" / "model.safetensors"
 FIGURES = ASSETS / "model" / "figures.json"
 MAX_BUNDLE_BYTES = 25 * 1024 * 1024
 PER_SPEAKER = 5
-CLEAN, VARIED, REAL = Path("data/synth_clean"), Path("data/synth_varied"), Path("data/realspeech")
-MANIFESTS = Path("data/manifests")
-SCORES = Path("runs/score_voices/synth_clean")
 RUN1, RUN2, RUN3 = Path("runs/world1"), Path("runs/world2"), Path("runs/world3")
 RUN3_INIT = Path("runs/world3.init.safetensors")  # the committed bundle when phase 3 started (its own copy)
 # the phone phases (step ``phones``)
@@ -106,50 +109,12 @@ def _sh(cmd: list[str]) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-def _read_jsonl(path: Path) -> list[str]:
-    return [line for line in (ROOT / path).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def espeak_as_patterns(keys: list[str]) -> list[str]:
-    """espeak-ng draws each voice's rate per seed: exclude the voice at any rate; other keys stay exact."""
-    out = {re.sub(r"^(espeak-ng:[^:]+):rate.*$", r"\1:*", k) for k in keys}
-    return sorted(out)
-
-
 def step_corpus(args: argparse.Namespace) -> None:
-    if not (ROOT / REAL_DEV).is_file():  # first: every evaluation needs the dev and test sets
-        _sh([*ASR, "prepare", "realspeech", "--out", str(REAL)])
-    if not (ROOT / CLEAN / "synth_summary.json").is_file():
-        _sh([*ASR, "synth", "--out", str(CLEAN), "--preset", "clean", "--hours", "16", "--seed", "1"])
-    if not (ROOT / SCORES / "train_filtered.jsonl").is_file():
-        _sh([PY, "tools/score_voices.py", str(CLEAN), "--k", "8", "--out", str(SCORES)])
-    (ROOT / MANIFESTS).mkdir(parents=True, exist_ok=True)
-    filtered = MANIFESTS / "synth_clean_train_filtered.jsonl"
-    shutil.copyfile(ROOT / SCORES / "train_filtered.jsonl", ROOT / filtered)
-    excluded = [k.strip() for k in (ROOT / SCORES / "excluded_settings.txt").read_text().splitlines() if k.strip()]
-    patterns = MANIFESTS / "excluded_settings_patterns.txt"
-    (ROOT / patterns).write_text("\n".join(espeak_as_patterns(excluded)) + "\n")
-    if not (ROOT / VARIED / "synth_summary.json").is_file():
-        _sh([*ASR, "synth", "--out", str(VARIED), "--preset", "varied", "--hours", "5", "--seed", "2",
-             "--exclude-settings", str(patterns)])  # fmt: skip
-    varied = MANIFESTS / "synth_varied_train.jsonl"
-    if not (ROOT / varied).is_file():
-        from asr.data.manifest import write_manifest
-        from asr.data.sources import load_utterances
+    corpora.build_main(ROOT, _sh)
 
-        # Both corpora number speakers and chapters from 100 / 1000: prefix the varied ones so ids stay unique.
-        utts = [
-            dataclasses.replace(u, id=f"varied-{u.id}", speaker=f"varied-{u.speaker}")
-            for u in load_utterances(ROOT / VARIED / "train")
-        ]
-        write_manifest(ROOT / varied, utts)
-    combined = ROOT / MANIFESTS / "synth_train_all.jsonl"
-    lines = _read_jsonl(filtered) + _read_jsonl(varied)
-    ids = [json.loads(line)["id"] for line in lines]
-    if len(set(ids)) != len(ids):
-        raise SystemExit(f"{combined}: {len(ids) - len(set(ids))} utterance ids appear twice")
-    combined.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"{combined}: {len(lines)} utterances")
+
+def step_kokoro(args: argparse.Namespace) -> None:
+    corpora.build_kokoro(ROOT, _sh)
 
 
 def _train(recipe: str, run: Path, *overrides: str) -> None:
