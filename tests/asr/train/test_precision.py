@@ -58,7 +58,7 @@ def test_attention_state_stays_float32_under_cpu_autocast():
 @pytest.mark.slow
 def test_bf16_run_trains_float32_weights_and_says_why(tiny_corpus, tmp_path, caplog):
     run = tmp_path / "run"
-    with caplog.at_level(logging.INFO, logger="asr.train.trainer"):
+    with caplog.at_level(logging.INFO, logger="asr.train"):
         assert cli_main(train_argv(tiny_corpus, run, "precision=bf16", "max_steps=3", "epochs=1")) == 0
     assert "precision: bf16 asked for" in caplog.text
     weights = load_file(run / "final.safetensors")

@@ -40,7 +40,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tiny_run, tiny_corpus, 
     assert cli_main(train_argv(tiny_corpus, run_dir, "checkpoint_every_steps=1", "optim.lr=0.1", resume=True)) == 1
     assert "optim.lr" in capsys.readouterr().err
 
-    with caplog.at_level(logging.INFO, logger="asr.train.trainer"):
+    with caplog.at_level(logging.INFO, logger="asr.train"):
         assert cli_main(train_argv(tiny_corpus, run_dir, "checkpoint_every_steps=1", resume=True)) == 0
     assert f"resumed from {killed_at}" in caplog.text  # continued, not restarted
 
@@ -80,7 +80,7 @@ def test_killed_mixed_and_augmented_run_resumes_to_the_uninterrupted_weights(tin
         "checkpoint_every_steps=1",
     )
     reference = tmp_path / "reference"
-    with caplog.at_level(logging.INFO, logger="asr.train.trainer"):
+    with caplog.at_level(logging.INFO, logger="asr.train"):
         assert cli_main(train_argv(tiny_corpus, reference, *options)) == 0
     assert "30% of every epoch's audio" in caplog.text and "'noise': 0.5" in caplog.text
     run_dir = tmp_path / "run"
