@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,14 +44,41 @@ class BabbleConfig:
         check_range("augment.babble", "talkers_range", self.talkers_range, low=1, high=16)
 
 
+@functools.cache
+def _smooth_lengths() -> list[int]:
+    """Every 2^a 3^b 5^c up to 2^28, sorted: lengths numpy's FFT handles fast."""
+    out = []
+    p2 = 1
+    while p2 <= 1 << 28:
+        p3 = p2
+        while p3 <= 1 << 28:
+            p5 = p3
+            while p5 <= 1 << 28:
+                out.append(p5)
+                p5 *= 5
+            p3 *= 3
+        p2 *= 2
+    return sorted(out)
+
+
+def fft_length(n: int) -> int:
+    """The smallest length >= ``n`` with no prime factor above 5 (``n`` itself past 2^28)."""
+    lengths = _smooth_lengths()
+    i = bisect.bisect_left(lengths, n)
+    return lengths[i] if i < len(lengths) else n
+
+
 def coloured_noise(n: int, *, exponent: float, rng: np.random.Generator) -> np.ndarray:
-    """``n`` samples of unit-power noise whose power spectrum falls as ``1 / f**exponent``."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
+    """``n`` samples of unit-power noise whose power spectrum falls as ``1 / f**exponent``. Made at the next fast
+    FFT length and cut to ``n``: an utterance's length is often a large prime times a little, where numpy's FFT
+    is 6-9x slower (28 ms against 3 ms for 4 s of audio)."""
+    m = fft_length(n)
+    spectrum = np.fft.rfft(rng.standard_normal(m))
     f = np.arange(len(spectrum), dtype=np.float64)
     f[0] = 1.0
     spectrum *= f ** (-exponent / 2.0)
     spectrum[0] = 0.0  # no DC
-    x = np.fft.irfft(spectrum, n)
+    x = np.fft.irfft(spectrum, m)[:n]
     power = float(np.mean(x**2))
     return x / np.sqrt(power) if power > 0 else x
 

@@ -37,7 +37,7 @@ from asr.augment import (
 )
 from asr.augment._common import active_power, mix_at_snr
 from asr.augment.channel import apply_gain, eq_filters, telephone_band
-from asr.augment.noise import add_babble
+from asr.augment.noise import add_babble, fft_length
 from asr.augment.rooms import PRE_PEAK
 
 SR = 16000
@@ -315,6 +315,27 @@ def test_noise_hits_the_snr_and_colour(speech):
     assert 1.0 < low[0] < low[1]  # brown noise is darker than pink
     noisy = mix_at_snr(speech, pink[: len(speech)], 10.0)
     assert 10 * np.log10(active_power(speech) / np.mean((noisy - speech) ** 2)) == pytest.approx(10.0, abs=1e-6)
+
+
+def test_fft_length_is_the_next_5_smooth_length():
+    def smooth(m: int) -> bool:
+        for q in (2, 3, 5):
+            while m % q == 0:
+                m //= q
+        return m == 1
+
+    for n in [1, 2, 7, 11, 97, 1000, 4097, 64007, 80021]:
+        m = fft_length(n)
+        assert m >= n and smooth(m) and not any(smooth(k) for k in range(n, m))
+
+
+@pytest.mark.parametrize("n", [SR * 4 + 7, 63997])  # large prime factors: the lengths that made the FFT slow
+def test_coloured_noise_at_awkward_lengths_keeps_length_power_and_colour(n):
+    rng = np.random.default_rng(1)
+    white, pink, brown = (coloured_noise(n, exponent=e, rng=rng) for e in (0.0, 1.0, 2.0))
+    assert all(len(x) == n and np.mean(x**2) == pytest.approx(1.0) for x in (white, pink, brown))
+    low = [_band_energy(x, 50, 500) / _band_energy(x, 2000, 8000) for x in (white, pink, brown)]
+    assert low[0] < 0.15 and 1.0 < low[1] < low[2]  # white is flat (band widths 450 / 6000 = 0.075), then darker
 
 
 def test_babble_mixes_other_utterances_and_skips_without_them(speech):
