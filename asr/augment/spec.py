@@ -78,8 +78,9 @@ class SpecAugment(torch.nn.Module):
             if width < 1:
                 continue
             value = u_width * width
-            start = int(u_start * (length - value))
-            end = start + int(value)
+            start = int(u_start * (length - value))  # < 0 when a mask may be wider than the axis (truncated, as
+            end = start + int(value)  # torchaudio's), so the mask is [0, end) then
+            start = max(start, 0)
             if axis == 1:
                 out[:, start:end] = cfg.mask_value
             else:

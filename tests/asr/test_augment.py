@@ -89,20 +89,19 @@ def test_seeded_deterministic_and_global_rng_untouched():
 
 def test_masks_are_drawn_as_torchaudios_masking_draws_them():
     """Width uniform in [0, W), start uniform in [0, L - width), floored (torchaudio's mask_along_axis), here from
-    the generator: the mean width and start of 3,000 single masks agree with torchaudio's within 4 standard errors."""
+    the generator: the mean width and start of 3,000 single masks agree with torchaudio's within 4 standard errors,
+    also where a mask may be wider than the axis (27 bins of 10: then it runs from the first bin)."""
     import torchaudio.functional as AF
-
-    x = _features(t=300, d=80)
 
     def extent(mask: torch.Tensor) -> tuple[float, float]:
         idx = torch.nonzero(mask).flatten()
         return (float(len(idx)), float(idx[0]) if len(idx) else float("nan"))
 
-    for axis, cfg in ((1, SpecAugmentConfig(num_freq_masks=1, num_time_masks=0, freq_mask_width=27)),
-                      (0, SpecAugmentConfig(num_freq_masks=0, num_time_masks=1, time_mask_width=40,
-                                            time_mask_ratio=0.1))):  # fmt: skip
+    freq = SpecAugmentConfig(num_freq_masks=1, num_time_masks=0, freq_mask_width=27)
+    time = SpecAugmentConfig(num_freq_masks=0, num_time_masks=1, time_mask_width=40, time_mask_ratio=0.1)
+    for axis, cfg, x, width in ((1, freq, _features(t=300, d=80), 27), (1, freq, _features(t=30, d=10), 27),
+                                (0, time, _features(t=300, d=80), min(40, int(300 * 0.1)))):  # fmt: skip
         aug = SpecAugment(cfg)
-        width = 27 if axis == 1 else min(40, int(300 * 0.1))
         ours, theirs = [], []
         torch.manual_seed(0)
         for seed in range(3000):
@@ -116,7 +115,7 @@ def test_masks_are_drawn_as_torchaudios_masking_draws_them():
             b = np.array([o[k] for o in theirs if o[0] > 0])
             se = np.sqrt(a.var() / len(a) + b.var() / len(b))
             assert abs(a.mean() - b.mean()) < 4 * se, (axis, k, a.mean(), b.mean())
-        assert max(o[0] for o in ours) <= width - 1
+        assert max(o[0] for o in ours) <= min(width - 1, x.shape[1 - axis])
 
 
 def test_adaptive_time_masks_scale_with_length():
