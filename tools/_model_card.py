@@ -46,9 +46,12 @@ PHONE_FOLLOW_UPS = {  # run folder -> the phase after phones2's epoch 3
     "kvaried1": "`recipes/synth/phones_kokoro_varied.yaml` (2,400 steps of an epoch in fp32: Kokoro's voices on "
                 "the varied text, single words, letters, numbers and commands, added; Kokoro 50% of the audio, real "
                 "recordings 20%)",
+    "kblend1": "`recipes/synth/phones_kokoro_blend.yaml` (one epoch, 2,038 steps: 120 new speakers "
+               "blended from two Kokoro voices each, on the varied text, 30% of the audio, Kokoro's own voices "
+               "10%, real recordings 20%)",
 }  # fmt: skip
 # a follow-up run -> the follow-up it started from (else phones2's epoch 3)
-PHONE_AFTER = {"grow16": "kokoro1", "kvaried1": "kokoro1"}
+PHONE_AFTER = {"grow16": "kokoro1", "kvaried1": "kokoro1", "kblend1": "kvaried1"}
 
 
 def _phone_phases(origin: str) -> str:

@@ -106,6 +106,9 @@ def test_the_model_card_names_the_phases_a_phone_bundle_went_through():
     varied = _phone_phases("runs/kvaried1/final.safetensors")
     assert varied.index("phones_kokoro.yaml` (one epoch") < varied.index("phones_kokoro_varied.yaml")
     assert "grow_model.py" not in varied
+    blend = _phone_phases("runs/kblend1/final.safetensors")  # three follow-ups deep
+    assert (blend.index("phones_kokoro.yaml` (one epoch") < blend.index("phones_kokoro_varied.yaml")
+            < blend.index("phones_kokoro_blend.yaml"))
 
 
 def test_a_resumed_phase_keeps_its_warm_start_and_select_can_be_pointed(tmp_path, monkeypatch):
