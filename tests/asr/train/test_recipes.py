@@ -75,6 +75,11 @@ def test_recipe_variants_change_only_what_they_say():
     for name, shares in (("phones_real_more", [0.4]), ("phones_kokoro", [0.2, 0.3])):
         assert _diff(short, load(f"synth/{name}.yaml")) == {"data.extra_train"}
         assert [e["share"] for e in load(f"synth/{name}.yaml")["data"]["extra_train"]] == shares
+    # the blends' isolation: the bundle's recipe with one more extra set, 15% of the audio from the main corpus's share
+    varied, blend = load("synth/phones_kokoro_varied.yaml"), load("synth/phones_kokoro_varied_blend.yaml")
+    assert _diff(varied, blend) == {"data.extra_train"}
+    assert blend["data"]["extra_train"][:3] == varied["data"]["extra_train"]
+    assert [e["share"] for e in blend["data"]["extra_train"]] == [0.2, 0.25, 0.25, 0.15]
     base = load_train_config(str(REPO / "recipes/synth/base.yaml"), {})
     assert base.data.train == "data/synth/train" and base.data.tokenizer == "char"
     assert dataclasses.asdict(base.model) == dataclasses.asdict(type(base.model)())  # the default model
