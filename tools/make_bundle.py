@@ -60,6 +60,7 @@ Steps (in order):
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import math
@@ -324,13 +325,29 @@ def step_curve(args: argparse.Namespace) -> None:
 
 
 _EPOCH_PATH = re.compile(r"^runs/([^/]+)/checkpoints/epoch-(\d+)\.safetensors$")
+_FINAL_PATH = re.compile(r"^runs/([^/]+)/final\.safetensors$")
+
+
+def _checkpoint_point(path: str) -> tuple[str, int] | None:
+    """(run, epoch) of a checkpoint path: an epoch checkpoint's own; a run's final weights (a run ``max_steps``
+    stopped inside an epoch, as kvaried1) are its last row in the curve histories, where learning_curve.py scored
+    them under that epoch. None otherwise."""
+    if m := _EPOCH_PATH.match(path):
+        return m.group(1), int(m.group(2))
+    if m := _FINAL_PATH.match(path):
+        histories = [ROOT / h for h in (PHONE_CURVE_HISTORY, CURVE_HISTORY) if (ROOT / h).is_file()]
+        rows = [row for h in histories for row in csv.DictReader(h.read_text().splitlines())]
+        epochs = [int(row["epoch"]) for row in rows if row["run"] == m.group(1)]
+        return (m.group(1), max(epochs)) if epochs else None
+    return None
 
 
 def _start_point(run: Path) -> tuple[str, int] | None:
     """(run, epoch) a phase was warm-started from, for the learning curve's CPU-hours: its recorded init_from when
     that is an epoch checkpoint; for a copy of the bundle, the checkpoint install recorded in the bundle
-    (``source``), or else the run whose recorded init_from the bundle's training config shares, at the bundle's
-    epoch. None when it cannot be told (the curve then continues from the runs before it)."""
+    (``source``: an epoch checkpoint, or a run's final weights at that run's last curve row), or else the run whose
+    recorded init_from the bundle's training config shares, at the bundle's epoch. None when it cannot be told (the
+    curve then continues from the runs before it)."""
     import yaml
 
     config = ROOT / run / "config.yaml"
@@ -344,16 +361,16 @@ def _start_point(run: Path) -> tuple[str, int] | None:
     from asr.pipeline import load_asr_model
 
     extra = load_asr_model(ROOT / init).extra
-    if m := _EPOCH_PATH.match(str(extra.get("source", ""))):
-        return m.group(1), int(m.group(2))
+    if point := _checkpoint_point(str(extra.get("source", ""))):
+        return point
     started_from, epoch = (extra.get("train_config") or {}).get("init_from"), (extra.get("position") or {}).get("epoch")
     for other in sorted((ROOT / "runs").glob("*/config.yaml")):
         if started_from and epoch and other.parent.name != run.name:
             if yaml.safe_load(other.read_text()).get("init_from") == started_from:
                 return other.parent.name, int(epoch)
     # a machine without that run: a copy of the committed bundle came from where its model card says
-    if MODEL.is_file() and _digest(ROOT / init) == _digest(MODEL) and (m := _EPOCH_PATH.match(_card_origin())):
-        return m.group(1), int(m.group(2))
+    if MODEL.is_file() and _digest(ROOT / init) == _digest(MODEL):
+        return _checkpoint_point(_card_origin())
     return None
 
 

@@ -289,6 +289,15 @@ def test_the_start_point_of_a_phase_for_the_learning_curve(tmp_path, monkeypatch
     assert tool._start_point(distill) == ("p2", 3)
     model.write_bytes(b"another bundle")
     assert tool._start_point(distill) is None
+    # a bundle installed from a run's final weights (max_steps stopped it inside an epoch): that run's last row of the
+    # curve, where learning_curve.py scored those weights; a run the history does not hold cannot be told
+    history = tmp_path / "docs" / "learning_curve_phones.csv"
+    history.parent.mkdir()
+    history.write_text("run,epoch,step,cpu_hours\np2,1,900,1.0\np3,1,700,1.5\np3,2,1400,2.0\n")
+    extra = {"source": "runs/p3/final.safetensors"}
+    assert tool._start_point(distill) == ("p3", 2)
+    extra = {"source": "runs/p4/final.safetensors"}
+    assert tool._start_point(distill) is None
 
 
 @pytest.mark.parametrize(("given", "passed"), [("all", "all"), ("12", "12")])
