@@ -49,9 +49,14 @@ PHONE_FOLLOW_UPS = {  # run folder -> the phase after phones2's epoch 3
     "kblend1": "`recipes/synth/phones_kokoro_blend.yaml` (one epoch, 2,038 steps: 120 new speakers "
                "blended from two Kokoro voices each, on the varied text, 30% of the audio, Kokoro's own voices "
                "10%, real recordings 20%)",
+    "kvctl1": "`recipes/synth/phones_kokoro_varied.yaml` again (1,500 steps, a fresh schedule, on part of its "
+              "Kokoro corpora)",
+    "kvblend1": "`recipes/synth/phones_kokoro_varied_blend.yaml` (1,500 steps: the Kokoro blends 15% of the audio, "
+                "from the main corpus's share, on part of the Kokoro corpora)",
 }  # fmt: skip
 # a follow-up run -> the follow-up it started from (else phones2's epoch 3)
-PHONE_AFTER = {"grow16": "kokoro1", "kvaried1": "kokoro1", "kblend1": "kvaried1"}
+PHONE_AFTER = {"grow16": "kokoro1", "kvaried1": "kokoro1", "kblend1": "kvaried1", "kvctl1": "kvaried1",
+               "kvblend1": "kvaried1"}  # fmt: skip
 
 
 def _phone_phases(origin: str) -> str:

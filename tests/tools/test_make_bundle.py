@@ -109,6 +109,8 @@ def test_the_model_card_names_the_phases_a_phone_bundle_went_through():
     blend = _phone_phases("runs/kblend1/final.safetensors")  # three follow-ups deep
     assert (blend.index("phones_kokoro.yaml` (one epoch") < blend.index("phones_kokoro_varied.yaml")
             < blend.index("phones_kokoro_blend.yaml"))
+    again = _phone_phases("runs/kvctl1/final.safetensors")  # the bundle's recipe run a second time
+    assert again.index("phones_kokoro_varied.yaml` (2,400") < again.index("phones_kokoro_varied.yaml` again")
 
 
 def test_a_resumed_phase_keeps_its_warm_start_and_select_can_be_pointed(tmp_path, monkeypatch):
