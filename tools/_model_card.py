@@ -53,10 +53,12 @@ PHONE_FOLLOW_UPS = {  # run folder -> the phase after phones2's epoch 3
               "Kokoro corpora)",
     "kvblend1": "`recipes/synth/phones_kokoro_varied_blend.yaml` (1,500 steps: the Kokoro blends 15% of the audio, "
                 "from the main corpus's share, on part of the Kokoro corpora)",
+    "kvreal10": "`recipes/synth/phones_kokoro_varied_real10.yaml` (1,500 steps: the real recordings 10% of the audio, "
+                "on part of the Kokoro corpora)",
 }  # fmt: skip
 # a follow-up run -> the follow-up it started from (else phones2's epoch 3)
 PHONE_AFTER = {"grow16": "kokoro1", "kvaried1": "kokoro1", "kblend1": "kvaried1", "kvctl1": "kvaried1",
-               "kvblend1": "kvaried1"}  # fmt: skip
+               "kvblend1": "kvaried1", "kvreal10": "kvaried1"}  # fmt: skip
 
 
 def _phone_phases(origin: str) -> str:

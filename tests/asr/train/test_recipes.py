@@ -80,6 +80,10 @@ def test_recipe_variants_change_only_what_they_say():
     assert _diff(varied, blend) == {"data.extra_train"}
     assert blend["data"]["extra_train"][:3] == varied["data"]["extra_train"]
     assert [e["share"] for e in blend["data"]["extra_train"]] == [0.2, 0.25, 0.25, 0.15]
+    real10 = load("synth/phones_kokoro_varied_real10.yaml")  # the real recordings' share halved, nothing else
+    assert _diff(varied, real10) == {"data.extra_train"}
+    assert real10["data"]["extra_train"][1:] == varied["data"]["extra_train"][1:]
+    assert [e["share"] for e in real10["data"]["extra_train"]] == [0.1, 0.25, 0.25]
     base = load_train_config(str(REPO / "recipes/synth/base.yaml"), {})
     assert base.data.train == "data/synth/train" and base.data.tokenizer == "char"
     assert dataclasses.asdict(base.model) == dataclasses.asdict(type(base.model)())  # the default model
