@@ -9,8 +9,8 @@ For each RUN (its ``final.safetensors``: the weights after its last step), three
    weights), written into ``docs/learning_curve_phones.csv``; the run's warm start is read from its config (as
    ``make_bundle`` reads it), or given with ``--start RUN=EARLIER:EPOCH``;
 2. realspeech-dev with the committed bundle's own decoder (its lexicon, LM and shipped weights from ``lm.json``):
-   ``RUN/score/realspeech-dev``; the bundle itself is scored the same way once per model and decoder
-   (``runs/score-bundle/<digest>/realspeech-dev``);
+   ``RUN/score/realspeech-dev``; the bundle itself is scored the same way once per dev set, model and decoder
+   (``runs/score-bundle/<dev set>/<digest>/realspeech-dev``);
 3. the paired bootstrap of RUN against the bundle on those utterances (``RUN/score/bootstrap-vs-bundle.json``).
 
 Prints one markdown row a run, in the columns of docs/results.md section 2's tables, and writes them with the
@@ -61,10 +61,11 @@ def score_curve(runs: list[Path], starts: list[str]) -> None:
 
 
 def baseline() -> Path:
-    """The committed bundle on realspeech-dev with its own decoder (cached per model and decoder files)."""
+    """The committed bundle on realspeech-dev with its own decoder (cached per dev set and tail padding, model and
+    decoder files)."""
     folder = mb.ASSETS / "model"
     key = mb._digest(mb.MODEL, folder / "lm.json", folder / "lexicon.txt.gz", folder / "lm.arpa.gz")
-    out = BASELINES / key / "realspeech-dev"
+    out = BASELINES / mb._dev_key() / key / "realspeech-dev"
     mb._eval(mb.MODEL, mb.REAL_DEV, out, lm=True)
     return out
 

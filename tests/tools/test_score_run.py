@@ -30,6 +30,8 @@ def tool(tmp_path, monkeypatch):
         (assets / "model" / name).write_bytes(name.encode())
     monkeypatch.setattr(mb, "ASSETS", assets)
     monkeypatch.setattr(mb, "MODEL", assets / "model" / "model.safetensors")
+    (tmp_path / mb.REAL_DEV).parent.mkdir(parents=True)
+    (tmp_path / mb.REAL_DEV).write_text('{"id": "u0"}\n')
     score.calls = []
 
     def fake_sh(cmd):
@@ -94,7 +96,8 @@ def test_a_run_is_scored_against_the_bundle(tool, tmp_path, capsys):
     (tool.mb.ASSETS / "model" / "lm.json").write_text("{}")  # re-tuned decoder weights
     tool.main([str(run)])
     assert tool.calls.count(["eval", str(tool.mb.MODEL)]) == 2
-    assert len(list((tmp_path / "runs" / "score-bundle").iterdir())) == 2
+    (dev_key,) = (tmp_path / "runs" / "score-bundle").iterdir()  # one dev set, two bundles
+    assert len(list(dev_key.iterdir())) == 2
 
 
 def test_a_run_whose_warm_start_cannot_be_told_needs_start(tool, tmp_path, capsys):
