@@ -315,13 +315,18 @@ def step_curve(args: argparse.Namespace) -> None:
         if not first:
             print(f"{phone_runs[0]} has no epoch checkpoint yet: the phone curve waits")
             return
-        lm = _lm_for(first[0].relative_to(ROOT))
-        _sh([PY, "tools/learning_curve.py", "--out", "runs/curve-phones", "--history", PHONE_CURVE_HISTORY,
-             "--write-history", *common, "--lm-data", f"realspeech-dev+lm={REAL_DEV}", "--lm", str(lm),
-             "--lm-weight", CURVE_LM_WEIGHTS[0], "--word-score", CURVE_LM_WEIGHTS[1], "--lm-beam", CURVE_LM_WEIGHTS[2],
-             "--blank-penalty", CURVE_LM_WEIGHTS[3], "--lm-beam-tokens", CURVE_LM_WEIGHTS[4],
-             "--lm-beam-threshold", CURVE_LM_WEIGHTS[5],
-             *starts, *[a for r in phone_runs for a in ("--run", str(r))]])  # fmt: skip
+        _sh(phone_curve_command(phone_runs, starts, _lm_for(first[0].relative_to(ROOT))))
+
+
+def phone_curve_command(runs: list[Path], starts: list[str], lm: Path) -> list[str]:
+    """tools/learning_curve.py on phone runs at the campaign's fixed settings (``starts``: its ``--start=...``
+    arguments), the history written: step_curve's call, and tools/score_run.py's."""
+    w = CURVE_LM_WEIGHTS
+    return [PY, "tools/learning_curve.py", "--out", "runs/curve-phones", "--history", PHONE_CURVE_HISTORY,
+            "--write-history", "--data", f"realspeech-dev={REAL_DEV}", "--data", f"synth-dev={CLEAN / 'dev'}",
+            "--lm-data", f"realspeech-dev+lm={REAL_DEV}", "--lm", str(lm), "--lm-weight", w[0], "--word-score", w[1],
+            "--lm-beam", w[2], "--blank-penalty", w[3], "--lm-beam-tokens", w[4], "--lm-beam-threshold", w[5],
+            *starts, *[a for r in runs for a in ("--run", str(r))]]  # fmt: skip
 
 
 _EPOCH_PATH = re.compile(r"^runs/([^/]+)/checkpoints/epoch-(\d+)\.safetensors$")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import make_bundle as mb
 
-CURVE_OUT = Path("runs/curve-phones")
+CURVE_OUT = Path("runs/curve-phones")  # where make_bundle.phone_curve_command writes
 BASELINES = Path("runs/score-bundle")
 
 
@@ -51,13 +51,7 @@ def score_curve(runs: list[Path], starts: list[str]) -> None:
             raise SystemExit(f"{run}: cannot tell which checkpoint it was warm-started from; "
                              f"pass --start {run.name}=EARLIER:EPOCH")  # fmt: skip
         starts = [*starts, f"{run.name}={point[0]}:{point[1]}"]
-    w = mb.CURVE_LM_WEIGHTS
-    mb._sh([mb.PY, "tools/learning_curve.py", "--out", str(CURVE_OUT), "--history", mb.PHONE_CURVE_HISTORY,
-            "--write-history", "--data", f"realspeech-dev={mb.REAL_DEV}", "--data", f"synth-dev={mb.CLEAN / 'dev'}",
-            "--lm-data", f"realspeech-dev+lm={mb.REAL_DEV}", "--lm", str(mb.ASSETS / "model"),
-            "--lm-weight", w[0], "--word-score", w[1], "--lm-beam", w[2], "--blank-penalty", w[3],
-            "--lm-beam-tokens", w[4], "--lm-beam-threshold", w[5],
-            *[f"--start={s}" for s in starts], *[a for r in runs for a in ("--run", str(r))]])  # fmt: skip
+    mb._sh(mb.phone_curve_command(runs, [f"--start={s}" for s in starts], mb.ASSETS / "model"))
 
 
 def baseline() -> Path:
